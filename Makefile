@@ -1,0 +1,120 @@
+# Phantom — build, test, demo and benchmark entry points.
+#
+#   make            build bin/phantom (release, -O2)
+#   make test       install missing Debian packages, build everything (release +
+#                   ASan/UBSan + unit tests + fuzzers), run unit tests, a short
+#                   fuzz run, and the integration tests against the sanitizer build
+#   make demo       run the demo (demo/run.sh)
+#   make bench      run every benchmark (not a test: prints ratios)
+#   make fuzz       run each fuzz target for longer (FUZZ_SECONDS, default 300)
+#   make lint       clang-format --dry-run and cppcheck
+#
+# Sources are discovered by wildcard: every src/**/*.c except src/main.c goes
+# into the core library, every tests/unit/test_*.c becomes one cmocka binary,
+# every fuzz/fuzz_*.c one libFuzzer binary.
+
+CC      ?= cc
+CLANG   ?= clang
+PKGS    := libevent_core libevent_extra libevent_pthreads libssl libcrypto yaml-0.1
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wvla -Wno-unused-parameter
+BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -MMD -MP
+CFLAGS  ?= -O2 -g
+LDLIBS  := $(PKG_LIBS) -lpthread
+
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+             -fno-sanitize-recover=all
+
+LIB_SRC  := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+MAIN_SRC := src/main.c
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+
+REL_OBJ  := $(LIB_SRC:%.c=build/rel/%.o)
+SAN_OBJ  := $(LIB_SRC:%.c=build/san/%.o)
+FUZ_OBJ  := $(LIB_SRC:%.c=build/fuzz/%.o)
+
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzzers/%)
+
+FUZZ_SECONDS ?= 300
+FUZZ_SHORT   ?= 10
+
+.PHONY: all test unit fuzz-short fuzz integration demo bench lint deps clean sanitize fuzzers
+
+all: bin/phantom
+
+deps:
+	@bash scripts/install-deps.sh
+
+bin/phantom: $(REL_OBJ) build/rel/src/main.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/phantom-asan: $(SAN_OBJ) build/san/src/main.o
+	@mkdir -p $(@D)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+build/rel/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+build/san/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(@D)
+	$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+# Unit tests link the sanitizer objects: every unit test runs under ASan+UBSan.
+build/tests/%: tests/unit/%.c $(SAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN_OBJ) $(LDLIBS) -lcmocka
+
+build/fuzzers/%: fuzz/%.c $(FUZ_OBJ)
+	@mkdir -p $(@D)
+	$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZ_OBJ) $(LDLIBS)
+
+sanitize: bin/phantom-asan
+fuzzers: $(FUZZ_BIN)
+
+unit: $(UNIT_BIN)
+	@bash tests/run-unit.sh $(UNIT_BIN)
+
+fuzz-short: $(FUZZ_BIN)
+	@bash fuzz/run.sh $(FUZZ_SHORT) $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	@bash fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+integration: bin/phantom bin/phantom-asan
+	@PHANTOM_BIN=$(CURDIR)/bin/phantom-asan bash tests/integration/run.sh
+
+# The README's test command. Order: cheapest first, so a broken build fails fast.
+test: deps
+	@$(MAKE) --no-print-directory all sanitize $(UNIT_BIN) $(FUZZ_BIN)
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-short
+	@$(MAKE) --no-print-directory integration
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bash demo/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bash bench/passthrough
+
+lint:
+	clang-format --dry-run --Werror $$(find src tests/unit fuzz -name '*.[ch]')
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr --std=c11 -D_GNU_SOURCE -Isrc --suppress=missingIncludeSystem src
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

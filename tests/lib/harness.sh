@@ -1,0 +1,267 @@
+# tests/lib/harness.sh — throwaway PostgreSQL 15 + Phantom proxy for tests.
+#
+# Source it from a bash test. It owns: starting a temporary PostgreSQL
+# (initdb + pg_ctl in a temp dir on a free port, password roles for every
+# auth method), starting the proxy under test, and removing both on exit —
+# also on failure or Ctrl-C.
+#
+#   pgh_start [--ssl] [--conf "name = value"]...
+#       exports PGH_HOST PGH_PORT PGH_DATA PGH_SOCK PGH_LOG PGH_DB PGH_TLS_DIR
+#       roles (all superusers, database $PGH_DB = phantom):
+#         phantom_scram / scram_pw   (SCRAM-SHA-256)
+#         phantom_md5   / md5_pw     (MD5)
+#         phantom_clear / clear_pw   (cleartext password)
+#         phantom_trust              (trust)
+#       --ssl: makes a CA and a server certificate (SAN DNS:localhost,
+#       IP:127.0.0.1) in $PGH_TLS_DIR (ca.crt, server.crt, server.key) and
+#       turns ssl on; hostssl and host lines both accept.
+#   pgh_admin_psql ARGS...     psql as the bootstrap superuser over the socket
+#   phx_start [ARGS...]        starts "$PHANTOM_BIN proxy --listen 127.0.0.1:P
+#                              --target 127.0.0.1:$PGH_PORT ARGS..."; exports
+#                              PHX_PORT PHX_PID PHX_LOG. Extra --target in ARGS wins.
+#   phx_stop                   SIGTERM, wait; fails the test on a non-zero exit
+#                              or any AddressSanitizer/UBSan report
+#   pgh_defer "cmd"            run cmd at exit (LIFO)
+#   pgh_free_port              prints a free TCP port on 127.0.0.1
+#   ok / fail / assert_eq / assert_contains   tiny assertions (fail exits 1)
+#
+# PHANTOM_BIN defaults to bin/phantom of this checkout.
+
+set -o pipefail
+
+HARNESS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+: "${PHANTOM_BIN:=$HARNESS_ROOT/bin/phantom}"
+PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
+export PATH="$PGBIN:$PATH"
+export PGCONNECT_TIMEOUT=10
+
+_PGH_DEFERRED=()
+_PGH_FAILED=0
+
+pgh_defer() { _PGH_DEFERRED+=("$1"); }
+
+_pgh_cleanup() {
+    local rc=$?
+    local i
+    for ((i = ${#_PGH_DEFERRED[@]} - 1; i >= 0; i--)); do
+        eval "${_PGH_DEFERRED[$i]}" || rc=1
+    done
+    _PGH_DEFERRED=()
+    if [ -n "$_PGH_TMP" ] && [ -d "$_PGH_TMP" ]; then
+        rm -rf "$_PGH_TMP"
+    fi
+    [ "$_PGH_FAILED" -ne 0 ] && rc=1
+    exit $rc
+}
+trap _pgh_cleanup EXIT
+trap 'exit 130' INT TERM
+
+_PGH_TMP="$(mktemp -d /tmp/phantom-test.XXXXXX)"
+chmod 755 "$_PGH_TMP"
+export PGH_TMP="$_PGH_TMP"
+_pgh_tmpdir() { echo "$_PGH_TMP"; }
+
+ok() { echo "ok - $*"; }
+fail() {
+    echo "FAIL - $*" >&2
+    _PGH_FAILED=1
+    exit 1
+}
+assert_eq() { # expected actual message
+    if [ "$1" != "$2" ]; then fail "$3: expected [$1], got [$2]"; fi
+    ok "$3"
+}
+assert_contains() { # haystack needle message
+    case "$1" in
+        *"$2"*) ok "$3" ;;
+        *) fail "$3: [$2] not found in [$1]" ;;
+    esac
+}
+
+pgh_free_port() {
+    local port
+    for _ in $(seq 1 50); do
+        port=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# PostgreSQL refuses to run as root: run its tools as the "postgres" user then.
+_pgh_as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- env PATH="$PATH" "$@"
+    else
+        "$@"
+    fi
+}
+
+_pgh_make_certs() {
+    local d="$1"
+    mkdir -p "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Phantom Test CA" \
+        -keyout "$d/ca.key" -out "$d/ca.crt" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        >/dev/null 2>&1 || return 1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$d/server.key" -out "$d/server.csr" >/dev/null 2>&1 || return 1
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 2 -extfile "$d/server.ext" -out "$d/server.crt" >/dev/null 2>&1 || return 1
+    # A second, unrelated CA: for "wrong CA" cases.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Other CA" \
+        -keyout "$d/other-ca.key" -out "$d/other-ca.crt" >/dev/null 2>&1 || return 1
+    chmod 600 "$d"/*.key
+}
+
+pgh_start() {
+    local ssl=0 confs=() tmp
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --ssl) ssl=1 ;;
+            --conf) confs+=("$2"); shift ;;
+            *) fail "pgh_start: unknown option $1" ;;
+        esac
+        shift
+    done
+    tmp="$(_pgh_tmpdir)"
+    export PGH_HOST=127.0.0.1
+    export PGH_DATA="$tmp/pgdata"
+    export PGH_SOCK="$tmp/sock"
+    export PGH_LOG="$tmp/postgres.log"
+    export PGH_DB=phantom
+    export PGH_TLS_DIR="$tmp/tls"
+    mkdir -p "$PGH_SOCK"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$tmp" "$PGH_SOCK"
+
+    _pgh_as_pg initdb -D "$PGH_DATA" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 \
+        >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; fail "initdb failed"; }
+
+    {
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$PGH_SOCK'"
+        echo "fsync = off"
+        echo "synchronous_commit = off"
+        echo "full_page_writes = off"
+        echo "max_connections = 200"
+        echo "log_min_messages = warning"
+        for c in "${confs[@]}"; do echo "$c"; done
+    } >>"$PGH_DATA/postgresql.conf"
+
+    local hosttype=host
+    if [ "$ssl" -eq 1 ]; then
+        _pgh_make_certs "$PGH_TLS_DIR" || fail "certificate generation failed"
+        cp "$PGH_TLS_DIR/server.crt" "$PGH_TLS_DIR/server.key" "$PGH_DATA/"
+        [ "$(id -u)" -eq 0 ] && chown postgres "$PGH_DATA/server.crt" "$PGH_DATA/server.key"
+        chmod 600 "$PGH_DATA/server.key"
+        {
+            echo "ssl = on"
+            echo "ssl_cert_file = 'server.crt'"
+            echo "ssl_key_file = 'server.key'"
+        } >>"$PGH_DATA/postgresql.conf"
+    fi
+    cat >"$PGH_DATA/pg_hba.conf" <<EOF
+local all all trust
+$hosttype all phantom_trust 127.0.0.1/32 trust
+$hosttype all phantom_clear 127.0.0.1/32 password
+$hosttype all phantom_md5 127.0.0.1/32 md5
+$hosttype all all 127.0.0.1/32 scram-sha-256
+EOF
+
+    local port
+    for _ in 1 2 3 4 5; do
+        port="$(pgh_free_port)" || fail "no free port"
+        if _pgh_as_pg pg_ctl -D "$PGH_DATA" -l "$PGH_LOG" -w -t 30 -o "-p $port" start >/dev/null 2>&1; then
+            export PGH_PORT="$port"
+            break
+        fi
+    done
+    [ -n "${PGH_PORT:-}" ] || { cat "$PGH_LOG" >&2; fail "PostgreSQL did not start"; }
+    pgh_defer "_pgh_as_pg pg_ctl -D '$PGH_DATA' -m immediate stop >/dev/null 2>&1 || true"
+
+    pgh_admin_psql -d postgres -q <<'EOF' >/dev/null || fail "role setup failed"
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE phantom_scram LOGIN SUPERUSER PASSWORD 'scram_pw';
+SET password_encryption = 'md5';
+CREATE ROLE phantom_md5 LOGIN SUPERUSER PASSWORD 'md5_pw';
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE phantom_clear LOGIN SUPERUSER PASSWORD 'clear_pw';
+CREATE ROLE phantom_trust LOGIN SUPERUSER;
+CREATE DATABASE phantom OWNER phantom_scram;
+EOF
+}
+
+pgh_admin_psql() {
+    psql -X -v ON_ERROR_STOP=1 -h "$PGH_SOCK" -p "$PGH_PORT" -U postgres "$@"
+}
+
+# Restart/stop helpers for fault tests.
+pgh_stop_server() { _pgh_as_pg pg_ctl -D "$PGH_DATA" -m "${1:-fast}" stop >/dev/null 2>&1; }
+pgh_start_server() { _pgh_as_pg pg_ctl -D "$PGH_DATA" -l "$PGH_LOG" -w -t 30 -o "-p $PGH_PORT" start >/dev/null 2>&1; }
+
+_phx_wait_port() {
+    local port="$1" pid="$2"
+    for _ in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+phx_start() {
+    local tmp port
+    tmp="$(_pgh_tmpdir)"
+    port="$(pgh_free_port)" || fail "no free port"
+    export PHX_PORT="$port"
+    export PHX_LOG="$tmp/phantom.$port.log"
+    export PHX_ASAN_DIR="$tmp/asan.$port"
+    mkdir -p "$PHX_ASAN_DIR"
+    ASAN_OPTIONS="log_path=$PHX_ASAN_DIR/asan:detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}" \
+    UBSAN_OPTIONS="log_path=$PHX_ASAN_DIR/ubsan:print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}" \
+        "$PHANTOM_BIN" proxy --listen "127.0.0.1:$port" --target "127.0.0.1:${PGH_PORT:-1}" "$@" \
+        >"$PHX_LOG" 2>&1 &
+    export PHX_PID=$!
+    pgh_defer "phx_stop $PHX_PID $PHX_LOG $PHX_ASAN_DIR"
+    if ! _phx_wait_port "$port" "$PHX_PID"; then
+        cat "$PHX_LOG" >&2
+        fail "proxy did not start listening on $port"
+    fi
+}
+
+# phx_stop [PID LOG ASAN_DIR] — defaults to the last started proxy.
+phx_stop() {
+    local pid="${1:-$PHX_PID}" log="${2:-$PHX_LOG}" asan="${3:-$PHX_ASAN_DIR}" rc=0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null
+        for _ in $(seq 1 200); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "proxy $pid did not exit after SIGTERM" >&2
+            kill -KILL "$pid" 2>/dev/null
+            rc=1
+        fi
+    fi
+    wait "$pid" 2>/dev/null
+    local status=$?
+    if [ "$rc" -eq 0 ] && [ "$status" -ne 0 ] && [ "$status" -ne 127 ]; then
+        echo "proxy $pid exited with status $status" >&2
+        rc=1
+    fi
+    if compgen -G "$asan/*" >/dev/null; then
+        echo "sanitizer report from proxy $pid:" >&2
+        cat "$asan"/* >&2
+        rc=1
+    fi
+    if [ "$rc" -ne 0 ]; then
+        echo "--- proxy log ($log) ---" >&2
+        tail -n 50 "$log" >&2
+        _PGH_FAILED=1
+    fi
+    return $rc
+}
