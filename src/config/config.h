@@ -11,12 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PH_DEFAULT_LISTEN "127.0.0.1:5432"
-#define PH_DEFAULT_MAX_MESSAGE (1024u * 1024u * 1024u - 1u) /* PostgreSQL's own limit */
-#define PH_DEFAULT_MAX_CONNECTIONS 10000u
-#define PH_DEFAULT_BUFFER_SIZE (64u * 1024u)
+#define PH_DEFAULT_LISTEN              "127.0.0.1:5432"
+#define PH_DEFAULT_MAX_MESSAGE         (1024u * 1024u * 1024u - 1u) /* PostgreSQL's own limit */
+#define PH_DEFAULT_MAX_CONNECTIONS     10000u
+#define PH_DEFAULT_BUFFER_SIZE         (64u * 1024u)
 #define PH_DEFAULT_SHUTDOWN_TIMEOUT_MS 30000u
-#define PH_DEFAULT_CONNECT_TIMEOUT_MS 10000u
+#define PH_DEFAULT_CONNECT_TIMEOUT_MS  10000u
 
 typedef enum {
     PH_SSLMODE_DISABLE = 0,
@@ -31,14 +31,14 @@ typedef enum { PH_LOG_TEXT = 0, PH_LOG_JSON } ph_log_format;
 
 /* All strings are owned by the config (heap) and freed by ph_config_free. */
 typedef struct ph_config {
-    char *listen;               /* "host:port" the proxy listens on */
-    char *target;               /* "host:port" of the real PostgreSQL; required */
-    unsigned workers;           /* event-loop threads; 0 = one per online core */
+    char *listen;     /* "host:port" the proxy listens on */
+    char *target;     /* "host:port" of the real PostgreSQL; required */
+    unsigned workers; /* event-loop threads; 0 = one per online core */
 
     /* Upstream (proxy -> database) TLS, libpq semantics. */
-    ph_sslmode sslmode;         /* default: prefer */
-    char *sslrootcert;          /* CA bundle for verify-ca/verify-full; NULL = system store */
-    char *sslcert;              /* optional client certificate towards the database */
+    ph_sslmode sslmode; /* default: prefer */
+    char *sslrootcert;  /* CA bundle for verify-ca/verify-full; NULL = system store */
+    char *sslcert;      /* optional client certificate towards the database */
     char *sslkey;
 
     /* Optional TLS towards clients: both set, or neither. */
@@ -46,16 +46,16 @@ typedef struct ph_config {
     char *client_tls_key;
 
     /* Limits. */
-    uint32_t max_message_size;  /* bytes, whole message incl. length word */
+    uint32_t max_message_size; /* bytes, whole message incl. length word */
     unsigned max_connections;
-    uint32_t buffer_size;       /* per-direction relay buffer, bytes */
+    uint32_t buffer_size; /* per-direction relay buffer, bytes */
     unsigned shutdown_timeout_ms;
     unsigned connect_timeout_ms;
 
     ph_log_level log_level;
     ph_log_format log_format;
 
-    char *source_path;          /* file it was loaded from, or NULL */
+    char *source_path; /* file it was loaded from, or NULL */
 } ph_config;
 
 /* Fills *cfg with defaults (no target). Never fails. */
