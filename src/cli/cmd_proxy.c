@@ -1,0 +1,234 @@
+/*
+ * cmd_proxy.c — `phantom proxy`: options, defaults, config file, start.
+ *
+ * Precedence: built-in defaults < --config file < command-line options.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "proxy/proxy.h"
+
+void ph_cmd_proxy_usage(void *stream)
+{
+    fprintf((FILE *)stream,
+            "usage: phantom proxy [--listen HOST:PORT] --target HOST:PORT [--config FILE] [options]\n"
+            "\n"
+            "Runs the PostgreSQL proxy: clients connect to --listen exactly as they would to\n"
+            "the database; the proxy relays the wire protocol to --target (authentication\n"
+            "passes through; the proxy holds no database credentials).\n"
+            "\n"
+            "  -l, --listen HOST:PORT        address to accept clients on (default " PH_DEFAULT_LISTEN ")\n"
+            "  -t, --target HOST:PORT        the real PostgreSQL server (required here or in the config)\n"
+            "  -c, --config FILE             phantom.yaml; command-line options override it\n"
+            "  -w, --workers N               event-loop threads (default: one per CPU core)\n"
+            "      --sslmode MODE            TLS to the target: disable, prefer (default), require,\n"
+            "                                verify-ca, verify-full (libpq semantics)\n"
+            "      --sslrootcert FILE        CA bundle to verify the target (default: system store)\n"
+            "      --sslcert FILE            client certificate to present to the target\n"
+            "      --sslkey FILE             its private key\n"
+            "      --client-tls-cert FILE    offer TLS to clients with this certificate chain\n"
+            "      --client-tls-key FILE     ... and this key (both or neither)\n"
+            "      --max-message-size SIZE   largest protocol message accepted in either direction\n"
+            "                                (default 1GiB-1, PostgreSQL's own limit); e.g. 64MiB\n"
+            "      --max-connections N       client connections at once (default %u)\n"
+            "      --buffer-size SIZE        per-direction relay buffer (default 64KiB)\n"
+            "      --connect-timeout DUR     connecting to the target (default 10s)\n"
+            "      --shutdown-timeout DUR    SIGTERM: how long sessions may finish (default 30s)\n"
+            "      --log-level LEVEL         error, warn, info (default), debug\n"
+            "      --log-format FORMAT       text (logfmt, default) or json\n"
+            "  -h, --help                    this help\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT stop accepting, let sessions finish their transaction (closing\n"
+            "idle ones), and exit after --shutdown-timeout at the latest; a second signal closes\n"
+            "all sessions at once.\n",
+            PH_DEFAULT_MAX_CONNECTIONS);
+}
+
+enum {
+    OPT_SSLMODE = 256,
+    OPT_SSLROOTCERT,
+    OPT_SSLCERT,
+    OPT_SSLKEY,
+    OPT_CLIENT_CERT,
+    OPT_CLIENT_KEY,
+    OPT_MAX_MSG,
+    OPT_MAX_CONN,
+    OPT_BUFSIZE,
+    OPT_CONNECT_TIMEOUT,
+    OPT_SHUTDOWN_TIMEOUT,
+    OPT_LOG_LEVEL,
+    OPT_LOG_FORMAT,
+};
+
+static const struct option long_opts[] = {
+    {"listen", required_argument, NULL, 'l'},
+    {"target", required_argument, NULL, 't'},
+    {"config", required_argument, NULL, 'c'},
+    {"workers", required_argument, NULL, 'w'},
+    {"sslmode", required_argument, NULL, OPT_SSLMODE},
+    {"sslrootcert", required_argument, NULL, OPT_SSLROOTCERT},
+    {"sslcert", required_argument, NULL, OPT_SSLCERT},
+    {"sslkey", required_argument, NULL, OPT_SSLKEY},
+    {"client-tls-cert", required_argument, NULL, OPT_CLIENT_CERT},
+    {"client-tls-key", required_argument, NULL, OPT_CLIENT_KEY},
+    {"max-message-size", required_argument, NULL, OPT_MAX_MSG},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+    {"buffer-size", required_argument, NULL, OPT_BUFSIZE},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int bad(const char *opt, const char *value)
+{
+    fprintf(stderr, "phantom proxy: invalid value for --%s: \"%s\"\n", opt, value);
+    return -1;
+}
+
+static int parse_u32(const char *opt, const char *s, uint64_t max, unsigned *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || v > max || s[0] == '-')
+        return bad(opt, s);
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int parse_level(const char *s, ph_log_level *out)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (ph_log_level)i;
+            return 0;
+        }
+    return bad("log-level", s);
+}
+
+/* Applies one command-line option (already known not to be --config/--help). */
+static int apply_opt(ph_config *cfg, int opt, const char *arg)
+{
+    uint64_t v;
+    switch (opt) {
+    case 'l':
+        return ph_config_set_str(&cfg->listen, arg);
+    case 't':
+        return ph_config_set_str(&cfg->target, arg);
+    case 'w':
+        return parse_u32("workers", arg, 64, &cfg->workers);
+    case OPT_SSLMODE:
+        return ph_parse_sslmode(arg, &cfg->sslmode) == 0 ? 0 : bad("sslmode", arg);
+    case OPT_SSLROOTCERT:
+        return ph_config_set_str(&cfg->sslrootcert, arg);
+    case OPT_SSLCERT:
+        return ph_config_set_str(&cfg->sslcert, arg);
+    case OPT_SSLKEY:
+        return ph_config_set_str(&cfg->sslkey, arg);
+    case OPT_CLIENT_CERT:
+        return ph_config_set_str(&cfg->client_tls_cert, arg);
+    case OPT_CLIENT_KEY:
+        return ph_config_set_str(&cfg->client_tls_key, arg);
+    case OPT_MAX_MSG:
+        if (ph_parse_size(arg, &v) != 0 || v < 1024 || v > PH_DEFAULT_MAX_MESSAGE)
+            return bad("max-message-size", arg);
+        cfg->max_message_size = (uint32_t)v;
+        return 0;
+    case OPT_MAX_CONN:
+        return parse_u32("max-connections", arg, 1000000, &cfg->max_connections);
+    case OPT_BUFSIZE:
+        if (ph_parse_size(arg, &v) != 0 || v < 4096 || v > 16u * 1024 * 1024)
+            return bad("buffer-size", arg);
+        cfg->buffer_size = (uint32_t)v;
+        return 0;
+    case OPT_CONNECT_TIMEOUT:
+        if (ph_parse_duration_ms(arg, &v) != 0 || v == 0 || v > 3600000)
+            return bad("connect-timeout", arg);
+        cfg->connect_timeout_ms = (unsigned)v;
+        return 0;
+    case OPT_SHUTDOWN_TIMEOUT:
+        if (ph_parse_duration_ms(arg, &v) != 0 || v > 86400000)
+            return bad("shutdown-timeout", arg);
+        cfg->shutdown_timeout_ms = (unsigned)v;
+        return 0;
+    case OPT_LOG_LEVEL:
+        return parse_level(arg, &cfg->log_level);
+    case OPT_LOG_FORMAT:
+        if (strcmp(arg, "text") == 0)
+            cfg->log_format = PH_LOG_TEXT;
+        else if (strcmp(arg, "json") == 0)
+            cfg->log_format = PH_LOG_JSON;
+        else
+            return bad("log-format", arg);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* First pass: find --config/--help so the file can be loaded before overrides. */
+static int first_pass(int argc, char **argv, const char **config_path)
+{
+    optind = 1;
+    opterr = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "l:t:c:w:h", long_opts, NULL)) != -1) {
+        if (opt == '?')
+            return -1;
+        if (opt == 'h')
+            return 1;
+        if (opt == 'c')
+            *config_path = optarg;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "phantom proxy: unexpected argument \"%s\"\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+int ph_cmd_proxy(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    int fp = first_pass(argc, argv, &config_path);
+    if (fp != 0) {
+        ph_cmd_proxy_usage(fp > 0 ? stdout : stderr);
+        return fp > 0 ? 0 : 2;
+    }
+    ph_config cfg;
+    ph_config_defaults(&cfg);
+    char err[512];
+    if (config_path && ph_config_load_file(&cfg, config_path, err, sizeof err) != 0) {
+        fprintf(stderr, "phantom proxy: %s\n", err);
+        ph_config_free(&cfg);
+        return 2;
+    }
+    optind = 1;
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "l:t:c:w:h", long_opts, NULL)) != -1) {
+        if (opt == 'c' || opt == 'h')
+            continue;
+        if (apply_opt(&cfg, opt, optarg) != 0) {
+            ph_config_free(&cfg);
+            return 2;
+        }
+    }
+    if (ph_config_validate(&cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "phantom proxy: %s\n", err);
+        ph_config_free(&cfg);
+        return 2;
+    }
+    ph_log_setup(cfg.log_level, cfg.log_format);
+    int rc = ph_proxy_run(&cfg);
+    ph_config_free(&cfg);
+    return rc;
+}

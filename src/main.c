@@ -1,0 +1,46 @@
+/*
+ * main.c — the `phantom` binary: dispatches to a subcommand.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define PHANTOM_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "phantom %s — field-level encryption proxy for PostgreSQL\n"
+               "\n"
+               "usage: phantom COMMAND [options]\n"
+               "\n"
+               "commands:\n"
+               "  proxy      run the PostgreSQL proxy (see: phantom proxy --help)\n"
+               "  version    print the version\n"
+               "  help       this help\n"
+               "\n"
+               "Run `phantom COMMAND --help` for the options of a command.\n",
+            PHANTOM_VERSION);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "proxy") == 0)
+        return ph_cmd_proxy(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("phantom %s\n", PHANTOM_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "phantom: unknown command \"%s\"\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

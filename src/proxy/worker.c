@@ -1,0 +1,256 @@
+/*
+ * worker.c — event-loop thread: accept, run connections, drain; see worker.h.
+ */
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "common/bytes.h"
+#include "common/log.h"
+#include "protocol/pg/pgproto.h"
+#include "proxy/conn.h"
+#include "proxy/io.h"
+
+#define ACCEPT_BATCH 64
+
+struct ph_worker {
+    ph_worker_ctx ctx;
+    int id;
+    pthread_t thread;
+    int listen_fd;
+    struct event *accept_ev;
+    int ctl[2]; /* control pipe: 'd' drain, 'k' kill */
+    struct event *ctl_ev;
+    struct event *drain_timer;
+    ph_conn *conns;
+    unsigned nconns;
+    bool draining;
+};
+
+static void maybe_exit(ph_worker *w)
+{
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->ctx.base, NULL);
+}
+
+static void on_conn_gone(void *owner, ph_conn *c)
+{
+    ph_worker *w = owner;
+    ph_conn_unlink(&w->conns, c);
+    w->nconns--;
+    atomic_fetch_sub(&w->ctx.rt->connections, 1);
+    maybe_exit(w);
+}
+
+static void peer_string(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(out, n, "%s:%u", host, port);
+}
+
+/* Over the connection limit: answer like PostgreSQL does, then close. */
+static void refuse(int fd)
+{
+    ph_buf b = {0};
+    pgp_error e = {.severity = "FATAL",
+                   .sqlstate = "53300",
+                   .message = "phantom: too many connections (max_connections reached)"};
+    if (pgp_build_error(&b, &e) == 0) {
+        ph_ep ep = {.fd = fd};
+        (void)ph_ep_write_small(&ep, b.data, b.len);
+    }
+    ph_buf_free(&b);
+    close(fd);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    ph_worker *w = arg;
+    (void)what;
+    for (int i = 0; i < ACCEPT_BATCH && !w->draining; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                ph_log_warn("accept failed", "error", strerror(errno), NULL);
+            return;
+        }
+        ph_sock_tune(fd);
+        unsigned n = atomic_fetch_add(&w->ctx.rt->connections, 1) + 1;
+        if (n > w->ctx.rt->cfg->max_connections) {
+            atomic_fetch_sub(&w->ctx.rt->connections, 1);
+            refuse(fd);
+            continue;
+        }
+        char peer[64];
+        peer_string(&ss, peer, sizeof peer);
+        ph_conn *c = ph_conn_new(&w->ctx, fd, peer, on_conn_gone, w);
+        if (!c) {
+            atomic_fetch_sub(&w->ctx.rt->connections, 1);
+            continue;
+        }
+        ph_conn_link(&w->conns, c);
+        w->nconns++;
+        ph_log_debug("client connected", "peer", peer, NULL);
+    }
+}
+
+static void kill_all(ph_worker *w)
+{
+    for (ph_conn *c = w->conns; c; c = ph_conn_next(c))
+        ph_conn_kill(c, "phantom: terminating connection: proxy shutdown timeout reached");
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kill_all(arg);
+}
+
+static void start_drain(ph_worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    if (w->accept_ev) {
+        event_free(w->accept_ev);
+        w->accept_ev = NULL;
+    }
+    if (w->listen_fd >= 0) {
+        close(w->listen_fd);
+        w->listen_fd = -1;
+    }
+    for (ph_conn *c = w->conns; c; c = ph_conn_next(c))
+        ph_conn_drain(c);
+    unsigned ms = w->ctx.rt->cfg->shutdown_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    w->drain_timer = evtimer_new(w->ctx.base, on_drain_timeout, w);
+    if (w->drain_timer)
+        evtimer_add(w->drain_timer, &tv);
+    maybe_exit(w);
+}
+
+static void on_ctl(evutil_socket_t fd, short what, void *arg)
+{
+    ph_worker *w = arg;
+    char cmd[16];
+    (void)what;
+    ssize_t n = read(fd, cmd, sizeof cmd);
+    for (ssize_t i = 0; i < n; i++) {
+        start_drain(w);
+        if (cmd[i] == 'k')
+            kill_all(w);
+    }
+}
+
+ph_worker *ph_worker_new(ph_runtime *rt, int id, int listen_fd)
+{
+    ph_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->id = id;
+    w->listen_fd = listen_fd;
+    w->ctl[0] = w->ctl[1] = -1;
+    w->ctx.rt = rt;
+    struct event_config *ec = event_config_new();
+    if (ec) {
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+        w->ctx.base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
+    if (!w->ctx.base || pipe2(w->ctl, O_NONBLOCK | O_CLOEXEC) != 0)
+        goto fail;
+    w->ctx.dns = evdns_base_new(w->ctx.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                                 EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!w->ctx.dns) /* no resolv.conf: numeric targets and /etc/hosts still work */
+        w->ctx.dns = evdns_base_new(w->ctx.base, 0);
+    if (w->ctx.dns)
+        evdns_base_load_hosts(w->ctx.dns, NULL);
+    w->accept_ev = event_new(w->ctx.base, listen_fd, EV_READ | EV_PERSIST, on_accept, w);
+    w->ctl_ev = event_new(w->ctx.base, w->ctl[0], EV_READ | EV_PERSIST, on_ctl, w);
+    if (!w->ctx.dns || !w->accept_ev || !w->ctl_ev || event_add(w->accept_ev, NULL) != 0 ||
+        event_add(w->ctl_ev, NULL) != 0)
+        goto fail;
+    return w;
+fail:
+    ph_log_error("cannot create worker", NULL);
+    w->thread = 0;
+    ph_worker_join(w);
+    return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    ph_worker *w = arg;
+    event_base_dispatch(w->ctx.base);
+    atomic_fetch_sub(&w->ctx.rt->workers_running, 1);
+    return NULL;
+}
+
+int ph_worker_start(ph_worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker_main, w) == 0 ? 0 : -1;
+}
+
+static void send_ctl(ph_worker *w, char cmd)
+{
+    ssize_t r = write(w->ctl[1], &cmd, 1);
+    (void)r;
+}
+
+void ph_worker_drain(ph_worker *w)
+{
+    send_ctl(w, 'd');
+}
+
+void ph_worker_kill(ph_worker *w)
+{
+    send_ctl(w, 'k');
+}
+
+void ph_worker_join(ph_worker *w)
+{
+    if (w->thread)
+        pthread_join(w->thread, NULL);
+    if (w->accept_ev)
+        event_free(w->accept_ev);
+    if (w->ctl_ev)
+        event_free(w->ctl_ev);
+    if (w->drain_timer)
+        event_free(w->drain_timer);
+    if (w->ctx.dns)
+        evdns_base_free(w->ctx.dns, 0);
+    if (w->ctx.base)
+        event_base_free(w->ctx.base);
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    if (w->ctl[0] >= 0)
+        close(w->ctl[0]);
+    if (w->ctl[1] >= 0)
+        close(w->ctl[1]);
+    free(w);
+}
