@@ -10,16 +10,17 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "phantom %s — field-level encryption proxy for PostgreSQL\n"
-               "\n"
-               "usage: phantom COMMAND [options]\n"
-               "\n"
-               "commands:\n"
-               "  proxy      run the PostgreSQL proxy (see: phantom proxy --help)\n"
-               "  version    print the version\n"
-               "  help       this help\n"
-               "\n"
-               "Run `phantom COMMAND --help` for the options of a command.\n",
+    fprintf(f,
+            "phantom %s — field-level encryption proxy for PostgreSQL\n"
+            "\n"
+            "usage: phantom COMMAND [options]\n"
+            "\n"
+            "commands:\n"
+            "  proxy      run the PostgreSQL proxy (see: phantom proxy --help)\n"
+            "  version    print the version\n"
+            "  help       this help\n"
+            "\n"
+            "Run `phantom COMMAND --help` for the options of a command.\n",
             PHANTOM_VERSION);
 }
 

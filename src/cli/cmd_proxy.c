@@ -15,38 +15,41 @@
 
 void ph_cmd_proxy_usage(void *stream)
 {
-    fprintf((FILE *)stream,
-            "usage: phantom proxy [--listen HOST:PORT] --target HOST:PORT [--config FILE] [options]\n"
-            "\n"
-            "Runs the PostgreSQL proxy: clients connect to --listen exactly as they would to\n"
-            "the database; the proxy relays the wire protocol to --target (authentication\n"
-            "passes through; the proxy holds no database credentials).\n"
-            "\n"
-            "  -l, --listen HOST:PORT        address to accept clients on (default " PH_DEFAULT_LISTEN ")\n"
-            "  -t, --target HOST:PORT        the real PostgreSQL server (required here or in the config)\n"
-            "  -c, --config FILE             phantom.yaml; command-line options override it\n"
-            "  -w, --workers N               event-loop threads (default: one per CPU core)\n"
-            "      --sslmode MODE            TLS to the target: disable, prefer (default), require,\n"
-            "                                verify-ca, verify-full (libpq semantics)\n"
-            "      --sslrootcert FILE        CA bundle to verify the target (default: system store)\n"
-            "      --sslcert FILE            client certificate to present to the target\n"
-            "      --sslkey FILE             its private key\n"
-            "      --client-tls-cert FILE    offer TLS to clients with this certificate chain\n"
-            "      --client-tls-key FILE     ... and this key (both or neither)\n"
-            "      --max-message-size SIZE   largest protocol message accepted in either direction\n"
-            "                                (default 1GiB-1, PostgreSQL's own limit); e.g. 64MiB\n"
-            "      --max-connections N       client connections at once (default %u)\n"
-            "      --buffer-size SIZE        per-direction relay buffer (default 64KiB)\n"
-            "      --connect-timeout DUR     connecting to the target (default 10s)\n"
-            "      --shutdown-timeout DUR    SIGTERM: how long sessions may finish (default 30s)\n"
-            "      --log-level LEVEL         error, warn, info (default), debug\n"
-            "      --log-format FORMAT       text (logfmt, default) or json\n"
-            "  -h, --help                    this help\n"
-            "\n"
-            "Signals: SIGTERM/SIGINT stop accepting, let sessions finish their transaction (closing\n"
-            "idle ones), and exit after --shutdown-timeout at the latest; a second signal closes\n"
-            "all sessions at once.\n",
-            PH_DEFAULT_MAX_CONNECTIONS);
+    fprintf(
+        (FILE *)stream,
+        "usage: phantom proxy [--listen HOST:PORT] --target HOST:PORT [--config FILE] [options]\n"
+        "\n"
+        "Runs the PostgreSQL proxy: clients connect to --listen exactly as they would to\n"
+        "the database; the proxy relays the wire protocol to --target (authentication\n"
+        "passes through; the proxy holds no database credentials).\n"
+        "\n"
+        "  -l, --listen HOST:PORT        address to accept clients on (default " PH_DEFAULT_LISTEN
+        ")\n"
+        "  -t, --target HOST:PORT        the real PostgreSQL server (required here or in the "
+        "config)\n"
+        "  -c, --config FILE             phantom.yaml; command-line options override it\n"
+        "  -w, --workers N               event-loop threads (default: one per CPU core)\n"
+        "      --sslmode MODE            TLS to the target: disable, prefer (default), require,\n"
+        "                                verify-ca, verify-full (libpq semantics)\n"
+        "      --sslrootcert FILE        CA bundle to verify the target (default: system store)\n"
+        "      --sslcert FILE            client certificate to present to the target\n"
+        "      --sslkey FILE             its private key\n"
+        "      --client-tls-cert FILE    offer TLS to clients with this certificate chain\n"
+        "      --client-tls-key FILE     ... and this key (both or neither)\n"
+        "      --max-message-size SIZE   largest protocol message accepted in either direction\n"
+        "                                (default 1GiB-1, PostgreSQL's own limit); e.g. 64MiB\n"
+        "      --max-connections N       client connections at once (default %u)\n"
+        "      --buffer-size SIZE        per-direction relay buffer (default 64KiB)\n"
+        "      --connect-timeout DUR     connecting to the target (default 10s)\n"
+        "      --shutdown-timeout DUR    SIGTERM: how long sessions may finish (default 30s)\n"
+        "      --log-level LEVEL         error, warn, info (default), debug\n"
+        "      --log-format FORMAT       text (logfmt, default) or json\n"
+        "  -h, --help                    this help\n"
+        "\n"
+        "Signals: SIGTERM/SIGINT stop accepting, let sessions finish their transaction (closing\n"
+        "idle ones), and exit after --shutdown-timeout at the latest; a second signal closes\n"
+        "all sessions at once.\n",
+        PH_DEFAULT_MAX_CONNECTIONS);
 }
 
 enum {

@@ -21,10 +21,10 @@ static void on_cancel_upstream(void *ud, ph_ep *server, const char *err)
 {
     cancel_req *r = ud;
     if (!server) {
-        ph_log_warn("cancel request not forwarded", "reason", err, NULL);
+        ph_log_warn("cancel request not forwarded", "reason", err);
     } else {
         if (ph_ep_write_small(server, r->packet, sizeof r->packet) != 0)
-            ph_log_warn("cancel request not forwarded", "reason", "write failed", NULL);
+            ph_log_warn("cancel request not forwarded", "reason", "write failed");
         ph_ep_close(server);
         free(server);
     }

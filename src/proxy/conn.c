@@ -255,11 +255,9 @@ static void server_lost(ph_conn *c)
 static void too_big(ph_conn *c, const ph_dir *d, bool from_client)
 {
     char msg[200];
-    snprintf(msg, sizeof msg,
-             "phantom: %s message of %u bytes exceeds max_message_size (%u bytes)",
+    snprintf(msg, sizeof msg, "phantom: %s message of %u bytes exceeds max_message_size (%u bytes)",
              from_client ? "client" : "server", d->fr.bad_len, d->fr.max_msg);
-    ph_log_warn("message too large", "peer", c->peer, "from", from_client ? "client" : "server",
-                NULL);
+    ph_log_warn("message too large", "peer", c->peer, "from", from_client ? "client" : "server");
     close_with_error(c, "FATAL", "54000", msg);
 }
 
@@ -343,9 +341,8 @@ static void start_relay(ph_conn *c, ph_ep *server)
     const ph_config *cfg = c->w->rt->cfg;
     c->server = server;
     c->sev = event_new(c->w->base, server->fd, 0, on_server, c);
-    if (!c->sev ||
-        ph_dir_init(&c->s2c, server, &c->client, cfg->buffer_size, cfg->max_message_size,
-                    &s2c_hooks, c) != 0) {
+    if (!c->sev || ph_dir_init(&c->s2c, server, &c->client, cfg->buffer_size, cfg->max_message_size,
+                               &s2c_hooks, c) != 0) {
         close_with_error(c, "FATAL", "53200", "phantom: out of memory");
         return;
     }
@@ -369,7 +366,7 @@ static void on_upstream(void *ud, ph_ep *server, const char *err);
 
 static void startup_failed(ph_conn *c, const char *msg)
 {
-    ph_log_info("client startup rejected", "peer", c->peer, "reason", msg, NULL);
+    ph_log_info("client startup rejected", "peer", c->peer, "reason", msg);
     close_with_error(c, "FATAL", "08P01", msg);
 }
 
@@ -480,7 +477,7 @@ static void client_tls_step(ph_conn *c)
         update_events(c);
         return;
     case PH_HS_FAILED:
-        ph_log_info("client TLS handshake failed", "peer", c->peer, "reason", why, NULL);
+        ph_log_info("client TLS handshake failed", "peer", c->peer, "reason", why);
         conn_close(c);
         return;
     }
@@ -494,7 +491,7 @@ static void on_upstream(void *ud, ph_ep *server, const char *err)
         char msg[400];
         snprintf(msg, sizeof msg, "phantom: could not connect to target %s:%s: %s",
                  c->w->rt->target_host, c->w->rt->target_port, err);
-        ph_log_warn("upstream connect failed", "peer", c->peer, "reason", err, NULL);
+        ph_log_warn("upstream connect failed", "peer", c->peer, "reason", err);
         close_with_error(c, "FATAL", "08001", msg);
         return;
     }
@@ -566,8 +563,7 @@ static void arm_timer(ph_conn *c, int seconds)
     evtimer_add(c->timer, &tv);
 }
 
-ph_conn *ph_conn_new(ph_worker_ctx *w, int fd, const char *peer, ph_conn_gone_cb gone,
-                     void *owner)
+ph_conn *ph_conn_new(ph_worker_ctx *w, int fd, const char *peer, ph_conn_gone_cb gone, void *owner)
 {
     ph_conn *c = calloc(1, sizeof *c);
     if (!c) {

@@ -19,8 +19,7 @@ typedef struct ph_conn ph_conn;
 typedef void (*ph_conn_gone_cb)(void *owner, ph_conn *c);
 
 /* Takes ownership of fd (an accepted, non-blocking socket). NULL on OOM (fd closed). */
-ph_conn *ph_conn_new(ph_worker_ctx *w, int fd, const char *peer, ph_conn_gone_cb gone,
-                     void *owner);
+ph_conn *ph_conn_new(ph_worker_ctx *w, int fd, const char *peer, ph_conn_gone_cb gone, void *owner);
 
 /* Shutdown: close at the next idle point (now, if idle). */
 void ph_conn_drain(ph_conn *c);

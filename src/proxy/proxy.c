@@ -99,10 +99,10 @@ static void wait_for_stop_signal(const sigset_t *set)
         if (sigwait(set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            ph_log_warn("reload requested", "result", "not supported yet; restart to apply", NULL);
+            ph_log_warn("reload requested", "result", "not supported yet; restart to apply");
             continue;
         }
-        ph_log_info("shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+        ph_log_info("shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM");
         return;
     }
 }
@@ -117,7 +117,7 @@ static void drain_workers(ph_runtime *rt, ph_worker **workers, unsigned n, const
         struct timespec ts = {0, 100 * 1000 * 1000};
         int sig = sigtimedwait(set, NULL, &ts);
         if ((sig == SIGTERM || sig == SIGINT) && !killed) {
-            ph_log_warn("second stop signal: closing all sessions now", NULL);
+            ph_log_warn("second stop signal: closing all sessions now");
             for (unsigned i = 0; i < n; i++)
                 ph_worker_kill(workers[i]);
             killed = true;
@@ -130,13 +130,13 @@ int ph_proxy_run(const ph_config *cfg)
     char err[512] = "";
     ph_runtime rt;
     if (setup_runtime(&rt, cfg, err, sizeof err) != 0) {
-        ph_log_error("cannot start", "error", err, NULL);
+        ph_log_error("cannot start", "error", err);
         free_runtime(&rt);
         return 1;
     }
     char lhost[256], lport[16];
     if (ph_split_hostport(cfg->listen, lhost, sizeof lhost, lport, sizeof lport) != 0) {
-        ph_log_error("cannot start", "error", "invalid listen address", NULL);
+        ph_log_error("cannot start", "error", "invalid listen address");
         free_runtime(&rt);
         return 1;
     }
@@ -157,7 +157,7 @@ int ph_proxy_run(const ph_config *cfg)
     for (unsigned i = 0; i < n; i++) {
         int fd = open_listener(lhost, lport, err, sizeof err);
         if (fd < 0) {
-            ph_log_error("cannot start", "error", err, NULL);
+            ph_log_error("cannot start", "error", err);
             status = 1;
             break;
         }
@@ -175,7 +175,7 @@ int ph_proxy_run(const ph_config *cfg)
         snprintf(nbuf, sizeof nbuf, "%u", n);
         ph_log_info("listening", "listen", cfg->listen, "target", cfg->target, "workers", nbuf,
                     "sslmode", ph_sslmode_name(cfg->sslmode), "client_tls",
-                    rt.client_tls ? "on" : "off", NULL);
+                    rt.client_tls ? "on" : "off");
         wait_for_stop_signal(&set);
     }
     drain_workers(&rt, workers, started, &set);
@@ -183,6 +183,6 @@ int ph_proxy_run(const ph_config *cfg)
         if (workers[i])
             ph_worker_join(workers[i]);
     free_runtime(&rt);
-    ph_log_info("stopped", NULL);
+    ph_log_info("stopped");
     return status;
 }

@@ -84,8 +84,8 @@ ph_dir_status ph_dir_flush(ph_dir *d)
 ph_dir_status ph_dir_process(ph_dir *d)
 {
     size_t used, need;
-    pgf_status st =
-        pgf_feed(&d->fr, d->buf + d->done, d->len - d->done, d->hooks, d->ud, &d->out, &used, &need);
+    pgf_status st = pgf_feed(&d->fr, d->buf + d->done, d->len - d->done, d->hooks, d->ud, &d->out,
+                             &used, &need);
     d->done += used;
     d->need = need;
     ph_dir_status fs = ph_dir_flush(d);

@@ -39,9 +39,8 @@ SSL_CTX *ph_tls_upstream_ctx(const ph_config *cfg, char *err, size_t errlen)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (ph_tls_verifies_chain(cfg)) {
-        int ok = cfg->sslrootcert
-                     ? SSL_CTX_load_verify_locations(ctx, cfg->sslrootcert, NULL)
-                     : SSL_CTX_set_default_verify_paths(ctx);
+        int ok = cfg->sslrootcert ? SSL_CTX_load_verify_locations(ctx, cfg->sslrootcert, NULL)
+                                  : SSL_CTX_set_default_verify_paths(ctx);
         if (ok != 1) {
             ssl_errstr(err, errlen, cfg->sslrootcert ? cfg->sslrootcert : "system CA store");
             SSL_CTX_free(ctx);
@@ -108,8 +107,8 @@ SSL *ph_tls_upstream_new(SSL_CTX *ctx, const ph_config *cfg, const char *host, i
         (void)SSL_set_tlsext_host_name(ssl, host);
     if (cfg->sslmode == PH_SSLMODE_VERIFY_FULL) {
         X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-        int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
-                    : X509_VERIFY_PARAM_set1_host(vp, host, 0);
+        int ok =
+            ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) : X509_VERIFY_PARAM_set1_host(vp, host, 0);
         if (ok != 1) {
             SSL_free(ssl);
             return NULL;
@@ -128,7 +127,10 @@ static void verify_errstr(SSL *ssl, char *err, size_t errlen)
         const char *name = X509_VERIFY_PARAM_get0_host(vp, 0);
         char *ip = name ? NULL : X509_VERIFY_PARAM_get1_ip_asc(vp);
         snprintf(err, errlen, "server certificate does not match host name \"%s\" (%s)",
-                 name ? name : ip ? ip : "?", X509_verify_cert_error_string(v));
+                 name ? name
+                 : ip ? ip
+                      : "?",
+                 X509_verify_cert_error_string(v));
         OPENSSL_free(ip);
     } else {
         snprintf(err, errlen, "certificate verify failed: %s", X509_verify_cert_error_string(v));
@@ -149,8 +151,8 @@ ph_hs ph_tls_handshake(SSL *ssl, char *err, size_t errlen)
     if (SSL_get_verify_result(ssl) != X509_V_OK) {
         verify_errstr(ssl, err, errlen);
     } else if (e == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0) {
-        snprintf(err, errlen, "connection closed during TLS handshake%s%s",
-                 errno ? ": " : "", errno ? strerror(errno) : "");
+        snprintf(err, errlen, "connection closed during TLS handshake%s%s", errno ? ": " : "",
+                 errno ? strerror(errno) : "");
     } else {
         ssl_errstr(err, errlen, "TLS handshake failed");
     }

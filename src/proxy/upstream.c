@@ -32,8 +32,8 @@ struct ph_upstream {
     struct evutil_addrinfo *addrs, *cur;
     struct evdns_getaddrinfo_request *dnsreq;
     bool aborted;
-    bool starting;      /* inside ph_upstream_connect: never call back now */
-    bool failed_early;  /* a failure is waiting for the deferred callback */
+    bool starting;     /* inside ph_upstream_connect: never call back now */
+    bool failed_early; /* a failure is waiting for the deferred callback */
     ph_ep ep;
     struct event *ev;
     struct event *timer;
@@ -311,8 +311,8 @@ ph_upstream *ph_upstream_connect(ph_worker_ctx *w, ph_upstream_cb cb, void *ud)
     hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
     u->starting = true;
     /* May call on_resolved before returning (numeric hosts, /etc/hosts). */
-    struct evdns_getaddrinfo_request *req = evdns_getaddrinfo(
-        w->dns, w->rt->target_host, w->rt->target_port, &hints, on_resolved, u);
+    struct evdns_getaddrinfo_request *req =
+        evdns_getaddrinfo(w->dns, w->rt->target_host, w->rt->target_port, &hints, on_resolved, u);
     u->starting = false;
     if (req && u->state == UP_RESOLVING && !u->addrs && !u->failed_early)
         u->dnsreq = req;

@@ -93,9 +93,8 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         socklen_t sl = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED)
-                ph_log_warn("accept failed", "error", strerror(errno), NULL);
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                ph_log_warn("accept failed", "error", strerror(errno));
             return;
         }
         ph_sock_tune(fd);
@@ -114,7 +113,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         ph_conn_link(&w->conns, c);
         w->nconns++;
-        ph_log_debug("client connected", "peer", peer, NULL);
+        ph_log_debug("client connected", "peer", peer);
     }
 }
 
@@ -197,7 +196,7 @@ ph_worker *ph_worker_new(ph_runtime *rt, int id, int listen_fd)
         goto fail;
     return w;
 fail:
-    ph_log_error("cannot create worker", NULL);
+    ph_log_error("cannot create worker");
     w->thread = 0;
     ph_worker_join(w);
     return NULL;

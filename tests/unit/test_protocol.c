@@ -315,8 +315,7 @@ static pgf_want log_header(void *ud, uint8_t type, uint32_t total)
     if (l->headers < (int)sizeof l->seen - 1)
         l->seen[l->headers] = (char)type;
     l->headers++;
-    return type == 'Z' || type == l->replace_type || type == l->drop_type ||
-                   type == l->fail_type
+    return type == 'Z' || type == l->replace_type || type == l->drop_type || type == l->fail_type
                ? PGF_INSPECT
                : PGF_PASS;
 }
@@ -457,9 +456,8 @@ static void test_framer_oversized_rejected_before_allocation(void **state)
     pgf_init(&f, 1024 * 1024);
     pg_outq q = {0};
     size_t used, need;
-    assert_int_equal(pgf_feed(&f, in.data, in.len, NULL, NULL, &q, &used, &need),
-                     PGF_ERR_LENGTH);
-    assert_int_equal(used, 14);   /* the good message before it still goes out */
+    assert_int_equal(pgf_feed(&f, in.data, in.len, NULL, NULL, &q, &used, &need), PGF_ERR_LENGTH);
+    assert_int_equal(used, 14); /* the good message before it still goes out */
     assert_int_equal(q.bytes, 14);
     assert_int_equal(f.bad_len, 0x7fffffff);
     assert_int_equal(f.type, 'Q');
@@ -492,8 +490,7 @@ static void test_framer_hook_error_stops(void **state)
     hook_log l = {.fail_type = 'F'};
     pg_outq q = {0};
     size_t used, need;
-    assert_int_equal(pgf_feed(&f, in.data, in.len, &log_hooks, &l, &q, &used, &need),
-                     PGF_ERR_HOOK);
+    assert_int_equal(pgf_feed(&f, in.data, in.len, &log_hooks, &l, &q, &used, &need), PGF_ERR_HOOK);
     assert_int_equal(used, 7);
     assert_int_equal(q.bytes, 7);
     pg_outq_clear(&q);

@@ -18,20 +18,20 @@
 #include "common/bytes.h"
 
 /* Request codes of untyped startup-phase packets. */
-#define PGP_PROTO_V3          0x00030000u
-#define PGP_CANCEL_REQUEST    80877102u
-#define PGP_SSL_REQUEST       80877103u
-#define PGP_GSSENC_REQUEST    80877104u
+#define PGP_PROTO_V3           0x00030000u
+#define PGP_CANCEL_REQUEST     80877102u
+#define PGP_SSL_REQUEST        80877103u
+#define PGP_GSSENC_REQUEST     80877104u
 #define PGP_MAX_STARTUP_PACKET 10000u /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
 
 /* Backend (server -> client) message types used by the proxy. */
-#define PGP_B_AUTH           'R'
-#define PGP_B_ERROR          'E'
-#define PGP_B_READY          'Z'
-#define PGP_B_KEYDATA        'K'
-#define PGP_B_COPY_IN        'G'
-#define PGP_B_COPY_OUT       'H'
-#define PGP_B_COPY_BOTH      'W'
+#define PGP_B_AUTH      'R'
+#define PGP_B_ERROR     'E'
+#define PGP_B_READY     'Z'
+#define PGP_B_KEYDATA   'K'
+#define PGP_B_COPY_IN   'G'
+#define PGP_B_COPY_OUT  'H'
+#define PGP_B_COPY_BOTH 'W'
 
 /* Frontend (client -> server) message types used by the proxy. */
 #define PGP_F_QUERY     'Q'
@@ -51,7 +51,7 @@ typedef enum {
 /* Result codes of the parsers. */
 typedef enum {
     PGP_OK = 0,
-    PGP_NEED_MORE = 1, /* not enough bytes yet */
+    PGP_NEED_MORE = 1,    /* not enough bytes yet */
     PGP_ERR_LENGTH = -1,  /* impossible or too large length word */
     PGP_ERR_FORMAT = -2,  /* malformed body */
     PGP_ERR_VERSION = -3, /* unsupported protocol version */
@@ -59,8 +59,8 @@ typedef enum {
 
 typedef struct pgp_startup {
     pgp_pkt_kind kind;
-    uint32_t len;     /* whole packet length incl. the length word */
-    uint32_t code;    /* protocol version or request code */
+    uint32_t len;  /* whole packet length incl. the length word */
+    uint32_t code; /* protocol version or request code */
     /* CancelRequest */
     uint32_t cancel_pid;
     uint32_t cancel_key;
@@ -91,8 +91,8 @@ typedef struct pgp_error {
     const char *severity; /* "ERROR" or "FATAL" */
     const char *sqlstate; /* five characters */
     const char *message;
-    const char *detail;   /* optional */
-    const char *hint;     /* optional */
+    const char *detail; /* optional */
+    const char *hint;   /* optional */
 } pgp_error;
 
 /* Appends a complete ErrorResponse ('E') message to out. 0 ok, -1 OOM. */
