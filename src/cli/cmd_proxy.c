@@ -90,91 +90,61 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int bad(const char *opt, const char *value)
+/* Command-line option -> config setting (see config.c's table). */
+static const char *setting_for(int opt)
 {
-    fprintf(stderr, "phantom proxy: invalid value for --%s: \"%s\"\n", opt, value);
-    return -1;
-}
-
-static int parse_u32(const char *opt, const char *s, uint64_t max, unsigned *out)
-{
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || v > max || s[0] == '-')
-        return bad(opt, s);
-    *out = (unsigned)v;
-    return 0;
-}
-
-static int parse_level(const char *s, ph_log_level *out)
-{
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = (ph_log_level)i;
-            return 0;
-        }
-    return bad("log-level", s);
+    switch (opt) {
+    case 'l':
+        return "listen";
+    case 't':
+        return "target";
+    case 'w':
+        return "workers";
+    case OPT_SSLMODE:
+        return "upstream_tls.sslmode";
+    case OPT_SSLROOTCERT:
+        return "upstream_tls.sslrootcert";
+    case OPT_SSLCERT:
+        return "upstream_tls.sslcert";
+    case OPT_SSLKEY:
+        return "upstream_tls.sslkey";
+    case OPT_CLIENT_CERT:
+        return "client_tls.cert";
+    case OPT_CLIENT_KEY:
+        return "client_tls.key";
+    case OPT_MAX_MSG:
+        return "limits.max_message_size";
+    case OPT_MAX_CONN:
+        return "limits.max_connections";
+    case OPT_BUFSIZE:
+        return "limits.buffer_size";
+    case OPT_CONNECT_TIMEOUT:
+        return "limits.connect_timeout";
+    case OPT_SHUTDOWN_TIMEOUT:
+        return "limits.shutdown_timeout";
+    case OPT_LOG_LEVEL:
+        return "log.level";
+    case OPT_LOG_FORMAT:
+        return "log.format";
+    default:
+        return NULL;
+    }
 }
 
 /* Applies one command-line option (already known not to be --config/--help). */
 static int apply_opt(ph_config *cfg, int opt, const char *arg)
 {
-    uint64_t v;
-    switch (opt) {
-    case 'l':
-        return ph_config_set_str(&cfg->listen, arg);
-    case 't':
-        return ph_config_set_str(&cfg->target, arg);
-    case 'w':
-        return parse_u32("workers", arg, 64, &cfg->workers);
-    case OPT_SSLMODE:
-        return ph_parse_sslmode(arg, &cfg->sslmode) == 0 ? 0 : bad("sslmode", arg);
-    case OPT_SSLROOTCERT:
-        return ph_config_set_str(&cfg->sslrootcert, arg);
-    case OPT_SSLCERT:
-        return ph_config_set_str(&cfg->sslcert, arg);
-    case OPT_SSLKEY:
-        return ph_config_set_str(&cfg->sslkey, arg);
-    case OPT_CLIENT_CERT:
-        return ph_config_set_str(&cfg->client_tls_cert, arg);
-    case OPT_CLIENT_KEY:
-        return ph_config_set_str(&cfg->client_tls_key, arg);
-    case OPT_MAX_MSG:
-        if (ph_parse_size(arg, &v) != 0 || v < 1024 || v > PH_DEFAULT_MAX_MESSAGE)
-            return bad("max-message-size", arg);
-        cfg->max_message_size = (uint32_t)v;
-        return 0;
-    case OPT_MAX_CONN:
-        return parse_u32("max-connections", arg, 1000000, &cfg->max_connections);
-    case OPT_BUFSIZE:
-        if (ph_parse_size(arg, &v) != 0 || v < 4096 || v > 16u * 1024 * 1024)
-            return bad("buffer-size", arg);
-        cfg->buffer_size = (uint32_t)v;
-        return 0;
-    case OPT_CONNECT_TIMEOUT:
-        if (ph_parse_duration_ms(arg, &v) != 0 || v == 0 || v > 3600000)
-            return bad("connect-timeout", arg);
-        cfg->connect_timeout_ms = (unsigned)v;
-        return 0;
-    case OPT_SHUTDOWN_TIMEOUT:
-        if (ph_parse_duration_ms(arg, &v) != 0 || v > 86400000)
-            return bad("shutdown-timeout", arg);
-        cfg->shutdown_timeout_ms = (unsigned)v;
-        return 0;
-    case OPT_LOG_LEVEL:
-        return parse_level(arg, &cfg->log_level);
-    case OPT_LOG_FORMAT:
-        if (strcmp(arg, "text") == 0)
-            cfg->log_format = PH_LOG_TEXT;
-        else if (strcmp(arg, "json") == 0)
-            cfg->log_format = PH_LOG_JSON;
-        else
-            return bad("log-format", arg);
-        return 0;
-    default:
+    const char *key = setting_for(opt);
+    char err[256];
+    if (!key) {
+        fprintf(stderr, "phantom proxy: unknown option (see phantom proxy --help)\n");
         return -1;
     }
+    if (ph_config_set(cfg, key, arg, err, sizeof err) != 0) {
+        fprintf(stderr, "phantom proxy: %s\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 /* First pass: find --config/--help so the file can be loaded before overrides. */

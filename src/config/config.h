@@ -62,12 +62,30 @@ typedef struct ph_config {
 void ph_config_defaults(ph_config *cfg);
 
 /*
+ * Sets one setting by its dotted name ("listen", "upstream_tls.sslmode",
+ * "limits.max_message_size", ...), parsing and range-checking the value the
+ * same way for the YAML file and the command line. On error returns -1 and
+ * writes the reason (without the value's position) into err.
+ */
+int ph_config_set(ph_config *cfg, const char *key, const char *value, char *err, size_t errlen);
+
+/*
  * Loads a YAML file over the current values of *cfg (so callers set defaults
  * first and command-line overrides after). On error returns -1 and writes
  * "FILE:LINE: reason" into err (always NUL-terminated); *cfg is then left
  * in a state that is safe to free but should not be used.
  */
 int ph_config_load_file(ph_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Same as ph_config_load_file for an in-memory document named `name`. */
+int ph_config_load_buffer(ph_config *cfg, const char *data, size_t len, const char *name, char *err,
+                          size_t errlen);
+
+/*
+ * Splits "host:port", "[v6]:port" into its parts (brackets removed).
+ * Returns 0, or -1 if the form is wrong or a part does not fit.
+ */
+int ph_split_hostport(const char *s, char *host, size_t hostlen, char *port, size_t portlen);
 
 /*
  * Final validation after file + command line: target present, host:port

@@ -317,8 +317,14 @@ static void relay_event(ph_conn *c, ph_ep *ep, short what)
     }
     if (c->draining)
         drain_if_idle(c);
-    if (c->state == CS_RELAY || c->state == CS_CLOSING)
-        update_events(c);
+    if (c->state != CS_RELAY && c->state != CS_CLOSING)
+        return;
+    update_events(c);
+    /* Flushing towards ep may have unblocked reading from the other side,
+     * whose TLS layer can already hold decrypted bytes epoll won't report. */
+    ph_ep *other = is_client ? c->server : &c->client;
+    if (c->state == CS_RELAY && ph_dir_wants_read(wr) && ph_ep_pending(other))
+        event_active(is_client ? c->sev : c->cev, other->rd_wants_write ? EV_WRITE : EV_READ, 1);
 }
 
 static void closing_event(ph_conn *c, short what)
@@ -406,7 +412,11 @@ static void on_startup_packet(ph_conn *c, const pgp_startup *s, const uint8_t *r
         return;
     }
     case PGP_PKT_GSSENC: {
-        char reply = 'N';
+        char reply = 'N'; /* GSSAPI encryption is not offered */
+        if (c->c2s.len != 8) {
+            startup_failed(c, "phantom: unexpected data after GSSENCRequest");
+            return;
+        }
         c->c2s.len = 0;
         if (ph_ep_write_small(&c->client, &reply, 1) != 0)
             conn_close(c);
