@@ -15,7 +15,7 @@
 
 CC      ?= cc
 CLANG   ?= clang
-PKGS    := libevent_core libevent_extra libevent_pthreads libssl libcrypto yaml-0.1
+PKGS    := libevent_core libevent_extra libevent_pthreads libssl libcrypto yaml-0.1 jansson libcurl p11-kit-1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -380,7 +380,7 @@ static int load_setting(loader *ld, const char *key, yaml_node_t *vn)
     const char *v = scalar_value(vn);
     if (!v)
         return fail_at(ld, vn, "expected a single value");
-    if (vn->data.scalar.length != strlen(v))
+    if (vn->data.scalar.length != strlen(scalar(vn)))
         return fail_at(ld, vn, "value contains a NUL byte");
     char reason[256];
     if (ph_config_set(ld->cfg, key, v, reason, sizeof reason) != 0)
