@@ -17,6 +17,9 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  proxy      run the PostgreSQL proxy (see: phantom proxy --help)\n"
+            "  keys       manage keys: init-master, create, list, rotate, rewrap, retire,\n"
+            "             escrow, recover, check (see: phantom keys --help)\n"
+            "  audit      verify an audit log (phantom audit verify FILE)\n"
             "  version    print the version\n"
             "  help       this help\n"
             "\n"
@@ -33,6 +36,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "proxy") == 0)
         return ph_cmd_proxy(argc - 1, argv + 1);
+    if (strcmp(cmd, "keys") == 0)
+        return ph_cmd_keys(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return ph_cmd_audit(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("phantom %s\n", PHANTOM_VERSION);
         return 0;

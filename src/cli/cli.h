@@ -10,4 +10,10 @@
 int ph_cmd_proxy(int argc, char **argv);
 void ph_cmd_proxy_usage(void *stream);
 
+/* `phantom keys ...` (cmd_keys.c) and `phantom audit ...` (cmd_audit.c). */
+int ph_cmd_keys(int argc, char **argv);
+void ph_cmd_keys_usage(void *stream);
+int ph_cmd_audit(int argc, char **argv);
+void ph_cmd_audit_usage(void *stream);
+
 #endif

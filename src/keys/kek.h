@@ -38,8 +38,8 @@ typedef struct ph_kek_ops {
 
     /* Optional (NULL = random bytes from the OS CSPRNG + wrap): makes a new
      * DEK in the provider (e.g. Transit datakey/plaintext). */
-    int (*generate)(ph_kek *k, uint8_t *dek_out, uint8_t **wrapped, size_t *wrapped_len,
-                    char *err, size_t errlen);
+    int (*generate)(ph_kek *k, uint8_t *dek_out, uint8_t **wrapped, size_t *wrapped_len, char *err,
+                    size_t errlen);
 
     /* Optional (NULL = unwrap + wrap): re-wraps under the newest KEK
      * version without exposing the DEK where the provider can avoid it. */
@@ -55,7 +55,8 @@ typedef struct ph_kek_ops {
 
 struct ph_kek {
     const ph_kek_ops *ops;
-    char id[128]; /* human-readable KEK identity for logs/audit, e.g. "file:/etc/phantom/master.key" */
+    char id[128]; /* human-readable KEK identity for logs/audit, e.g. "file:/etc/phantom/master.key"
+                   */
 };
 
 /* Dispatchers filling in the defaults described above. */
@@ -63,8 +64,8 @@ int ph_kek_wrap(ph_kek *k, const uint8_t *dek, uint8_t **out, size_t *out_len, c
                 size_t errlen);
 int ph_kek_unwrap(ph_kek *k, const uint8_t *wrapped, size_t len, uint8_t *dek_out, char *err,
                   size_t errlen);
-int ph_kek_generate(ph_kek *k, uint8_t *dek_out, uint8_t **wrapped, size_t *wrapped_len,
-                    char *err, size_t errlen);
+int ph_kek_generate(ph_kek *k, uint8_t *dek_out, uint8_t **wrapped, size_t *wrapped_len, char *err,
+                    size_t errlen);
 int ph_kek_rewrap(ph_kek *k, const uint8_t *wrapped, size_t len, uint8_t **out, size_t *out_len,
                   char *err, size_t errlen);
 int ph_kek_rotate(ph_kek *k, char *err, size_t errlen);

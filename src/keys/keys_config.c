@@ -1,0 +1,544 @@
+/*
+ * keys_config.c — loads the `keys:` section of phantom.yaml with libyaml's
+ * document API (format and semantics in keys_config.h).
+ */
+#include "keys/keys_config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <yaml.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static void free_str(char **s)
+{
+    free(*s);
+    *s = NULL;
+}
+
+static void free_secret(char **s)
+{
+    if (*s)
+        OPENSSL_cleanse(*s, strlen(*s));
+    free_str(s);
+}
+
+static int set_str(char **dst, const char *v)
+{
+    char *c = v ? strdup(v) : NULL;
+    if (v && !c)
+        return -1;
+    free(*dst);
+    *dst = c;
+    return 0;
+}
+
+static int set_secret(char **dst, const char *v)
+{
+    char *c = v ? strdup(v) : NULL;
+    if (v && !c)
+        return -1;
+    free_secret(dst);
+    *dst = c;
+    return 0;
+}
+
+static void provider_defaults(ph_keys_provider_cfg *p)
+{
+    memset(p, 0, sizeof *p);
+    p->kind = PH_KEK_KIND_FILE;
+    p->openbao.timeout_ms = PH_KEYS_DEFAULT_TIMEOUT_MS;
+}
+
+/* Fills the default strings that must never be NULL after a load. */
+static int provider_fill(ph_keys_provider_cfg *p)
+{
+    ph_keys_openbao_cfg *o = &p->openbao;
+    if ((!o->mount && set_str(&o->mount, PH_KEYS_DEFAULT_MOUNT) != 0) ||
+        (!o->kubernetes_jwt_path &&
+         set_str(&o->kubernetes_jwt_path, PH_KEYS_DEFAULT_K8S_JWT_PATH) != 0) ||
+        (!o->kubernetes_auth_path &&
+         set_str(&o->kubernetes_auth_path, PH_KEYS_DEFAULT_K8S_AUTH_PATH) != 0))
+        return -1;
+    return 0;
+}
+
+static void provider_free(ph_keys_provider_cfg *p)
+{
+    free_str(&p->file.path);
+    ph_keys_openbao_cfg *o = &p->openbao;
+    free_str(&o->address);
+    free_str(&o->mount);
+    free_str(&o->key_name);
+    free_secret(&o->token);
+    free_str(&o->token_file);
+    free_str(&o->ca_file);
+    free_str(&o->kubernetes_role);
+    free_str(&o->kubernetes_jwt_path);
+    free_str(&o->kubernetes_auth_path);
+    ph_keys_pkcs11_cfg *k = &p->pkcs11;
+    free_str(&k->module);
+    free_str(&k->token_label);
+    free_secret(&k->pin);
+    free_str(&k->pin_file);
+    free_str(&k->key_label);
+}
+
+void ph_keys_config_defaults(ph_keys_config *kc)
+{
+    memset(kc, 0, sizeof *kc);
+    kc->cache_ttl_s = PH_KEYS_DEFAULT_CACHE_TTL_S;
+    provider_defaults(&kc->primary);
+    provider_defaults(&kc->escrow);
+    kc->escrow.kind = PH_KEK_KIND_NONE;
+}
+
+void ph_keys_config_free(ph_keys_config *kc)
+{
+    if (!kc)
+        return;
+    free_str(&kc->keyring);
+    free_str(&kc->audit_log);
+    free_str(&kc->source_path);
+    provider_free(&kc->primary);
+    provider_free(&kc->escrow);
+    memset(kc, 0, sizeof *kc);
+}
+
+const char *ph_kek_kind_name(ph_kek_kind kind)
+{
+    switch (kind) {
+    case PH_KEK_KIND_FILE:
+        return "file";
+    case PH_KEK_KIND_OPENBAO:
+        return "openbao";
+    case PH_KEK_KIND_PKCS11:
+        return "pkcs11";
+    default:
+        return "none";
+    }
+}
+
+/* ---- YAML ---------------------------------------------------------------- */
+
+typedef struct {
+    ph_keys_config *kc;
+    yaml_document_t *doc;
+    const char *name;
+    char *err;
+    size_t errlen;
+} loader;
+
+static int fail_at(loader *ld, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail_at(loader *ld, const yaml_node_t *n, const char *fmt, ...)
+{
+    char reason[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    return fail(ld->err, ld->errlen, "%s:%zu: %s", ld->name, n->start_mark.line + 1, reason);
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int is_null(const yaml_node_t *n)
+{
+    const char *v = scalar(n);
+    return v && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+           (strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || v[0] == '\0');
+}
+
+/* The scalar value of n, NULL for null; *ok = 0 on a non-scalar or NUL byte. */
+static const char *value_of(loader *ld, const yaml_node_t *n, const char *key, int *ok)
+{
+    const char *v = scalar(n);
+    *ok = 0;
+    if (!v)
+        return (void)fail_at(ld, n, "keys: \"%s\" expects a single value", key), NULL;
+    if (n->data.scalar.length != strlen(v))
+        return (void)fail_at(ld, n, "keys: \"%s\" contains a NUL byte", key), NULL;
+    *ok = 1;
+    return is_null(n) ? NULL : v;
+}
+
+static int load_string(loader *ld, const yaml_node_t *vn, const char *key, char **dst, int secret)
+{
+    int ok;
+    const char *v = value_of(ld, vn, key, &ok);
+    if (!ok)
+        return -1;
+    if ((secret ? set_secret(dst, v) : set_str(dst, v)) != 0)
+        return fail(ld->err, ld->errlen, "out of memory");
+    return 0;
+}
+
+static int parse_uint(const char *v, unsigned long max, unsigned long mult, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    if (!v || *v < '0' || *v > '9')
+        return -1;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || *end || n > max / mult)
+        return -1;
+    *out = (unsigned)(n * mult);
+    return 0;
+}
+
+/* "300", "300s", "5m", "1h" → seconds (at most one day). */
+static int parse_ttl(const char *v, unsigned *out)
+{
+    char tmp[32];
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, v, n + 1);
+    unsigned long mult = 1;
+    char last = tmp[n - 1];
+    if (last == 's' || last == 'm' || last == 'h') {
+        mult = last == 's' ? 1 : last == 'm' ? 60 : 3600;
+        tmp[n - 1] = '\0';
+    }
+    return parse_uint(tmp, 86400, mult, out);
+}
+
+static int parse_kind(const char *v, ph_kek_kind *kind)
+{
+    if (v && strcmp(v, "file") == 0)
+        *kind = PH_KEK_KIND_FILE;
+    else if (v && strcmp(v, "openbao") == 0)
+        *kind = PH_KEK_KIND_OPENBAO;
+    else if (v && strcmp(v, "pkcs11") == 0)
+        *kind = PH_KEK_KIND_PKCS11;
+    else
+        return -1;
+    return 0;
+}
+
+/* Iterates a mapping, refusing duplicate and non-scalar keys. */
+typedef int (*pair_fn)(loader *ld, void *target, const char *key, yaml_node_t *kn, yaml_node_t *vn);
+
+static int each_pair(loader *ld, yaml_node_t *map, const char *what, pair_fn fn, void *target)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return fail_at(ld, map, "keys: \"%s\" must be a mapping", what);
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
+        const char *k = scalar(kn);
+        if (!k || !vn)
+            return fail_at(ld, kn ? kn : map, "keys: expected a setting name in \"%s\"", what);
+        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+            const char *other = scalar(yaml_document_get_node(ld->doc, q->key));
+            if (other && strcmp(other, k) == 0)
+                return fail_at(ld, kn, "keys: duplicate setting \"%.60s\" in \"%s\"", k, what);
+        }
+        if (fn(ld, target, k, kn, vn) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int unknown(loader *ld, yaml_node_t *kn, const char *k, const char *what)
+{
+    return fail_at(ld, kn, "keys: unknown setting \"%.60s\" in \"%s\"", k, what);
+}
+
+static int file_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_node_t *vn)
+{
+    ph_keys_file_cfg *f = t;
+    if (strcmp(k, "path") == 0)
+        return load_string(ld, vn, "file.path", &f->path, 0);
+    return unknown(ld, kn, k, "file");
+}
+
+static int openbao_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_node_t *vn)
+{
+    ph_keys_openbao_cfg *o = t;
+    struct {
+        const char *name;
+        char **dst;
+        int secret;
+    } strs[] = {
+        {"address", &o->address, 0},
+        {"mount", &o->mount, 0},
+        {"key", &o->key_name, 0},
+        {"key_name", &o->key_name, 0},
+        {"token", &o->token, 1},
+        {"token_file", &o->token_file, 0},
+        {"ca_file", &o->ca_file, 0},
+        {"kubernetes_role", &o->kubernetes_role, 0},
+        {"kubernetes_jwt_path", &o->kubernetes_jwt_path, 0},
+        {"kubernetes_auth_path", &o->kubernetes_auth_path, 0},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (strcmp(k, strs[i].name) == 0)
+            return load_string(ld, vn, k, strs[i].dst, strs[i].secret);
+    if (strcmp(k, "timeout_ms") == 0) {
+        int ok;
+        const char *v = value_of(ld, vn, k, &ok);
+        if (!ok)
+            return -1;
+        if (!v)
+            o->timeout_ms = PH_KEYS_DEFAULT_TIMEOUT_MS;
+        else if (parse_uint(v, 3600000, 1, &o->timeout_ms) != 0 || o->timeout_ms == 0)
+            return fail_at(ld, vn, "keys: openbao.timeout_ms must be 1..3600000");
+        return 0;
+    }
+    return unknown(ld, kn, k, "openbao");
+}
+
+static int pkcs11_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_node_t *vn)
+{
+    ph_keys_pkcs11_cfg *p = t;
+    struct {
+        const char *name;
+        char **dst;
+        int secret;
+    } strs[] = {
+        {"module", &p->module, 0},     {"token_label", &p->token_label, 0}, {"pin", &p->pin, 1},
+        {"pin_file", &p->pin_file, 0}, {"key_label", &p->key_label, 0},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (strcmp(k, strs[i].name) == 0)
+            return load_string(ld, vn, k, strs[i].dst, strs[i].secret);
+    return unknown(ld, kn, k, "pkcs11");
+}
+
+/* Settings shared by `keys:` and `keys.escrow:`; 1 = not a provider key. */
+static int provider_pair(loader *ld, ph_keys_provider_cfg *p, const char *k, yaml_node_t *vn)
+{
+    if (strcmp(k, "provider") == 0) {
+        int ok;
+        const char *v = value_of(ld, vn, k, &ok);
+        if (!ok)
+            return -1;
+        if (parse_kind(v, &p->kind) != 0)
+            return fail_at(ld, vn, "keys: provider must be file, openbao or pkcs11");
+        return 0;
+    }
+    if (strcmp(k, "file") == 0)
+        return each_pair(ld, vn, "file", file_pair, &p->file);
+    if (strcmp(k, "openbao") == 0)
+        return each_pair(ld, vn, "openbao", openbao_pair, &p->openbao);
+    if (strcmp(k, "pkcs11") == 0)
+        return each_pair(ld, vn, "pkcs11", pkcs11_pair, &p->pkcs11);
+    return 1;
+}
+
+static int escrow_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_node_t *vn)
+{
+    int rc = provider_pair(ld, t, k, vn);
+    return rc == 1 ? unknown(ld, kn, k, "escrow") : rc;
+}
+
+static int keys_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_node_t *vn)
+{
+    ph_keys_config *kc = t;
+    if (strcmp(k, "keyring") == 0)
+        return load_string(ld, vn, k, &kc->keyring, 0);
+    if (strcmp(k, "audit_log") == 0)
+        return load_string(ld, vn, k, &kc->audit_log, 0);
+    if (strcmp(k, "cache_ttl") == 0) {
+        int ok;
+        const char *v = value_of(ld, vn, k, &ok);
+        if (!ok)
+            return -1;
+        if (parse_ttl(v, &kc->cache_ttl_s) != 0 || kc->cache_ttl_s == 0)
+            return fail_at(ld, vn, "keys: cache_ttl must be 1s..24h (N, Ns, Nm or Nh)");
+        return 0;
+    }
+    if (strcmp(k, "escrow") == 0) {
+        if (is_null(vn))
+            return 0;
+        kc->has_escrow = 1;
+        kc->escrow.kind = PH_KEK_KIND_FILE;
+        return each_pair(ld, vn, "escrow", escrow_pair, &kc->escrow);
+    }
+    int rc = provider_pair(ld, &kc->primary, k, vn);
+    return rc == 1 ? unknown(ld, kn, k, "keys") : rc;
+}
+
+static int load_root(loader *ld, yaml_node_t *root)
+{
+    if (root->type != YAML_MAPPING_NODE)
+        return 0; /* src/config reports a malformed top level */
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
+        const char *k = scalar(kn);
+        if (!k || !vn || strcmp(k, "keys") != 0)
+            continue;
+        if (ld->kc->present)
+            return fail_at(ld, kn, "duplicate \"keys\" section");
+        ld->kc->present = 1;
+        ld->kc->line = kn->start_mark.line + 1;
+        if (is_null(vn))
+            continue;
+        if (each_pair(ld, vn, "keys", keys_pair, ld->kc) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int finish(ph_keys_config *kc, char *err, size_t errlen)
+{
+    if (provider_fill(&kc->primary) != 0 || provider_fill(&kc->escrow) != 0)
+        return fail(err, errlen, "out of memory");
+    if (kc->keyring && !kc->audit_log) {
+        size_t n = strlen(kc->keyring) + sizeof ".audit.jsonl";
+        kc->audit_log = malloc(n);
+        if (!kc->audit_log)
+            return fail(err, errlen, "out of memory");
+        snprintf(kc->audit_log, n, "%s.audit.jsonl", kc->keyring);
+    }
+    return 0;
+}
+
+int ph_keys_config_load_string(ph_keys_config *kc, const char *name, const char *doc, size_t len,
+                               char *err, size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_document_t ydoc;
+    if (!yaml_parser_initialize(&parser))
+        return fail(err, errlen, "%s: out of memory", name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)doc, len);
+    if (!yaml_parser_load(&parser, &ydoc)) {
+        int rc = fail(err, errlen, "%s:%zu: %s", name, parser.problem_mark.line + 1,
+                      parser.problem ? parser.problem : "invalid YAML");
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    yaml_parser_delete(&parser);
+    loader ld = {kc, &ydoc, name, err, errlen};
+    yaml_node_t *root = yaml_document_get_root_node(&ydoc);
+    int rc = root ? load_root(&ld, root) : 0;
+    yaml_document_delete(&ydoc);
+    if (rc == 0)
+        rc = finish(kc, err, errlen);
+    if (rc == 0 && set_str(&kc->source_path, name) != 0)
+        rc = fail(err, errlen, "out of memory");
+    return rc;
+}
+
+int ph_keys_config_load_file(ph_keys_config *kc, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail(err, errlen, "%s: %s", path, strerror(errno));
+    char *data = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (len == cap) {
+            char *grown = cap < (16u << 20) ? realloc(data, cap ? cap * 2 : 4096) : NULL;
+            if (!grown) {
+                rc = fail(err, errlen, "%s: file too large (16 MiB at most)", path);
+                break;
+            }
+            data = grown;
+            cap = cap ? cap * 2 : 4096;
+        }
+        size_t n = fread(data + len, 1, cap - len, f);
+        len += n;
+        if (n == 0) {
+            if (ferror(f))
+                rc = fail(err, errlen, "%s: read error", path);
+            break;
+        }
+    }
+    fclose(f);
+    if (rc == 0)
+        rc = ph_keys_config_load_string(kc, path, data, len, err, errlen);
+    if (data)
+        OPENSSL_cleanse(data, cap); /* the file may hold a token or PIN */
+    free(data);
+    return rc;
+}
+
+/* ---- validation ---------------------------------------------------------- */
+
+static int need(const ph_keys_config *kc, const char *v, const char *what, char *err, size_t errlen)
+{
+    if (v && *v)
+        return 0;
+    return fail(err, errlen, "%s:%zu: keys: %s is required",
+                kc->source_path ? kc->source_path : "-", kc->line, what);
+}
+
+static int validate_provider(const ph_keys_config *kc, const ph_keys_provider_cfg *p,
+                             const char *pre, char *err, size_t errlen)
+{
+    char what[96];
+    const char *src = kc->source_path ? kc->source_path : "-";
+    switch (p->kind) {
+    case PH_KEK_KIND_FILE:
+        snprintf(what, sizeof what, "%sfile.path", pre);
+        return need(kc, p->file.path, what, err, errlen);
+    case PH_KEK_KIND_OPENBAO:
+        snprintf(what, sizeof what, "%sopenbao.address", pre);
+        if (need(kc, p->openbao.address, what, err, errlen) != 0)
+            return -1;
+        snprintf(what, sizeof what, "%sopenbao.key", pre);
+        if (need(kc, p->openbao.key_name, what, err, errlen) != 0)
+            return -1;
+        if (!p->openbao.token && !p->openbao.token_file && !p->openbao.kubernetes_role)
+            return fail(err, errlen,
+                        "%s:%zu: keys: %sopenbao needs token, token_file or kubernetes_role", src,
+                        kc->line, pre);
+        return 0;
+    case PH_KEK_KIND_PKCS11:
+        snprintf(what, sizeof what, "%spkcs11.module", pre);
+        if (need(kc, p->pkcs11.module, what, err, errlen) != 0)
+            return -1;
+        snprintf(what, sizeof what, "%spkcs11.token_label", pre);
+        if (need(kc, p->pkcs11.token_label, what, err, errlen) != 0)
+            return -1;
+        snprintf(what, sizeof what, "%spkcs11.key_label", pre);
+        if (need(kc, p->pkcs11.key_label, what, err, errlen) != 0)
+            return -1;
+        if (!p->pkcs11.pin && !p->pkcs11.pin_file)
+            return fail(err, errlen, "%s:%zu: keys: %spkcs11 needs pin or pin_file", src, kc->line,
+                        pre);
+        return 0;
+    default:
+        return fail(err, errlen, "%s:%zu: keys: no %sprovider selected", src, kc->line, pre);
+    }
+}
+
+int ph_keys_config_validate(const ph_keys_config *kc, char *err, size_t errlen)
+{
+    if (!kc->present)
+        return fail(err, errlen, "%s: no \"keys:\" section",
+                    kc->source_path ? kc->source_path : "-");
+    if (need(kc, kc->keyring, "keyring", err, errlen) != 0)
+        return -1;
+    if (validate_provider(kc, &kc->primary, "", err, errlen) != 0)
+        return -1;
+    if (kc->has_escrow && validate_provider(kc, &kc->escrow, "escrow.", err, errlen) != 0)
+        return -1;
+    return 0;
+}
