@@ -108,6 +108,7 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash bench/passthrough
+	@bash bench/crypto
 
 lint:
 	clang-format --dry-run --Werror $$(find src tests/unit fuzz -name '*.[ch]')

@@ -1,0 +1,250 @@
+/*
+ * test_crypto_aead.c — known-answer tests of the AEAD building blocks over
+ * OpenSSL EVP (src/crypto/aead.c, kdf.c): AES-256-GCM test cases 13–16 of
+ * McGrew & Viega's GCM specification (the AES-256 vectors NIST's CAVP also
+ * carries), RFC 5297 Appendix A.1/A.2 (AES-SIV, through the same code path
+ * with AES-128-SIV's 32-byte key), AES-256-SIV properties, and RFC 5869 HKDF
+ * test cases 1 and 3.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "crypto/aead.h"
+#include "crypto/kdf.h"
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static size_t unhex(const char *h, uint8_t *out, size_t cap)
+{
+    size_t n = strlen(h) / 2;
+    assert_true(n <= cap);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+    return n;
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+/* ---- AES-256-GCM ------------------------------------------------------------ */
+
+typedef struct gcm_vec {
+    const char *name, *key, *iv, *pt, *aad, *ct, *tag;
+} gcm_vec;
+
+static const gcm_vec gcm_vectors[] = {
+    {"13", "0000000000000000000000000000000000000000000000000000000000000000",
+     "000000000000000000000000", "", "", "", "530f8afbc74536b9a963b4f1c4cb738b"},
+    {"14", "0000000000000000000000000000000000000000000000000000000000000000",
+     "000000000000000000000000", "00000000000000000000000000000000", "",
+     "cea7403d4d606b6e074ec5d3baf39d18", "d0d1c8a799996bf0265b98b5d48ab919"},
+    {"15", "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+     "cafebabefacedbaddecaf888",
+     "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e24"
+     "49a6b525b16aedf5aa0de657ba637b391aafd255",
+     "",
+     "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b10"
+     "56828838c5f61e6393ba7a0abcc9f662898015ad",
+     "b094dac5d93471bdec1a502270e3cc6c"},
+    {"16", "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+     "cafebabefacedbaddecaf888",
+     "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e24"
+     "49a6b525b16aedf5aa0de657ba637b39",
+     "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+     "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b10"
+     "56828838c5f61e6393ba7a0abcc9f662",
+     "76fc6ece0f4e1768cddf8853bb2d551b"},
+};
+
+static void test_gcm_vectors(void **state)
+{
+    (void)state;
+    for (size_t v = 0; v < sizeof gcm_vectors / sizeof gcm_vectors[0]; v++) {
+        const gcm_vec *t = &gcm_vectors[v];
+        uint8_t key[32], iv[12], pt[64], aad[32], ct[64], tag[16];
+        uint8_t got_ct[64], got_tag[16], back[64];
+        unhex(t->key, key, sizeof key);
+        unhex(t->iv, iv, sizeof iv);
+        size_t pl = unhex(t->pt, pt, sizeof pt), al = unhex(t->aad, aad, sizeof aad);
+        size_t cl = unhex(t->ct, ct, sizeof ct);
+        unhex(t->tag, tag, sizeof tag);
+        assert_int_equal(pl, cl);
+        ph_gcm g;
+        assert_int_equal(ph_gcm_init(&g, key), 0);
+        assert_int_equal(ph_gcm_seal(&g, iv, aad, al, pt, pl, got_ct, got_tag), 0);
+        if (cl)
+            assert_memory_equal(got_ct, ct, cl);
+        assert_memory_equal(got_tag, tag, 16);
+        assert_int_equal(ph_gcm_open(&g, iv, aad, al, ct, cl, tag, back), 0);
+        if (pl)
+            assert_memory_equal(back, pt, pl);
+        /* a flipped tag bit, ciphertext bit or AAD bit is refused, output wiped */
+        tag[5] ^= 0x10;
+        memset(back, 0xAA, sizeof back);
+        assert_int_equal(ph_gcm_open(&g, iv, aad, al, ct, cl, tag, back), -1);
+        assert_true(all_zero(back, pl));
+        tag[5] ^= 0x10;
+        if (cl) {
+            ct[cl - 1] ^= 0x01;
+            assert_int_equal(ph_gcm_open(&g, iv, aad, al, ct, cl, tag, back), -1);
+            ct[cl - 1] ^= 0x01;
+        }
+        if (al) {
+            aad[0] ^= 0x80;
+            assert_int_equal(ph_gcm_open(&g, iv, aad, al, ct, cl, tag, back), -1);
+            aad[0] ^= 0x80;
+        }
+        iv[11] ^= 1;
+        assert_int_equal(ph_gcm_open(&g, iv, aad, al, ct, cl, tag, back), -1);
+        ph_gcm_clear(&g);
+        assert_null(g.enc);
+    }
+}
+
+/* ---- AES-SIV (RFC 5297 Appendix A) ------------------------------------------- */
+
+static void test_siv_rfc5297_a1(void **state)
+{
+    (void)state;
+    uint8_t key[32], ad[24], pt[14], want[30], v[16], ct[14], back[14];
+    unhex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", key, sizeof key);
+    unhex("101112131415161718191a1b1c1d1e1f2021222324252627", ad, sizeof ad);
+    unhex("112233445566778899aabbccddee", pt, sizeof pt);
+    unhex("85632d07c6e8f37f950acd320a2ecc9340c02b9690c4dc04daef7f6afe5c", want, sizeof want);
+    ph_siv s;
+    assert_int_equal(ph_siv_init(&s, key, 32), 0); /* AES-128-SIV: RFC key size */
+    ph_ad a = {ad, sizeof ad};
+    assert_int_equal(ph_siv_seal(&s, &a, 1, pt, sizeof pt, v, ct), 0);
+    assert_memory_equal(v, want, 16);
+    assert_memory_equal(ct, want + 16, 14);
+    assert_int_equal(ph_siv_open(&s, &a, 1, v, ct, sizeof ct, back), 0);
+    assert_memory_equal(back, pt, sizeof pt);
+    /* in place gives the same bytes */
+    uint8_t buf[14];
+    memcpy(buf, pt, sizeof buf);
+    assert_int_equal(ph_siv_seal(&s, &a, 1, buf, sizeof buf, v, buf), 0);
+    assert_memory_equal(buf, want + 16, 14);
+    /* wrong AD, wrong V */
+    ad[0] ^= 1;
+    memset(back, 0x55, sizeof back);
+    assert_int_equal(ph_siv_open(&s, &a, 1, want, want + 16, 14, back), -1);
+    assert_true(all_zero(back, sizeof back));
+    ad[0] ^= 1;
+    want[0] ^= 1;
+    assert_int_equal(ph_siv_open(&s, &a, 1, want, want + 16, 14, back), -1);
+    ph_siv_clear(&s);
+}
+
+static void test_siv_rfc5297_a2(void **state)
+{
+    (void)state;
+    uint8_t key[32], ad1[40], ad2[10], nonce[16], pt[47], want[63], v[16], ct[47], back[47];
+    unhex("7f7e7d7c7b7a79787776757473727170404142434445464748494a4b4c4d4e4f", key, sizeof key);
+    unhex("00112233445566778899aabbccddeeffdeaddadadeaddadaffeeddccbbaa99887766554433221100", ad1,
+          sizeof ad1);
+    unhex("102030405060708090a0", ad2, sizeof ad2);
+    unhex("09f911029d74e35bd84156c5635688c0", nonce, sizeof nonce);
+    unhex("7468697320697320736f6d6520706c61696e7465787420746f20656e6372797074207573696e672053"
+          "49562d414553",
+          pt, sizeof pt);
+    unhex("7bdb6e3b432667eb06f4d14bff2fbd0fcb900f2fddbe404326601965c889bf17dba77ceb094fa663b7a3f7"
+          "48ba8af829ea64ad544a272e9c485b62a3fd5c0d",
+          want, sizeof want);
+    ph_siv s;
+    assert_int_equal(ph_siv_init(&s, key, 32), 0);
+    /* nonce-based use: the nonce is the last associated-data component */
+    ph_ad ad[3] = {{ad1, sizeof ad1}, {ad2, sizeof ad2}, {nonce, sizeof nonce}};
+    assert_int_equal(ph_siv_seal(&s, ad, 3, pt, sizeof pt, v, ct), 0);
+    assert_memory_equal(v, want, 16);
+    assert_memory_equal(ct, want + 16, sizeof ct);
+    assert_int_equal(ph_siv_open(&s, ad, 3, v, ct, sizeof ct, back), 0);
+    assert_memory_equal(back, pt, sizeof pt);
+    /* components are not concatenated: dropping one or reordering changes V */
+    uint8_t v2[16];
+    assert_int_equal(ph_siv_seal(&s, ad, 2, pt, sizeof pt, v2, ct), 0);
+    assert_memory_not_equal(v2, want, 16);
+    ph_ad swapped[3] = {ad[1], ad[0], ad[2]};
+    assert_int_equal(ph_siv_open(&s, swapped, 3, want, want + 16, sizeof ct, back), -1);
+    ph_siv_clear(&s);
+}
+
+static void test_siv_256_properties(void **state)
+{
+    (void)state;
+    uint8_t key[64], v1[16], v2[16], c1[20], c2[20], back[20];
+    for (int i = 0; i < 64; i++)
+        key[i] = (uint8_t)(3 * i + 1);
+    const uint8_t pt[20] = "deterministic value";
+    const uint8_t adb[] = "hdr|domain";
+    ph_ad a = {adb, sizeof adb - 1};
+    ph_siv s, s2;
+    assert_int_equal(ph_siv_init(&s, key, 64), 0); /* AES-256-SIV */
+    assert_int_equal(ph_siv_init(&s2, key, 64), 0);
+    assert_int_equal(ph_siv_seal(&s, &a, 1, pt, sizeof pt, v1, c1), 0);
+    assert_int_equal(ph_siv_seal(&s2, &a, 1, pt, sizeof pt, v2, c2), 0);
+    assert_memory_equal(v1, v2, 16); /* deterministic across contexts */
+    assert_memory_equal(c1, c2, sizeof c1);
+    assert_int_equal(ph_siv_open(&s2, &a, 1, v1, c1, sizeof c1, back), 0);
+    assert_memory_equal(back, pt, sizeof pt);
+    /* the 128-bit variant under the first half of the key differs */
+    ph_siv s128;
+    assert_int_equal(ph_siv_init(&s128, key, 32), 0);
+    assert_int_equal(ph_siv_seal(&s128, &a, 1, pt, sizeof pt, v2, c2), 0);
+    assert_memory_not_equal(v1, v2, 16);
+    /* empty plaintext and bad sizes are refused, not mis-encrypted */
+    assert_int_equal(ph_siv_seal(&s, &a, 1, pt, 0, v2, c2), -1);
+    ph_ad many[PH_SIV_MAX_AD + 1];
+    for (size_t i = 0; i <= PH_SIV_MAX_AD; i++)
+        many[i] = a;
+    assert_int_equal(ph_siv_seal(&s, many, PH_SIV_MAX_AD + 1, pt, sizeof pt, v2, c2), -1);
+    ph_siv bad;
+    assert_int_equal(ph_siv_init(&bad, key, 48), -1);
+    ph_siv_clear(&s);
+    ph_siv_clear(&s2);
+    ph_siv_clear(&s128);
+}
+
+/* ---- HKDF (RFC 5869) ----------------------------------------------------------- */
+
+static void test_hkdf_rfc5869(void **state)
+{
+    (void)state;
+    uint8_t ikm[22], salt[13], info[10], want[42], okm[42];
+    memset(ikm, 0x0b, sizeof ikm);
+    unhex("000102030405060708090a0b0c", salt, sizeof salt);
+    unhex("f0f1f2f3f4f5f6f7f8f9", info, sizeof info);
+    unhex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+          want, sizeof want);
+    assert_int_equal(
+        ph_hkdf_sha256(ikm, sizeof ikm, salt, sizeof salt, info, sizeof info, okm, sizeof okm), 0);
+    assert_memory_equal(okm, want, sizeof want);
+    /* test case 3: empty salt and info */
+    unhex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8",
+          want, sizeof want);
+    assert_int_equal(ph_hkdf_sha256(ikm, sizeof ikm, NULL, 0, NULL, 0, okm, sizeof okm), 0);
+    assert_memory_equal(okm, want, sizeof want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gcm_vectors),    cmocka_unit_test(test_siv_rfc5297_a1),
+        cmocka_unit_test(test_siv_rfc5297_a2), cmocka_unit_test(test_siv_256_properties),
+        cmocka_unit_test(test_hkdf_rfc5869),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
