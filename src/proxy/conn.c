@@ -60,6 +60,7 @@ struct ph_conn {
     unsigned pending;   /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
     bool tail_activity; /* messages sent after the last Sync/Query */
     uint8_t txn;        /* last ReadyForQuery status; 0 before the first */
+    bool terminated;    /* the client sent Terminate: the server will hang up */
     bool draining;
     char peer[64];
 };
@@ -132,6 +133,8 @@ static pgf_want c2s_header(void *ud, uint8_t type, uint32_t total)
 {
     ph_conn *c = ud;
     (void)total;
+    if (type == PGP_F_TERMINATE)
+        c->terminated = true; /* still tail activity: not idle for a drain */
     switch (type) {
     case PGP_F_QUERY:
     case PGP_F_SYNC:
@@ -245,6 +248,10 @@ static void update_events(ph_conn *c)
 
 static void server_lost(ph_conn *c)
 {
+    if (c->terminated) {
+        enter_closing(c); /* the session ended as asked: relay what is queued */
+        return;
+    }
     if (c->s2c.fr.type == PGP_B_ERROR && pgf_at_boundary(&c->s2c.fr)) {
         enter_closing(c); /* the server said why; relay what is queued */
         return;

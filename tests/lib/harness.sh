@@ -19,10 +19,13 @@
 #   phx_start [ARGS...]        starts "$PHANTOM_BIN proxy --listen 127.0.0.1:P
 #                              --target 127.0.0.1:$PGH_PORT ARGS..."; exports
 #                              PHX_PORT PHX_PID PHX_LOG. Extra --target in ARGS wins.
+#                              Waits until that proxy itself listens; retries on
+#                              another port if the port was taken meanwhile.
 #   phx_stop                   SIGTERM, wait; fails the test on a non-zero exit
 #                              or any AddressSanitizer/UBSan report
 #   pgh_defer "cmd"            run cmd at exit (LIFO)
-#   pgh_free_port              prints a free TCP port on 127.0.0.1
+#   pgh_free_port              prints a free TCP port on 127.0.0.1 (below the
+#                              ephemeral range)
 #   ok / fail / assert_eq / assert_contains   tiny assertions (fail exits 1)
 #
 # PHANTOM_BIN defaults to bin/phantom of this checkout.
@@ -78,10 +81,14 @@ assert_contains() { # haystack needle message
     esac
 }
 
+# Ports below the kernel's ephemeral range, so that the local end of some
+# outgoing connection cannot take the port between this check and the bind.
 pgh_free_port() {
-    local port
+    local port low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || low=32768
+    [ "${low:-0}" -gt 16000 ] 2>/dev/null || low=32768
     for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 30000))
+        port=$((15000 + RANDOM % (low - 15000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0
@@ -202,10 +209,25 @@ pgh_admin_psql() {
 pgh_stop_server() { _pgh_as_pg pg_ctl -D "$PGH_DATA" -m "${1:-fast}" stop >/dev/null 2>&1; }
 pgh_start_server() { _pgh_as_pg pg_ctl -D "$PGH_DATA" -l "$PGH_LOG" -w -t 30 -o "-p $PGH_PORT" start >/dev/null 2>&1; }
 
+# _phx_owns_listener PID PORT: PID has a socket listening on 127.0.0.1:PORT
+# (not merely: something answers there — another test may have taken the port).
+_phx_owns_listener() {
+    local pid="$1" hex inodes fd
+    hex=$(printf '%04X' "$2")
+    [ -r /proc/net/tcp ] || return 0 # cannot tell: the connect check must do
+    inodes=" $(awk -v p=":$hex" '$2 ~ p"$" && $4 == "0A" { printf "socket:[%s] ", $10 }' /proc/net/tcp)"
+    for fd in "/proc/$pid/fd/"*; do
+        case "$inodes" in *" $(readlink "$fd" 2>/dev/null) "*) return 0 ;; esac
+    done
+    return 1
+}
+
 _phx_wait_port() {
     local port="$1" pid="$2"
     for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && _phx_owns_listener "$pid" "$port"; then
+            return 0
+        fi
         kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.05
     done
@@ -213,23 +235,33 @@ _phx_wait_port() {
 }
 
 phx_start() {
-    local tmp port
+    local tmp port attempt
     tmp="$(_pgh_tmpdir)"
-    port="$(pgh_free_port)" || fail "no free port"
-    export PHX_PORT="$port"
-    export PHX_LOG="$tmp/phantom.$port.log"
-    export PHX_ASAN_DIR="$tmp/asan.$port"
-    mkdir -p "$PHX_ASAN_DIR"
-    ASAN_OPTIONS="log_path=$PHX_ASAN_DIR/asan:detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}" \
-    UBSAN_OPTIONS="log_path=$PHX_ASAN_DIR/ubsan:print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}" \
-        "$PHANTOM_BIN" proxy --listen "127.0.0.1:$port" --target "127.0.0.1:${PGH_PORT:-1}" "$@" \
-        >"$PHX_LOG" 2>&1 &
-    export PHX_PID=$!
-    pgh_defer "phx_stop $PHX_PID $PHX_LOG $PHX_ASAN_DIR"
-    if ! _phx_wait_port "$port" "$PHX_PID"; then
+    # Another test on this machine may take the free port first: retry then.
+    for attempt in 1 2 3 4 5; do
+        port="$(pgh_free_port)" || fail "no free port"
+        export PHX_PORT="$port"
+        export PHX_LOG="$tmp/phantom.$port.log"
+        export PHX_ASAN_DIR="$tmp/asan.$port"
+        mkdir -p "$PHX_ASAN_DIR"
+        ASAN_OPTIONS="log_path=$PHX_ASAN_DIR/asan:detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}" \
+        UBSAN_OPTIONS="log_path=$PHX_ASAN_DIR/ubsan:print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}" \
+            "$PHANTOM_BIN" proxy --listen "127.0.0.1:$port" --target "127.0.0.1:${PGH_PORT:-1}" "$@" \
+            >"$PHX_LOG" 2>&1 &
+        export PHX_PID=$!
+        if _phx_wait_port "$port" "$PHX_PID"; then
+            pgh_defer "phx_stop $PHX_PID $PHX_LOG $PHX_ASAN_DIR"
+            return 0
+        fi
+        if [ "$attempt" -lt 5 ] && ! kill -0 "$PHX_PID" 2>/dev/null &&
+            grep -q "Address already in use" "$PHX_LOG" && ! compgen -G "$PHX_ASAN_DIR/*" >/dev/null; then
+            wait "$PHX_PID" 2>/dev/null
+            continue
+        fi
+        pgh_defer "phx_stop $PHX_PID $PHX_LOG $PHX_ASAN_DIR"
         cat "$PHX_LOG" >&2
         fail "proxy did not start listening on $port"
-    fi
+    done
 }
 
 # phx_stop [PID LOG ASAN_DIR] — defaults to the last started proxy.
