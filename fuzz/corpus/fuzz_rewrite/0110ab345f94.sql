@@ -1,0 +1,1 @@
+create table if not exists payments (id bigserial, customer_email text references customers (email), card_number text, paid_on date not null, amount numeric(12,2), unique (customer_email, paid_on))

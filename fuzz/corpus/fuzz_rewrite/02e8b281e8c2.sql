@@ -1,0 +1,1 @@
+select * from customers where (email, id) = (select customer_email, 2 from payments p where p.paid_on = '2024-01-01' limit 1)

@@ -1,0 +1,1 @@
+copy (select email from customers) to stdout

@@ -1,0 +1,1 @@
+insert into customers (email) values ($1) returning id, email, tax_id

@@ -1,0 +1,1 @@
+select c.id, c.email as login, p.paid_on, upper(c.plan_tier), * from customers c join payments p on p.customer_email = c.email

@@ -1,0 +1,1 @@
+select lower(email) from customers

@@ -1,0 +1,1 @@
+select max(email) from customers

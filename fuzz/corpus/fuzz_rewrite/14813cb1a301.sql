@@ -1,0 +1,1 @@
+select email from customers union select plan_tier from customers

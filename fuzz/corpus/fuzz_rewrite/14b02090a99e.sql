@@ -1,0 +1,1 @@
+select * from customers where to_tsvector(full_name) @@ to_tsquery('x')

@@ -1,0 +1,1 @@
+copy payments to stdout

@@ -1,0 +1,1 @@
+insert into customers (email) values ('ok'); select * from customers where email like 'x%'

@@ -1,0 +1,1 @@
+insert into archive (e) select email from customers

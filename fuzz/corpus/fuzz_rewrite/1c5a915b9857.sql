@@ -1,0 +1,1 @@
+create table t2 as select email from customers

@@ -1,0 +1,1 @@
+insert into customers (email, phone, plan_tier) values (DEFAULT, 'p', 'pro')

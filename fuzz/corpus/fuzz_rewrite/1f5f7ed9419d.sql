@@ -1,0 +1,1 @@
+select * from payments where customer_email in (select email from customers where age >= 18) and exists (select 1 from customers c where c.email = payments.customer_email and c.phone is null)

@@ -1,0 +1,1 @@
+select 1 from customers where email='a'and age=1

@@ -1,0 +1,1 @@
+select * from customers where email in (select plan_tier from customers)

@@ -1,0 +1,1 @@
+select c.email, p.amount from customers c join payments p on p.customer_email = c.email where c.email = 'a'

@@ -1,0 +1,1 @@
+create table customers (id int, full_name text unique)

@@ -1,0 +1,1 @@
+select full_name, count(*) from customers group by full_name

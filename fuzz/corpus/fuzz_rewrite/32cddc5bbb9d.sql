@@ -1,0 +1,1 @@
+alter table customers alter column email set default 'x'

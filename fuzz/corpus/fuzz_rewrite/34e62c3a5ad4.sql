@@ -1,0 +1,1 @@
+truncate customers; drop table if exists customers; grant select on customers to app; vacuum analyze customers; comment on column customers.email is 'x'

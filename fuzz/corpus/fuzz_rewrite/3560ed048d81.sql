@@ -1,0 +1,1 @@
+insert into customers (signup_day, email) values (date '2024-03-01', ('b')::text), ('2024-03-02' /* c */ :: pg_catalog.date, 'c'::character varying)

@@ -1,0 +1,1 @@
+select email from customers union select customer_email from payments

@@ -1,0 +1,1 @@
+update customers set phone = '555', full_name = NULL, plan_tier = 'pro' where email = 'a@x.com'

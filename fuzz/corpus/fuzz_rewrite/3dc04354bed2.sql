@@ -1,0 +1,1 @@
+merge into customers c using src s on c.id = s.id when matched then update set email = s.e

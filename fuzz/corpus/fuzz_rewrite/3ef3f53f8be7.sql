@@ -1,0 +1,1 @@
+select sum(age) from customers

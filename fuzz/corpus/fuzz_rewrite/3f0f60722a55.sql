@@ -1,0 +1,1 @@
+insert into customers default values

@@ -1,0 +1,1 @@
+select * from customers c join (select plan_tier as email from t) x using (email)

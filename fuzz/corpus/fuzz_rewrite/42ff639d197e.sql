@@ -1,0 +1,1 @@
+create table other (id int, note text); alter table customers add column note text

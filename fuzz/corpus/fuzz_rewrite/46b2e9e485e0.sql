@@ -1,0 +1,1 @@
+select id, created_at from customers order by created_at desc limit 10

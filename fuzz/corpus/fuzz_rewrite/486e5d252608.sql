@@ -1,0 +1,1 @@
+select * from payments where card_token = '4111111111111111'

@@ -1,0 +1,1 @@
+select * from customers where email = $1 or plan_tier = $1

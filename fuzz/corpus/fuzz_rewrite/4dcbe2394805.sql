@@ -1,0 +1,1 @@
+select * from archive.customers where email = 'a'

@@ -1,0 +1,1 @@
+create table customers (id uuid primary key, email varchar(255) not null unique, full_name text, phone text, tax_id character varying(20), address jsonb, signup_day date, age integer, plan_tier text default 'free', created_at timestamp not null default now())

@@ -1,0 +1,1 @@
+select email::text from customers

@@ -1,0 +1,1 @@
+select * from customers join (select customer_email as email from payments) p using (email)

@@ -1,0 +1,1 @@
+select * from sales.leads l where l.contact = 'a'

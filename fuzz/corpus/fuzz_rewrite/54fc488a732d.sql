@@ -1,0 +1,1 @@
+select * from payments where paid_on between '2024-01-01' and '2024-12-31' order by paid_on desc, amount

@@ -1,0 +1,1 @@
+select case email when 'a' then 1 end from customers

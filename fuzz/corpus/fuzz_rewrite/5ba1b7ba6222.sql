@@ -1,0 +1,1 @@
+insert into customers (signup_day, email, address, age) values ('2024-01-01'::date, CAST('a' AS varchar(10)), NULL::jsonb, '7'::int4)

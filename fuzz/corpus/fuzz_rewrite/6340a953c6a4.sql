@@ -1,0 +1,1 @@
+update customers set (full_name, tax_id) = (select 'n', 't') where id = 1

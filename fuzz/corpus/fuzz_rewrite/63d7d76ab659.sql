@@ -1,0 +1,1 @@
+create table payments (customer_email text references customers)

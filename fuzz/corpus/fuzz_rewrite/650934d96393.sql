@@ -1,0 +1,1 @@
+select email, row_number() over (partition by email order by signup_day) from customers

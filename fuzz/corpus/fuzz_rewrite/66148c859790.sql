@@ -1,0 +1,1 @@
+INSERT INTO customers(email,age,signup_day)VALUES('q',42,'2024-02-29')

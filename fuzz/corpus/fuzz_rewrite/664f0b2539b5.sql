@@ -1,0 +1,1 @@
+alter table customers rename to clients

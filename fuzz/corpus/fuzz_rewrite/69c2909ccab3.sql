@@ -1,0 +1,1 @@
+select row_to_json(c) from customers c

@@ -1,0 +1,1 @@
+select coalesce(email, 'none') from customers

@@ -1,0 +1,1 @@
+select * from customers where age = (select 5)

@@ -1,0 +1,1 @@
+insert into customers (email) select 'a' union all select $1

@@ -1,0 +1,1 @@
+select email as e, age from customers order by 2, age

@@ -1,0 +1,1 @@
+create index on customers (lower(email))

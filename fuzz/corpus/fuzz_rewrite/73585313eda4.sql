@@ -1,0 +1,1 @@
+select * from customers c, lateral (select * from payments p where p.customer_email = c.email) x where x.paid_on > '2024-01-01'

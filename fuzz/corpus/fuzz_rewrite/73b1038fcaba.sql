@@ -1,0 +1,1 @@
+insert into customers (email, full_name) values ('a', upper('b'))

@@ -1,0 +1,1 @@
+explain analyze select * from customers where email = 'a'

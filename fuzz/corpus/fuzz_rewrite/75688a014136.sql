@@ -1,0 +1,1 @@
+begin; insert into customers (email) values ('a'); select * from customers where email = 'b'; delete from payments where paid_on < '2020-01-01'; commit

@@ -1,0 +1,1 @@
+prepare q as select * from customers where email = 'a'

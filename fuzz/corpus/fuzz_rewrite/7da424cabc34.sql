@@ -1,0 +1,1 @@
+select array(select email from customers)

@@ -1,0 +1,1 @@
+select * from customers c left join payments p on c.email = p.customer_email join orders o on o.id = p.order_id

@@ -1,0 +1,1 @@
+select full_name from customers union select full_name from customers

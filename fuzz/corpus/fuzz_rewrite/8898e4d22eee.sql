@@ -1,0 +1,1 @@
+select * from customers where cast(age as text) = '3'

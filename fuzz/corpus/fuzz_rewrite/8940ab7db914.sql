@@ -1,0 +1,1 @@
+prepare p (text) as select * from customers where email = $1

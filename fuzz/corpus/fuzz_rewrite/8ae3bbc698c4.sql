@@ -1,0 +1,1 @@
+insert into customers (email) select plan_tier from customers

@@ -1,0 +1,1 @@
+update customers set plan_tier = 'pro' where id = $1

@@ -1,0 +1,1 @@
+create table customers (email text default 'x')

@@ -1,0 +1,1 @@
+create table customers (age text)

@@ -1,0 +1,1 @@
+select * from customers c, sales.leads l where c.email = $1 and l.contact = $1

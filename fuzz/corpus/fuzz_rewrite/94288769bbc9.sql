@@ -1,0 +1,1 @@
+select 1; select email from customers; insert into t values (1)

@@ -1,0 +1,1 @@
+with recursive r(e, n) as (select email, 1 from customers union all select e, n + 1 from r where n < 3) select * from r where e = 'x'

@@ -1,0 +1,1 @@
+select * from customers where full_name @@ to_tsquery('x')

@@ -1,0 +1,1 @@
+insert into customers as c (email) values ('a') on conflict do nothing

@@ -1,0 +1,1 @@
+select * from customers where exists (select 1 from payments where card_number = 'x')

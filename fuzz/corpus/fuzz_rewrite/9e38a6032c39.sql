@@ -1,0 +1,1 @@
+select * from customers where email = any (array['a', 'b'])

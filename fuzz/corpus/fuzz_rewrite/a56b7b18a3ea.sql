@@ -1,0 +1,1 @@
+copy customers (id, email) from stdin with (format csv)

@@ -1,0 +1,1 @@
+select * from customers where full_name is null and tax_id is not null

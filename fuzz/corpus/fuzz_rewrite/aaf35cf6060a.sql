@@ -1,0 +1,1 @@
+select * from customers where 'a' = email and email is distinct from 'b'

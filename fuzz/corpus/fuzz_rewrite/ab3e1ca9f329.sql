@@ -1,0 +1,1 @@
+with c(m) as (select email from customers), d as (select m from c) select * from d where m = 'x'

@@ -1,0 +1,1 @@
+delete from customers c using payments p where p.customer_email = c.email returning c.email, p.paid_on, p.amount

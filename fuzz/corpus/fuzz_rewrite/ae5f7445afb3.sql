@@ -1,0 +1,1 @@
+select * from leads where contact = 'a'

@@ -1,0 +1,1 @@
+update customers c set (email, age) = ('e', 3), phone = DEFAULT from payments p where p.customer_email = c.email and p.paid_on = '2024-01-05'

@@ -1,0 +1,1 @@
+select * from customers c join payments p on true where 'a' in (c.email, p.customer_email)

@@ -1,0 +1,1 @@
+select * from customers c join payments p on p.card_number = c.phone

@@ -1,0 +1,1 @@
+copy customers from '/tmp/data.csv'

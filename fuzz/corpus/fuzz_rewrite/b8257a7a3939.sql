@@ -1,0 +1,1 @@
+create table customers (id int, full_name text, primary key (full_name))

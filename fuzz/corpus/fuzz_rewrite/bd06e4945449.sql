@@ -1,0 +1,1 @@
+do $$ begin insert into customers (email) values ('x'); end $$

@@ -1,0 +1,1 @@
+select email, count(*), count(email), count(distinct email), count(full_name) from customers group by email having count(*) > 1

@@ -1,0 +1,1 @@
+insert into customers (id, email, phone) values (1, 'a', 'p') on conflict (email) do update set phone = excluded.phone, full_name = 'n', age = customers.age where customers.email <> 'z' returning id, email

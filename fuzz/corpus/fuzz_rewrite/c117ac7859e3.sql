@@ -1,0 +1,1 @@
+select count(distinct full_name) from customers

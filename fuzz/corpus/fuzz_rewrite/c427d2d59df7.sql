@@ -1,0 +1,1 @@
+select id from customers where email = 'a' and email <> 'b' and email != 'c'

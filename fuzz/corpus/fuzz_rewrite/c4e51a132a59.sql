@@ -1,0 +1,1 @@
+alter table customers add column phone text not null, add column if not exists tax_id character varying(20)

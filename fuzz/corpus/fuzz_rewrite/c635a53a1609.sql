@@ -1,0 +1,1 @@
+select * from customers where age < 5 or age <= 6 or age > 7 or age >= -8 or signup_day not between symmetric '2024-01-01' and '2023-01-01'

@@ -1,0 +1,1 @@
+insert into customers (id, email, full_name, age) values ($1, $2, $3, $4::int4)

@@ -1,0 +1,1 @@
+with u as (update customers set phone = 'p' where email = 'a' returning email) select * from u where email = 'b'

@@ -1,0 +1,1 @@
+select age + 1 from customers

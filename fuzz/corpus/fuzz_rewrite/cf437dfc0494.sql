@@ -1,0 +1,1 @@
+select * from customers where signup_day = '2024-01-01'::timestamp

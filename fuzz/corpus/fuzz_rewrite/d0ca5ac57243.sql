@@ -1,0 +1,1 @@
+create index on customers (age) where email = 'x'

@@ -1,0 +1,1 @@
+with customers as (select 1 as email) select * from customers where email = 'x'

@@ -1,0 +1,1 @@
+select s.e from (select email as e from customers) s where s.e = 'x'

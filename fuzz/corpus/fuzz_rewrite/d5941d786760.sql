@@ -1,0 +1,1 @@
+select email from customers for update; select * from customers where tax_id = '1'

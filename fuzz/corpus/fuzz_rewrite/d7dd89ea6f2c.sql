@@ -1,0 +1,1 @@
+select * from (select * from customers) s where s.email = 'x'

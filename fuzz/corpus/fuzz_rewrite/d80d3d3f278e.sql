@@ -1,0 +1,1 @@
+create unique index on customers (email); alter table customers drop column phone; alter table customers alter column email set not null

@@ -1,0 +1,1 @@
+select * from customers where email in ('a', 'b') or email not in ($1)

@@ -1,0 +1,1 @@
+select * from customers where age = -5 or age = 2147483648 or age = 1.50 or age = 1e3

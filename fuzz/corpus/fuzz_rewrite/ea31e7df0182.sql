@@ -1,0 +1,1 @@
+insert into customers (id, email, full_name) values (1, 'a@x.com', 'Ann'), (2, 'b@x.com', NULL)

@@ -1,0 +1,1 @@
+select avg(age) from customers

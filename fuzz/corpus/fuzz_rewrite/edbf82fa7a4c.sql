@@ -1,0 +1,1 @@
+select * from customers c join sales.leads l on l.contact = c.email

@@ -1,0 +1,1 @@
+delete from customers where email = 'a' returning full_name, id

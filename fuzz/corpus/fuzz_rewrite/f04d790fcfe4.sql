@@ -1,0 +1,1 @@
+declare cur cursor for select email from customers where age = 3

@@ -1,0 +1,1 @@
+select * from public.customers where public.customers.email = 'a'

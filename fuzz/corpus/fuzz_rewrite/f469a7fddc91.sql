@@ -1,0 +1,1 @@
+select distinct full_name from customers

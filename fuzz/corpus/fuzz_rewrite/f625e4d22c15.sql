@@ -1,0 +1,1 @@
+select distinct email, signup_day from customers

@@ -1,0 +1,1 @@
+select max(signup_day) from customers

@@ -1,0 +1,1 @@
+insert into payments (customer_email, card_number, amount) select email, '4111', 10 from customers where age > 30

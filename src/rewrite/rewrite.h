@@ -1,0 +1,143 @@
+/*
+ * rewrite.h — query analysis and rewriting for protected columns.
+ *
+ * Owns: deciding, with the real PostgreSQL grammar (libpg_query), what a
+ * statement does with protected columns, and either refusing it (fail
+ * closed, with a message naming table, column, mode and operation) or
+ * producing the SQL to send upstream plus a plan for the proxy:
+ *
+ *   - every literal bound to a protected column is replaced in the original
+ *     text by its ciphertext, '\x<hex>'::bytea (the text is spliced, never
+ *     deparsed, so everything else — comments, spacing, casing — is kept);
+ *   - every $n bound to a protected column stays in place; the plan says
+ *     which column's policy encrypts it (the proxy rewrites Parse, Bind and
+ *     ParameterDescription);
+ *   - DDL (CREATE TABLE, ALTER TABLE ADD COLUMN) declares protected columns
+ *     as bytea.
+ *
+ * The crypto operation is a callback, so this module has no key material.
+ * Thread-safe: no global state (libpg_query keeps per-thread memory).
+ */
+#ifndef PHANTOM_REWRITE_H
+#define PHANTOM_REWRITE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "common/bytes.h"
+#include "schema/schema.h"
+
+/*
+ * Encrypts one value for column col. text_value is the literal's value as
+ * PostgreSQL would read it in text form (quotes removed, E'' escapes and ''
+ * doubling resolved; numbers as written, booleans as "true"/"false"),
+ * text_value[len] == '\0'. Appends the ciphertext (envelope) bytes to out.
+ * Returns 0, or -1 with a message in err (which must not contain the value).
+ */
+typedef int (*ph_rw_encrypt_fn)(void *ud, const ph_schema_column *col, const char *text_value,
+                                size_t len, ph_buf *out_ciphertext, char *err, size_t errlen);
+
+/*
+ * Optional: the table's column names in attribute order (the proxy answers
+ * from its catalog cache), so that INSERT without a column list can be
+ * analyzed. Returns the count and sets *names (owned by the callee, valid
+ * until ph_rewrite returns), or -1 when unknown.
+ */
+typedef ssize_t (*ph_rw_columns_fn)(void *ud, const ph_schema_table *table,
+                                    const char *const **names);
+
+typedef struct ph_rw_options {
+    ph_rw_encrypt_fn encrypt; /* required when literals must be encrypted */
+    void *encrypt_ud;
+    ph_rw_columns_fn table_columns; /* optional */
+    void *columns_ud;
+    /* The session's standard_conforming_strings is off: plain '...' strings
+     * then treat backslashes as escapes, which this analyzer does not model;
+     * statements that reach the analyzer and contain a backslash are refused. */
+    int standard_conforming_strings_off;
+} ph_rw_options;
+
+typedef enum {
+    PH_RW_OK = 0,         /* forward (rewritten SQL if sql != NULL), apply the plan */
+    PH_RW_REFUSED,        /* do not forward: answer ErrorResponse(sqlstate, message) */
+    PH_RW_PARSE_ERROR,    /* not valid SQL (see below); do not forward */
+    PH_RW_INTERNAL_ERROR, /* out of memory or the encrypt callback failed; do not forward */
+} ph_rw_status;
+
+typedef enum {
+    PH_RW_STMT_OTHER = 0,
+    PH_RW_STMT_SELECT,
+    PH_RW_STMT_INSERT,
+    PH_RW_STMT_UPDATE,
+    PH_RW_STMT_DELETE,
+    PH_RW_STMT_DDL,
+    PH_RW_STMT_EXPLAIN,
+    PH_RW_STMT_COPY,
+} ph_rw_stmt_kind;
+
+/* One result column of a statement's output (SELECT list or RETURNING). */
+typedef struct ph_rw_output {
+    const ph_schema_column *col; /* the protected column the value comes from, or NULL */
+    int star;                    /* a `*` expansion: resolve through RowDescription */
+} ph_rw_output;
+
+typedef struct ph_rw_stmt {
+    ph_rw_stmt_kind kind;
+    int touches_protected; /* reads or writes at least one protected column */
+    ph_rw_output *outputs; /* NULL when the statement returns no rows */
+    size_t noutputs;
+    /* COPY on a protected table (kind PH_RW_STMT_COPY): the proxy encrypts or
+     * decrypts the data stream itself; the statement text is not changed. */
+    const ph_schema_table *copy_table;
+    int copy_from; /* COPY ... FROM (else TO) */
+} ph_rw_stmt;
+
+typedef struct ph_rw_result {
+    ph_rw_status status;
+    /* PH_RW_OK: the text to send upstream, NUL-terminated, or NULL when the
+     * original text can be sent unchanged. */
+    char *sql;
+    size_t sql_len;
+    /* Per parameter $n (index n-1): the column whose policy encrypts it, or
+     * NULL for a plain parameter. nparams is the highest $n referenced. */
+    const ph_schema_column **params;
+    int nparams;
+    ph_rw_stmt *stmts; /* one per statement of the string */
+    size_t nstmts;
+    int touches_protected; /* any statement does */
+    /* The result depends only on the text and the schema (no literal was
+     * encrypted): the proxy may cache it by statement text, e.g. for
+     * repeated unnamed Parse messages, until the schema changes. */
+    int cacheable;
+    /* REFUSED / PARSE_ERROR / INTERNAL_ERROR: what to tell the client. */
+    char sqlstate[6];
+    char message[384];
+    int position; /* 1-based character position in the statement text, 0 if none */
+} ph_rw_result;
+
+/*
+ * Fast path: 0 when the text certainly does not name a protected table
+ * (forward it untouched without parsing), 1 when it may. Conservative: a
+ * case-insensitive scan for each protected table's name delimited as an
+ * identifier, anywhere in the text (strings and comments included); any
+ * U&"..." identifier answers 1. Never says 0 for a statement that names a
+ * protected table. Cost: one pass over the text.
+ */
+int ph_rewrite_mentions_protected(const ph_schema *s, const char *sql, size_t len);
+
+/*
+ * Analyzes sql[0..len) (one or more statements) against the schema and fills
+ * *res (always; free it with ph_rw_result_free). Returns res->status.
+ *
+ * Decision on malformed SQL: this function is only called once the fast path
+ * matched, so the statement may touch protected data; it fails closed and
+ * reports PH_RW_PARSE_ERROR with PostgreSQL's own syntax error text (SQLSTATE
+ * 42601) instead of forwarding text it cannot analyze. Callers must not log
+ * the message (it may quote a token of the statement).
+ */
+ph_rw_status ph_rewrite(const ph_schema *s, const char *sql, size_t len, const ph_rw_options *opt,
+                        ph_rw_result *res);
+
+void ph_rw_result_free(ph_rw_result *res);
+
+#endif

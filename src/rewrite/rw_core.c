@@ -1,0 +1,555 @@
+/*
+ * rw_core.c — the rewriter's entry point and shared machinery.
+ *
+ * Owns: ph_rewrite (parse with libpg_query, analyze statement by statement,
+ * encrypt and splice), the per-call arena, refusal messages, the edit list
+ * (byte ranges of the original text to replace), the parameter table, and
+ * wiping the plaintext copies this module makes.
+ */
+#include "rewrite/rw_internal.h"
+
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RW_MAX_PARAM 65535 /* the protocol's Int16 parameter count */
+
+/* ---- arena ------------------------------------------------------------------ */
+
+struct rw_block {
+    rw_block *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+};
+
+void *rw_alloc(rw_ctx *c, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (!c->arena || c->arena->cap - c->arena->used < n) {
+        size_t cap = n > 16384 ? n : 16384;
+        rw_block *b = malloc(sizeof *b + cap);
+        if (!b) {
+            rw_oom(c);
+            return NULL;
+        }
+        b->next = c->arena;
+        b->used = 0;
+        b->cap = cap;
+        c->arena = b;
+    }
+    void *p = c->arena->data + c->arena->used;
+    c->arena->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+static void arena_free(rw_ctx *c)
+{
+    while (c->arena) {
+        rw_block *next = c->arena->next;
+        free(c->arena);
+        c->arena = next;
+    }
+}
+
+/* ---- outcomes --------------------------------------------------------------- */
+
+static int char_position(const rw_ctx *c, int location)
+{
+    if (location < 0 || (size_t)location > c->len)
+        return 0;
+    int pos = 1;
+    for (int i = 0; i < location; i++)
+        if (((unsigned char)c->sql[i] & 0xC0) != 0x80)
+            pos++;
+    return pos;
+}
+
+static int set_outcome(rw_ctx *c, ph_rw_status st, const char *sqlstate, int location,
+                       const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static int set_outcome(rw_ctx *c, ph_rw_status st, const char *sqlstate, int location,
+                       const char *fmt, va_list ap)
+{
+    if (c->failed)
+        return -1; /* keep the first reason */
+    c->failed = 1;
+    c->res->status = st;
+    snprintf(c->res->sqlstate, sizeof c->res->sqlstate, "%s", sqlstate);
+    vsnprintf(c->res->message, sizeof c->res->message, fmt, ap);
+    c->res->position = char_position(c, location);
+    return -1;
+}
+
+int rw_refuse(rw_ctx *c, int location, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_outcome(c, PH_RW_REFUSED, "0A000", location, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int rw_internal(rw_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_outcome(c, PH_RW_INTERNAL_ERROR, "XX000", -1, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int rw_oom(rw_ctx *c)
+{
+    return rw_internal(c, "phantom: out of memory while analyzing the statement");
+}
+
+/* Operations no mode can do: computing on ciphertext. */
+int rw_refuse_op(rw_ctx *c, int location, const ph_schema_column *col, const char *op)
+{
+    return rw_refuse(c, location,
+                     "phantom: cannot apply %s to %s (%s): the database only holds ciphertext", op,
+                     col->qualified, ph_enc_mode_name(col->mode));
+}
+
+static const char *mode_hint(const ph_schema_column *col)
+{
+    switch (col->mode) {
+    case PH_MODE_RANDOMIZED:
+        return "randomized encryption supports only storing, fetching and IS [NOT] NULL";
+    case PH_MODE_DETERMINISTIC:
+        return "deterministic encryption supports only equality (=, <>, IN), GROUP BY, DISTINCT "
+               "and equality joins; ranges and ORDER BY need mode ope";
+    case PH_MODE_OPE:
+        return "ope supports equality, ranges and ORDER BY only";
+    case PH_MODE_TOKEN:
+        return "token mode supports only equality (=, <>, IN)";
+    }
+    return "the mode does not support it";
+}
+
+/* Operations some other mode could do. */
+int rw_refuse_mode(rw_ctx *c, int location, const ph_schema_column *col, const char *op)
+{
+    return rw_refuse(c, location, "phantom: cannot apply %s to %s (%s): %s", op, col->qualified,
+                     ph_enc_mode_name(col->mode), mode_hint(col));
+}
+
+int rw_mode_allows(const ph_schema_column *col, rw_op op)
+{
+    switch (op) {
+    case OP_ASSIGN:
+        return 1;
+    case OP_EQ:
+    case OP_GROUP:
+    case OP_UNIQUE:
+        return col->mode != PH_MODE_RANDOMIZED;
+    case OP_RANGE:
+    case OP_ORDER:
+        return col->mode == PH_MODE_OPE;
+    }
+    return 0;
+}
+
+int rw_same_domain(const ph_schema_column *a, const ph_schema_column *b)
+{
+    return a == b || (a->mode == b->mode && strcmp(a->key_domain, b->key_domain) == 0);
+}
+
+const char *rw_last_name(rw_node **names, size_t n)
+{
+    if (n == 0 || !names[n - 1] || names[n - 1]->node_case != PG_QUERY__NODE__NODE_STRING)
+        return NULL;
+    return names[n - 1]->string->sval;
+}
+
+/* ---- edits and parameters ----------------------------------------------------- */
+
+int rw_add_edit(rw_ctx *c, const rw_edit *e)
+{
+    if (c->nedits == c->capedits) {
+        size_t ncap = c->capedits ? c->capedits * 2 : 8;
+        rw_edit *grown = realloc(c->edits, ncap * sizeof *grown);
+        if (!grown)
+            return rw_oom(c);
+        c->edits = grown;
+        c->capedits = ncap;
+    }
+    c->edits[c->nedits++] = *e;
+    return 0;
+}
+
+static int cmp_edit(const void *a, const void *b)
+{
+    const rw_edit *x = a, *y = b;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
+static int same_edit(const rw_edit *a, const rw_edit *b)
+{
+    if (a->kind != b->kind)
+        return 0;
+    return a->kind == EDIT_TEXT ? strcmp(a->text, b->text) == 0 : rw_same_domain(a->col, b->col);
+}
+
+/* Sorts the edits and merges those of one literal bound more than once
+ * (x IN (a, b), BETWEEN, 'v' IN (col1, col2)): fine when they encrypt the
+ * same way; overlapping ranges are an internal error (fail closed). */
+static int normalize_edits(rw_ctx *c)
+{
+    qsort(c->edits, c->nedits, sizeof *c->edits, cmp_edit);
+    size_t o = 0;
+    for (size_t i = 0; i < c->nedits; i++) {
+        rw_edit *e = &c->edits[i];
+        rw_edit *prev = o ? &c->edits[o - 1] : NULL;
+        if (prev && prev->start == e->start && prev->end == e->end) {
+            if (!same_edit(prev, e))
+                return rw_refuse(c, e->start,
+                                 "phantom: one value is compared with columns of different key "
+                                 "domains (%s and %s)",
+                                 prev->col ? prev->col->qualified : "a plaintext column",
+                                 e->col ? e->col->qualified : "a plaintext column");
+            if (e->kind == EDIT_ENCRYPT && e->value)
+                OPENSSL_cleanse(e->value, e->vlen);
+            continue;
+        }
+        if (e->start < 0 || e->end < e->start || (size_t)e->end > c->len ||
+            (prev && e->start < prev->end))
+            return rw_internal(c, "phantom: internal error while rewriting the statement");
+        c->edits[o++] = *e;
+    }
+    c->nedits = o;
+    return 0;
+}
+
+static rw_param *param_slot(rw_ctx *c, int n, int location)
+{
+    if (n < 1 || n > RW_MAX_PARAM) {
+        rw_refuse(c, location, "phantom: parameter $%d is out of range", n);
+        return NULL;
+    }
+    if (n > c->capparams) {
+        int ncap = c->capparams ? c->capparams : 8;
+        while (ncap < n)
+            ncap *= 2;
+        rw_param *grown = realloc(c->params, (size_t)ncap * sizeof *grown);
+        if (!grown) {
+            rw_oom(c);
+            return NULL;
+        }
+        memset(grown + c->capparams, 0, (size_t)(ncap - c->capparams) * sizeof *grown);
+        c->params = grown;
+        c->capparams = ncap;
+    }
+    if (n > c->res->nparams)
+        c->res->nparams = n;
+    return &c->params[n - 1];
+}
+
+int rw_param_bind(rw_ctx *c, int n, const ph_schema_column *col, int location)
+{
+    rw_param *p = param_slot(c, n, location);
+    if (!p)
+        return -1;
+    if (p->plain)
+        return rw_refuse(c, location,
+                         "phantom: parameter $%d is used both for %s (%s) and as a plaintext "
+                         "value; use two parameters",
+                         n, col->qualified, ph_enc_mode_name(col->mode));
+    if (p->col && !rw_same_domain(p->col, col))
+        return rw_refuse(c, location,
+                         "phantom: parameter $%d is used for %s and %s, which are not in one key "
+                         "domain; use two parameters",
+                         n, p->col->qualified, col->qualified);
+    if (!p->col)
+        p->col = col;
+    return 0;
+}
+
+int rw_param_plain(rw_ctx *c, int n, int location)
+{
+    rw_param *p = param_slot(c, n, location);
+    if (!p)
+        return -1;
+    if (p->col)
+        return rw_refuse(c, location,
+                         "phantom: parameter $%d is used both for %s (%s) and as a plaintext "
+                         "value; use two parameters",
+                         n, p->col->qualified, ph_enc_mode_name(p->col->mode));
+    p->plain = 1;
+    return 0;
+}
+
+int rw_cols_push(rw_ctx *c, rw_cols *cols, const rw_col *col)
+{
+    if (cols->n == cols->cap) {
+        size_t ncap = cols->cap ? cols->cap * 2 : 8;
+        rw_col *grown = rw_alloc(c, ncap * sizeof *grown);
+        if (!grown)
+            return -1;
+        if (cols->n)
+            memcpy(grown, cols->v, cols->n * sizeof *grown);
+        cols->v = grown;
+        cols->cap = ncap;
+    }
+    cols->v[cols->n++] = *col;
+    return 0;
+}
+
+int rw_mentions_text(rw_ctx *c, int start, int len)
+{
+    if (start < 0 || (size_t)start > c->len)
+        start = 0;
+    size_t n = len > 0 ? (size_t)len : c->len - (size_t)start;
+    if ((size_t)start + n > c->len)
+        n = c->len - (size_t)start;
+    return ph_rewrite_mentions_protected(c->schema, c->sql + start, n);
+}
+
+/* ---- encrypting and splicing ----------------------------------------------------- */
+
+static int is_ident_byte(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '$' || ch >= 0x80;
+}
+
+/* Turns an encrypt edit into '\x<hex>'::bytea (text owned by the arena). */
+static int encrypt_edit(rw_ctx *c, rw_edit *e)
+{
+    static const char hexd[] = "0123456789abcdef";
+    if (!c->opt || !c->opt->encrypt)
+        return rw_internal(c, "phantom: no encryption is configured for %s", e->col->qualified);
+    ph_buf ct = {0};
+    char err[200] = "";
+    int rc = c->opt->encrypt(c->opt->encrypt_ud, e->col, e->value, e->vlen, &ct, err, sizeof err);
+    OPENSSL_cleanse(e->value, e->vlen);
+    if (rc != 0) {
+        ph_buf_free(&ct);
+        return rw_internal(c, "phantom: cannot encrypt a value for %s: %s", e->col->qualified,
+                           err[0] ? err : "encryption failed");
+    }
+    char *t = rw_alloc(c, ct.len * 2 + 16);
+    if (!t) {
+        ph_buf_free(&ct);
+        return -1;
+    }
+    char *p = t;
+    memcpy(p, "'\\x", 3);
+    p += 3;
+    for (size_t i = 0; i < ct.len; i++) {
+        *p++ = hexd[ct.data[i] >> 4];
+        *p++ = hexd[ct.data[i] & 15];
+    }
+    memcpy(p, "'::bytea", 9);
+    ph_buf_free(&ct);
+    e->kind = EDIT_TEXT;
+    e->text = t;
+    return 0;
+}
+
+static int splice(rw_ctx *c)
+{
+    if (c->nedits == 0)
+        return 0;
+    if (normalize_edits(c) != 0)
+        return -1;
+    size_t total = c->len + 1;
+    for (size_t i = 0; i < c->nedits; i++) {
+        rw_edit *e = &c->edits[i];
+        if (e->kind == EDIT_ENCRYPT && encrypt_edit(c, e) != 0)
+            return -1;
+        total += strlen(e->text) + 2;
+    }
+    char *out = malloc(total);
+    if (!out)
+        return rw_oom(c);
+    size_t o = 0, prev = 0;
+    for (size_t i = 0; i < c->nedits; i++) {
+        const rw_edit *e = &c->edits[i];
+        size_t tl = strlen(e->text);
+        memcpy(out + o, c->sql + prev, (size_t)e->start - prev);
+        o += (size_t)e->start - prev;
+        if (o > 0 && is_ident_byte((unsigned char)out[o - 1]) &&
+            is_ident_byte((unsigned char)e->text[0]))
+            out[o++] = ' ';
+        memcpy(out + o, e->text, tl);
+        o += tl;
+        if ((size_t)e->end < c->len && is_ident_byte((unsigned char)e->text[tl - 1]) &&
+            is_ident_byte((unsigned char)c->sql[e->end]))
+            out[o++] = ' ';
+        prev = (size_t)e->end;
+    }
+    memcpy(out + o, c->sql + prev, c->len - prev);
+    o += c->len - prev;
+    out[o] = '\0';
+    c->res->sql = out;
+    c->res->sql_len = o;
+    return 0;
+}
+
+/* ---- entry point ------------------------------------------------------------ */
+
+static int copy_outputs(rw_ctx *c, ph_rw_stmt *st, const rw_cols *outs)
+{
+    if (!outs->n)
+        return 0;
+    st->outputs = calloc(outs->n, sizeof *st->outputs);
+    if (!st->outputs)
+        return rw_oom(c);
+    st->noutputs = outs->n;
+    for (size_t i = 0; i < outs->n; i++) {
+        st->outputs[i].col = outs->v[i].col;
+        st->outputs[i].star = outs->v[i].star;
+    }
+    return 0;
+}
+
+static int finish_params(rw_ctx *c)
+{
+    ph_rw_result *r = c->res;
+    if (r->nparams == 0)
+        return 0;
+    r->params = calloc((size_t)r->nparams, sizeof *r->params);
+    if (!r->params)
+        return rw_oom(c);
+    for (int i = 0; i < r->nparams; i++)
+        r->params[i] = c->params[i].col;
+    return 0;
+}
+
+static int analyze(rw_ctx *c, PgQuery__ParseResult *tree)
+{
+    ph_rw_result *r = c->res;
+    if (tree->n_stmts) {
+        r->stmts = calloc(tree->n_stmts, sizeof *r->stmts);
+        if (!r->stmts)
+            return rw_oom(c);
+    }
+    for (size_t i = 0; i < tree->n_stmts; i++) {
+        const PgQuery__RawStmt *raw = tree->stmts[i];
+        rw_cols outs = {0};
+        c->touched = 0;
+        r->nstmts = i + 1;
+        if (rw_statement(c, raw->stmt, raw->stmt_location, raw->stmt_len, &r->stmts[i], &outs) !=
+                0 ||
+            copy_outputs(c, &r->stmts[i], &outs) != 0)
+            return -1;
+        r->stmts[i].touches_protected = c->touched;
+        r->touches_protected |= c->touched;
+    }
+    if (finish_params(c) != 0)
+        return -1;
+    r->cacheable = 1;
+    for (size_t i = 0; i < c->nedits; i++)
+        if (c->edits[i].kind == EDIT_ENCRYPT)
+            r->cacheable = 0;
+    return splice(c);
+}
+
+/* Wipes the plaintext of protected literals: the copies this module made
+ * and the parse tree's own strings (the tree is freed right after). */
+static void wipe_values(rw_ctx *c)
+{
+    for (size_t i = 0; i < c->nedits; i++) {
+        rw_edit *e = &c->edits[i];
+        if (e->kind == EDIT_ENCRYPT && e->value)
+            OPENSSL_cleanse(e->value, e->vlen);
+        if (e->src)
+            OPENSSL_cleanse(e->src, strlen(e->src));
+    }
+}
+
+static void clear_plan(ph_rw_result *r)
+{
+    free(r->sql);
+    r->sql = NULL;
+    r->sql_len = 0;
+    free(r->params);
+    r->params = NULL;
+    r->nparams = 0;
+    for (size_t i = 0; i < r->nstmts; i++)
+        free(r->stmts[i].outputs);
+    free(r->stmts);
+    r->stmts = NULL;
+    r->nstmts = 0;
+}
+
+static ph_rw_status parse_and_analyze(rw_ctx *c)
+{
+    PgQueryProtobufParseResult pr = pg_query_parse_protobuf(c->sql);
+    if (pr.error) {
+        c->failed = 1;
+        c->res->status = PH_RW_PARSE_ERROR;
+        snprintf(c->res->sqlstate, sizeof c->res->sqlstate, "42601");
+        snprintf(c->res->message, sizeof c->res->message, "%s",
+                 pr.error->message ? pr.error->message : "syntax error");
+        c->res->position = pr.error->cursorpos;
+    } else {
+        PgQuery__ParseResult *tree = pg_query__parse_result__unpack(
+            NULL, pr.parse_tree.len, (const uint8_t *)pr.parse_tree.data);
+        if (!tree)
+            rw_oom(c);
+        else {
+            analyze(c, tree);
+            wipe_values(c);
+            pg_query__parse_result__free_unpacked(tree, NULL);
+        }
+    }
+    if (pr.parse_tree.data)
+        OPENSSL_cleanse(pr.parse_tree.data, pr.parse_tree.len);
+    pg_query_free_protobuf_parse_result(pr);
+    return c->res->status;
+}
+
+ph_rw_status ph_rewrite(const ph_schema *s, const char *sql, size_t len, const ph_rw_options *opt,
+                        ph_rw_result *res)
+{
+    memset(res, 0, sizeof *res);
+    rw_ctx c = {.schema = s, .opt = opt, .len = len, .res = res};
+    if (!sql || memchr(sql, '\0', len)) {
+        c.sql = "";
+        c.len = 0;
+        res->status = PH_RW_PARSE_ERROR;
+        snprintf(res->sqlstate, sizeof res->sqlstate, "42601");
+        snprintf(res->message, sizeof res->message, "phantom: the statement contains a NUL byte");
+        return res->status;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        res->status = PH_RW_INTERNAL_ERROR;
+        snprintf(res->sqlstate, sizeof res->sqlstate, "XX000");
+        snprintf(res->message, sizeof res->message, "phantom: out of memory");
+        return res->status;
+    }
+    memcpy(copy, sql, len);
+    copy[len] = '\0';
+    c.sql = copy;
+    if (opt && opt->standard_conforming_strings_off && memchr(copy, '\\', len))
+        rw_refuse(&c, -1,
+                  "phantom: standard_conforming_strings is off and the statement contains a "
+                  "backslash; phantom only analyzes statements with standard_conforming_strings "
+                  "on");
+    else
+        parse_and_analyze(&c);
+    if (res->status != PH_RW_OK) {
+        clear_plan(res);
+        res->cacheable = 0;
+    }
+    if (c.scan)
+        pg_query__scan_result__free_unpacked(c.scan, NULL);
+    free(c.edits);
+    free(c.params);
+    arena_free(&c);
+    OPENSSL_cleanse(copy, len);
+    free(copy);
+    return res->status;
+}
+
+void ph_rw_result_free(ph_rw_result *res)
+{
+    if (!res)
+        return;
+    clear_plan(res);
+}

@@ -1,0 +1,66 @@
+/*
+ * rw_fastpath.c — decides, without parsing, whether a statement may name a
+ * protected table (ph_rewrite_mentions_protected).
+ *
+ * Owns: the conservative text scan. A table can only be reached by writing
+ * its name as an identifier token, so a case-insensitive search for each
+ * protected name delimited like an identifier (a longer identifier such as
+ * customers_archive does not match) finds every statement that can touch
+ * one. Strings and comments are not skipped (false positives only cost a
+ * parse). Names of 63 bytes match as prefixes, since PostgreSQL truncates
+ * longer identifiers; a Unicode-escaped identifier (U&"...") always matches.
+ * What the scan cannot see — views, functions, rules or prepared statements
+ * created earlier over a protected table — is a documented limitation.
+ */
+#include "rewrite/rewrite.h"
+
+#include <string.h>
+
+/* Bytes that continue an identifier token (PostgreSQL's ident_cont). */
+static int ident_cont(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '$' || ch >= 0x80;
+}
+
+/* Bytes that, before a name, make it part of a longer identifier. A digit
+ * or '$' may also end a number or parameter, so they do not block a match. */
+static int ident_before(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch >= 0x80;
+}
+
+static unsigned char fold(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') ? (unsigned char)(ch - 'A' + 'a') : ch;
+}
+
+static int matches_at(const char *sql, size_t len, size_t i, const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > len - i)
+        return 0;
+    for (size_t k = 0; k < n; k++)
+        if (fold((unsigned char)sql[i + k]) != fold((unsigned char)name[k]))
+            return 0;
+    if (n >= PH_SCHEMA_MAX_IDENT)
+        return 1;
+    return i + n == len || !ident_cont((unsigned char)sql[i + n]);
+}
+
+int ph_rewrite_mentions_protected(const ph_schema *s, const char *sql, size_t len)
+{
+    if (!s || s->ntables == 0 || !sql)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)sql[i];
+        if ((ch == 'u' || ch == 'U') && i + 2 < len && sql[i + 1] == '&' && sql[i + 2] == '"')
+            return 1;
+        if (!s->first_byte[ch] || (i > 0 && ident_before((unsigned char)sql[i - 1])))
+            continue;
+        for (size_t t = 0; t < s->ntables; t++)
+            if (matches_at(sql, len, i, s->tables[t]->name))
+                return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,214 @@
+/*
+ * rw_internal.h — shared internals of the rewriter (src/rewrite/rw_*.c);
+ * not part of the public API (see rewrite.h).
+ *
+ * Vocabulary: a "scope" is one query level (its FROM entries, CTEs and
+ * output columns) chained to the enclosing levels; an "ev" is what an
+ * expression in a value position turned out to be (a protected column, a
+ * literal, a parameter, NULL, DEFAULT or anything else = plain); an "edit"
+ * is one byte range of the original text to replace (a literal by its
+ * ciphertext, a DDL type by bytea, a cast around a parameter by the bare
+ * parameter). Every analysis function returns 0, or -1 after recording the
+ * refusal or error in ctx->res.
+ */
+#ifndef PHANTOM_RW_INTERNAL_H
+#define PHANTOM_RW_INTERNAL_H
+
+#include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
+#include <stddef.h>
+
+#include "rewrite/rewrite.h"
+
+typedef PgQuery__Node rw_node;
+
+/* ---- arena --------------------------------------------------------------- */
+
+typedef struct rw_block rw_block;
+
+/* ---- values -------------------------------------------------------------- */
+
+typedef enum {
+    EV_PLAIN = 0, /* anything the proxy does not encrypt (already walked) */
+    EV_PROT,      /* a bare protected column (possibly via a subquery/CTE) */
+    EV_CONST,     /* a literal, possibly inside one cast */
+    EV_NULL,      /* NULL, possibly inside one cast */
+    EV_PARAM,     /* $n, possibly inside one cast */
+    EV_DEFAULT,   /* DEFAULT in INSERT/UPDATE */
+    EV_STAR,      /* a whole-row reference or `*` */
+} ev_kind;
+
+struct rw_rte;
+
+typedef struct rw_ev {
+    ev_kind kind;
+    const ph_schema_column *col;          /* EV_PROT */
+    const PgQuery__AConst *aconst;        /* EV_CONST / EV_NULL */
+    const PgQuery__TypeCast *cast;        /* the cast around a const/param, or NULL */
+    int param;                            /* EV_PARAM */
+    int location;                         /* start of the value, for messages */
+    int covers_protected;                 /* EV_STAR: expands to a protected column */
+    const ph_schema_column *star_example; /* EV_STAR: one such column */
+} rw_ev;
+
+/* ---- scopes -------------------------------------------------------------- */
+
+struct rw_cols;
+
+/* One output column of a query level, subquery or CTE. */
+typedef struct rw_col {
+    const char *name;            /* NULL when unnamed */
+    const ph_schema_column *col; /* protected source, or NULL */
+    int star;                    /* a `*` expansion (positions unknown) */
+    int star_protected;          /* ... which covers a protected column */
+    const ph_schema_column *star_example;
+    const struct rw_cols *expansion; /* star: the named columns it brings */
+} rw_col;
+
+typedef struct rw_cols {
+    rw_col *v;
+    size_t n, cap;
+    int open; /* further, unknown (plain) columns exist */
+} rw_cols;
+
+typedef enum {
+    RTE_TABLE = 0,   /* a protected table */
+    RTE_PLAIN_TABLE, /* a table the config does not protect (columns unknown) */
+    RTE_SUBQUERY,    /* subquery or CTE: known output columns */
+    RTE_OPAQUE,      /* function, VALUES...: never protected */
+} rw_rte_kind;
+
+typedef struct rw_rte {
+    rw_rte_kind kind;
+    const char *refname; /* alias, or the relation's name */
+    const char *relname; /* base relation name (tables) */
+    int has_alias;
+    const ph_schema_table *table; /* RTE_TABLE */
+    rw_cols cols;                 /* RTE_SUBQUERY */
+    int poisoned;                 /* references refused (recursive CTE, join alias) */
+    const char *poison_reason;
+    struct rw_rte *next;
+} rw_rte;
+
+typedef struct rw_cte {
+    const char *name;
+    rw_cols cols;
+    int poisoned;
+    struct rw_cte *next;
+} rw_cte;
+
+typedef struct rw_scope {
+    struct rw_scope *parent;
+    rw_rte *rtes, **tail;
+    rw_cte *ctes;
+    const rw_cols *outputs; /* for ORDER BY / GROUP BY output references */
+} rw_scope;
+
+/* Where the values of a SELECT/VALUES go (INSERT targets). */
+typedef struct rw_targets {
+    const ph_schema_column **cols; /* per position: protected target, or NULL */
+    size_t n;
+    const char *table; /* for messages */
+} rw_targets;
+
+/* ---- operations on protected columns ----------------------------------------- */
+
+typedef enum {
+    OP_ASSIGN = 0, /* INSERT value, UPDATE SET */
+    OP_EQ,         /* =, <>, IN, IS [NOT] DISTINCT FROM, equi-join */
+    OP_RANGE,      /* <, <=, >, >=, BETWEEN */
+    OP_GROUP,      /* GROUP BY, DISTINCT, PARTITION BY, count(DISTINCT) */
+    OP_ORDER,      /* ORDER BY */
+    OP_UNIQUE,     /* UNIQUE / PRIMARY KEY / ON CONFLICT target */
+} rw_op;
+
+/* ---- the context ------------------------------------------------------------ */
+
+typedef enum { EDIT_ENCRYPT = 0, EDIT_TEXT } rw_edit_kind;
+
+typedef struct rw_edit {
+    int start, end;
+    rw_edit_kind kind;
+    const ph_schema_column *col; /* EDIT_ENCRYPT */
+    char *value;                 /* EDIT_ENCRYPT: plaintext copy (wiped after use) */
+    size_t vlen;
+    char *src;        /* the parse tree's copy of the plaintext (wiped before it is freed) */
+    const char *text; /* EDIT_TEXT: replacement */
+} rw_edit;
+
+typedef struct rw_param {
+    const ph_schema_column *col;
+    int plain;
+} rw_param;
+
+typedef struct rw_ctx {
+    const ph_schema *schema;
+    const ph_rw_options *opt;
+    const char *sql; /* NUL-terminated copy */
+    size_t len;
+    ph_rw_result *res;
+    rw_block *arena;
+    PgQuery__ScanResult *scan; /* lazily computed */
+    rw_edit *edits;
+    size_t nedits, capedits;
+    rw_param *params;
+    int capparams;
+    int touched; /* the current statement touches a protected column */
+    int failed;
+} rw_ctx;
+
+/* rw_core.c */
+void *rw_alloc(rw_ctx *c, size_t n); /* zeroed; NULL (and ctx failed) on OOM */
+int rw_oom(rw_ctx *c);
+int rw_refuse(rw_ctx *c, int location, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int rw_refuse_op(rw_ctx *c, int location, const ph_schema_column *col, const char *op);
+int rw_refuse_mode(rw_ctx *c, int location, const ph_schema_column *col, const char *op);
+int rw_internal(rw_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int rw_add_edit(rw_ctx *c, const rw_edit *e);
+int rw_param_bind(rw_ctx *c, int n, const ph_schema_column *col, int location);
+int rw_param_plain(rw_ctx *c, int n, int location);
+int rw_cols_push(rw_ctx *c, rw_cols *cols, const rw_col *col);
+int rw_mentions_text(rw_ctx *c, int start, int len);
+int rw_same_domain(const ph_schema_column *a, const ph_schema_column *b);
+const char *rw_last_name(rw_node **names, size_t n);
+int rw_mode_allows(const ph_schema_column *col, rw_op op);
+
+/* rw_tokens.c */
+int rw_value_span(rw_ctx *c, const rw_ev *v, int *start, int *end);
+int rw_typename_span(rw_ctx *c, const PgQuery__TypeName *tn, int *start, int *end);
+
+/* rw_scope.c */
+void rw_scope_init(rw_scope *sc, rw_scope *parent);
+void rw_scope_add(rw_scope *sc, rw_rte *rte);
+int rw_resolve_columnref(rw_ctx *c, const rw_scope *sc, const PgQuery__ColumnRef *cr, rw_ev *out);
+int rw_resolve_name_in(rw_ctx *c, rw_rte *from, rw_rte *to, const char *name, int location,
+                       rw_ev *out);
+const rw_cte *rw_find_cte(const rw_scope *sc, const char *name);
+int rw_rte_has_protected(const rw_rte *r, const ph_schema_column **example);
+int rw_star_expand(rw_ctx *c, const rw_scope *sc, const PgQuery__ColumnRef *cr, rw_cols *into,
+                   rw_ev *ev);
+
+/* rw_expr.c */
+int rw_classify(rw_ctx *c, rw_scope *sc, const rw_node *n, rw_ev *out);
+int rw_walk(rw_ctx *c, rw_scope *sc, const rw_node *n);
+int rw_bind(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_op op, const char *opname,
+            int location);
+int rw_release(rw_ctx *c, const rw_ev *v, const char *what, int location);
+int rw_check_use(rw_ctx *c, const rw_ev *v, rw_op op, const char *opname, int location);
+int rw_find_protected(rw_ctx *c, rw_scope *sc, const rw_node *n, const ph_schema_column **col,
+                      int *location);
+int rw_sort_item(rw_ctx *c, rw_scope *sc, const rw_node *n, rw_op op, const char *opname);
+
+/* rw_query.c */
+int rw_select(rw_ctx *c, rw_scope *parent, const PgQuery__SelectStmt *s, const rw_targets *bt,
+              rw_cols *outputs);
+int rw_statement(rw_ctx *c, const rw_node *n, int location, int len, ph_rw_stmt *st,
+                 rw_cols *outputs);
+
+/* rw_ddl.c */
+int rw_create_table(rw_ctx *c, const PgQuery__CreateStmt *cs);
+int rw_alter_table(rw_ctx *c, const PgQuery__AlterTableStmt *as);
+int rw_create_index(rw_ctx *c, const PgQuery__IndexStmt *is);
+int rw_rename(rw_ctx *c, const PgQuery__RenameStmt *rs);
+
+#endif

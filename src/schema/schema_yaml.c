@@ -1,0 +1,654 @@
+/*
+ * schema_yaml.c — loads the `encrypt:` section (or the db-encrypt annotation
+ * document) into a ph_schema with libyaml's document API.
+ *
+ * Owns: both spellings of a protected column (seed short form: `- email`,
+ * `- email: deterministic`; long form: `- column: x` with mode/type/key/
+ * format), SQL identifier rules for names, key-domain resolution, and
+ * "NAME:LINE: reason" diagnostics for every rejected entry.
+ */
+#include "schema/schema.h"
+#include "schema/schema_internal.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+typedef struct {
+    yaml_document_t *doc;
+    const char *name;
+    char *err;
+    size_t errlen;
+    ph_schema *s;
+} loader;
+
+/* One column as written, before validation. */
+typedef struct {
+    const yaml_node_t *at; /* node the column is reported at */
+    const char *name;
+    const yaml_node_t *name_node;
+    const char *mode, *type, *key, *format;
+    const yaml_node_t *mode_node, *type_node, *key_node, *format_node;
+} col_spec;
+
+/* Key references are resolved after every table is loaded. */
+typedef struct {
+    ph_schema_column *col;
+    char *ref;
+    size_t line;
+} key_ref;
+
+typedef struct {
+    key_ref *v;
+    size_t n, cap;
+} key_refs;
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int fail_line(loader *ld, size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail_line(loader *ld, size_t line, const char *fmt, ...)
+{
+    char reason[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    return fail(ld->err, ld->errlen, "%s:%zu: %s", ld->name, line, reason);
+}
+
+static size_t line_of(const yaml_node_t *n)
+{
+    return n ? n->start_mark.line + 1 : 1;
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+    if (!n || n->type != YAML_SCALAR_NODE)
+        return NULL;
+    if (n->data.scalar.length != strlen((const char *)n->data.scalar.value))
+        return NULL; /* embedded NUL */
+    return (const char *)n->data.scalar.value;
+}
+
+static int is_null(const yaml_node_t *n)
+{
+    const char *v = scalar(n);
+    return v && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+           (!*v || strcmp(v, "~") == 0 || strcmp(v, "null") == 0);
+}
+
+/* ---- SQL identifiers -------------------------------------------------------- */
+
+static int ident_start(unsigned char c)
+{
+    return isalpha(c) || c == '_' || c >= 0x80;
+}
+
+static int ident_char(unsigned char c)
+{
+    return ident_start(c) || isdigit(c) || c == '$';
+}
+
+/* Parses one identifier at *p into out (catalog spelling); advances *p. */
+static int parse_ident(const char **pp, char *out, size_t outlen)
+{
+    const char *p = *pp;
+    size_t n = 0;
+    if (*p == '"') {
+        for (p++;; p++) {
+            if (!*p)
+                return -1;
+            if (*p == '"') {
+                if (p[1] != '"')
+                    break;
+                p++;
+            }
+            if (n + 1 >= outlen)
+                return -1;
+            out[n++] = *p;
+        }
+        p++;
+    } else {
+        if (!ident_start((unsigned char)*p))
+            return -1;
+        for (; ident_char((unsigned char)*p); p++) {
+            if (n + 1 >= outlen)
+                return -1;
+            out[n++] = (char)((*p >= 'A' && *p <= 'Z') ? *p - 'A' + 'a' : *p);
+        }
+    }
+    if (n == 0 || n > PH_SCHEMA_MAX_IDENT)
+        return -1;
+    out[n] = '\0';
+    *pp = p;
+    return 0;
+}
+
+/* Splits "a", "a.b" or "a.b.c" (each part quoted or not) into parts. */
+static int parse_qualified(const char *s, char parts[3][PH_SCHEMA_MAX_IDENT + 2], int *nparts)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p == ' ')
+        p++;
+    for (;;) {
+        if (n == 3 || parse_ident(&p, parts[n], sizeof parts[n]) != 0)
+            return -1;
+        n++;
+        if (*p != '.')
+            break;
+        p++;
+    }
+    while (*p == ' ')
+        p++;
+    if (*p)
+        return -1;
+    *nparts = n;
+    return 0;
+}
+
+/* ---- building the model ----------------------------------------------------- */
+
+static char *qualified_name(const char *schema, const char *table, const char *column)
+{
+    int pub = strcmp(schema, PH_SCHEMA_DEFAULT_SCHEMA) == 0;
+    size_t n = strlen(schema) + strlen(table) + strlen(column) + 3;
+    char *q = malloc(n);
+    if (!q)
+        return NULL;
+    if (pub)
+        snprintf(q, n, "%s.%s", table, column);
+    else
+        snprintf(q, n, "%s.%s.%s", schema, table, column);
+    return q;
+}
+
+static int parse_mode(const char *v, ph_enc_mode *m)
+{
+    static const struct {
+        const char *name;
+        ph_enc_mode mode;
+    } modes[] = {
+        {"randomized", PH_MODE_RANDOMIZED},
+        {"deterministic", PH_MODE_DETERMINISTIC},
+        {"ope", PH_MODE_OPE},
+        {"order-preserving", PH_MODE_OPE},
+        {"token", PH_MODE_TOKEN},
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (strcasecmp(v, modes[i].name) == 0) {
+            *m = modes[i].mode;
+            return 0;
+        }
+    return -1;
+}
+
+static int parse_format(const char *v, ph_token_format *f)
+{
+    static const char *const names[] = {"random", "digits", "alnum", "card"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(v, names[i]) == 0) {
+            *f = (ph_token_format)i;
+            return 0;
+        }
+    return -1;
+}
+
+static int add_column_ptr(ph_schema_table *t, ph_schema_column *c)
+{
+    ph_schema_column **grown = realloc(t->columns, (t->ncolumns + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    grown[t->ncolumns++] = c;
+    t->columns = grown;
+    return 0;
+}
+
+static int add_table_ptr(ph_schema *s, ph_schema_table *t)
+{
+    ph_schema_table **grown = realloc(s->tables, (s->ntables + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    grown[s->ntables++] = t;
+    s->tables = grown;
+    return 0;
+}
+
+static int push_key_ref(key_refs *kr, ph_schema_column *col, const char *ref, size_t line)
+{
+    if (kr->n == kr->cap) {
+        size_t ncap = kr->cap ? kr->cap * 2 : 8;
+        key_ref *grown = realloc(kr->v, ncap * sizeof *grown);
+        if (!grown)
+            return -1;
+        kr->v = grown;
+        kr->cap = ncap;
+    }
+    char *copy = strdup(ref);
+    if (!copy)
+        return -1;
+    key_ref *r = &kr->v[kr->n++];
+    r->col = col;
+    r->ref = copy;
+    r->line = line;
+    return 0;
+}
+
+static int check_mode_type(loader *ld, const col_spec *cs, const ph_schema_column *c)
+{
+    size_t line = line_of(cs->at);
+    if (c->mode == PH_MODE_OPE && !ph_schema_ope_supports(c))
+        return fail_line(ld, cs->type_node ? line_of(cs->type_node) : line,
+                         "%s: mode ope needs an integer, date, timestamp or numeric(p,s) type, "
+                         "not %s (set `type:`)",
+                         c->qualified, ph_logical_type_name(c->type));
+    if (c->mode == PH_MODE_TOKEN && !ph_logical_type_compatible(c->type, PH_TYPE_TEXT))
+        return fail_line(ld, line, "%s: mode token needs a text type, not %s", c->qualified,
+                         ph_logical_type_name(c->type));
+    if (cs->format && c->mode != PH_MODE_TOKEN)
+        return fail_line(ld, line_of(cs->format_node), "%s: `format` applies to mode token only",
+                         c->qualified);
+    return 0;
+}
+
+static int fill_column(loader *ld, const col_spec *cs, ph_schema_column *c)
+{
+    c->mode = PH_MODE_RANDOMIZED;
+    c->type = PH_TYPE_TEXT;
+    c->typmod_a = c->typmod_b = -1;
+    if (cs->mode && parse_mode(cs->mode, &c->mode) != 0)
+        return fail_line(ld, line_of(cs->mode_node),
+                         "%s: unknown mode \"%.40s\" (expected randomized, deterministic, ope or "
+                         "token)",
+                         c->qualified, cs->mode);
+    if (cs->type && ph_logical_type_parse(cs->type, &c->type, &c->typmod_a, &c->typmod_b) != 0)
+        return fail_line(ld, line_of(cs->type_node),
+                         "%s: unknown type \"%.40s\" (expected text, varchar, int2, int4, int8, "
+                         "numeric(p,s), date, timestamp, timestamptz, bool, json, jsonb or "
+                         "bytea)",
+                         c->qualified, cs->type);
+    if (cs->format && parse_format(cs->format, &c->format) != 0)
+        return fail_line(ld, line_of(cs->format_node),
+                         "%s: unknown token format \"%.40s\" (expected random, digits, alnum or "
+                         "card)",
+                         c->qualified, cs->format);
+    return check_mode_type(ld, cs, c);
+}
+
+static int add_column(loader *ld, ph_schema_table *t, const col_spec *cs, key_refs *kr)
+{
+    char name[PH_SCHEMA_MAX_IDENT + 2];
+    const char *p = cs->name;
+    if (!p || parse_ident(&p, name, sizeof name) != 0 || *p)
+        return fail_line(ld, line_of(cs->name_node ? cs->name_node : cs->at),
+                         "invalid column name \"%.64s\" in %s", cs->name ? cs->name : "", t->name);
+    const ph_schema_column *dup = ph_schema_find_column(t, name);
+    if (dup)
+        return fail_line(ld, line_of(cs->at), "duplicate column %s (first at line %zu)",
+                         dup->qualified, dup->line);
+    ph_schema_column *c = calloc(1, sizeof *c);
+    if (!c || !(c->name = strdup(name)) ||
+        !(c->qualified = qualified_name(t->schema, t->name, name))) {
+        if (c) {
+            free(c->name);
+            free(c);
+        }
+        return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+    }
+    c->table = t;
+    c->line = line_of(cs->at);
+    if (add_column_ptr(t, c) != 0) {
+        free(c->qualified);
+        free(c->name);
+        free(c);
+        return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+    }
+    if (fill_column(ld, cs, c) != 0)
+        return -1;
+    if (cs->key && push_key_ref(kr, c, cs->key, line_of(cs->key_node)) != 0)
+        return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+    return 0;
+}
+
+/* Reads the attributes of a long-form mapping (column/mode/type/key/format). */
+static int read_attrs(loader *ld, const yaml_node_t *map, col_spec *cs, int allow_column)
+{
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+         pr++) {
+        yaml_node_t *kn = yaml_document_get_node(ld->doc, pr->key);
+        yaml_node_t *vn = yaml_document_get_node(ld->doc, pr->value);
+        const char *k = scalar(kn), *v = scalar(vn);
+        if (!k)
+            return fail_line(ld, line_of(kn ? kn : map), "expected an attribute name");
+        if (!v || is_null(vn))
+            return fail_line(ld, line_of(vn ? vn : kn), "attribute \"%.40s\" needs a value", k);
+        const char **slot = NULL;
+        const yaml_node_t **slot_node = NULL;
+        if (allow_column && strcmp(k, "column") == 0) {
+            slot = &cs->name;
+            slot_node = &cs->name_node;
+        } else if (strcmp(k, "mode") == 0) {
+            slot = &cs->mode;
+            slot_node = &cs->mode_node;
+        } else if (strcmp(k, "type") == 0) {
+            slot = &cs->type;
+            slot_node = &cs->type_node;
+        } else if (strcmp(k, "key") == 0) {
+            slot = &cs->key;
+            slot_node = &cs->key_node;
+        } else if (strcmp(k, "format") == 0) {
+            slot = &cs->format;
+            slot_node = &cs->format_node;
+        } else {
+            return fail_line(ld, line_of(kn),
+                             "unknown column attribute \"%.40s\" (expected %smode, type, key or "
+                             "format)",
+                             k, allow_column ? "column, " : "");
+        }
+        if (*slot)
+            return fail_line(ld, line_of(kn), "attribute \"%.40s\" given twice", k);
+        *slot = v;
+        *slot_node = vn;
+    }
+    return 0;
+}
+
+/* `name`, `name: mode`, `name: {mode: ..}` or `{column: name, mode: ..}`. */
+static int load_item(loader *ld, ph_schema_table *t, const yaml_node_t *item, key_refs *kr)
+{
+    col_spec cs = {.at = item};
+    if (item->type == YAML_SCALAR_NODE) {
+        cs.name = scalar(item);
+        cs.name_node = item;
+        return add_column(ld, t, &cs, kr);
+    }
+    if (item->type != YAML_MAPPING_NODE)
+        return fail_line(ld, line_of(item), "a column entry must be a name or a mapping");
+    yaml_node_pair_t *first = item->data.mapping.pairs.start;
+    size_t npairs = (size_t)(item->data.mapping.pairs.top - first);
+    yaml_node_t *k0 = npairs ? yaml_document_get_node(ld->doc, first->key) : NULL;
+    const char *k0s = scalar(k0);
+    int long_form = 0;
+    for (yaml_node_pair_t *pr = first; pr < item->data.mapping.pairs.top; pr++) {
+        const char *k = scalar(yaml_document_get_node(ld->doc, pr->key));
+        if (k && strcmp(k, "column") == 0)
+            long_form = 1;
+    }
+    if (long_form) {
+        if (read_attrs(ld, item, &cs, 1) != 0)
+            return -1;
+        return add_column(ld, t, &cs, kr);
+    }
+    if (npairs != 1 || !k0s)
+        return fail_line(ld, line_of(item),
+                         "a column entry is `name`, `name: mode` or a mapping with `column:`");
+    yaml_node_t *vn = yaml_document_get_node(ld->doc, first->value);
+    cs.name = k0s;
+    cs.name_node = k0;
+    if (vn && vn->type == YAML_MAPPING_NODE) {
+        if (read_attrs(ld, vn, &cs, 0) != 0)
+            return -1;
+    } else if (vn && !is_null(vn)) {
+        if (!(cs.mode = scalar(vn)))
+            return fail_line(ld, line_of(vn), "expected a mode for column \"%.64s\"", k0s);
+        cs.mode_node = vn;
+    }
+    return add_column(ld, t, &cs, kr);
+}
+
+static int new_table(loader *ld, const yaml_node_t *kn, ph_schema_table **out)
+{
+    char parts[3][PH_SCHEMA_MAX_IDENT + 2];
+    int n;
+    const char *k = scalar(kn);
+    if (!k || parse_qualified(k, parts, &n) != 0 || n > 2)
+        return fail_line(ld, line_of(kn),
+                         "invalid table name \"%.64s\" (expected table or schema.table)",
+                         k ? k : "");
+    const char *schema = n == 2 ? parts[0] : PH_SCHEMA_DEFAULT_SCHEMA;
+    const char *table = parts[n - 1];
+    const ph_schema_table *dup = ph_schema_find_table(ld->s, schema, table, NULL);
+    if (dup)
+        return fail_line(ld, line_of(kn), "table %s.%s is listed twice (first at line %zu)", schema,
+                         table, dup->line);
+    ph_schema_table *t = calloc(1, sizeof *t);
+    if (!t || !(t->schema = strdup(schema)) || !(t->name = strdup(table)) ||
+        add_table_ptr(ld->s, t) != 0) {
+        ph_schema_table_free(t);
+        return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+    }
+    t->line = line_of(kn);
+    *out = t;
+    return 0;
+}
+
+static int load_table(loader *ld, const yaml_node_t *kn, const yaml_node_t *vn, key_refs *kr)
+{
+    ph_schema_table *t = NULL;
+    if (new_table(ld, kn, &t) != 0)
+        return -1;
+    if (!vn || is_null(vn))
+        return fail_line(ld, line_of(kn), "table %s lists no columns", t->name);
+    if (vn->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
+             it++) {
+            yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
+            if (!item || load_item(ld, t, item, kr) != 0)
+                return item ? -1 : fail_line(ld, line_of(vn), "invalid column entry");
+        }
+    } else if (vn->type == YAML_MAPPING_NODE) {
+        /* `table: {email: deterministic, full_name: randomized}` */
+        for (yaml_node_pair_t *pr = vn->data.mapping.pairs.start; pr < vn->data.mapping.pairs.top;
+             pr++) {
+            yaml_node_t *cn = yaml_document_get_node(ld->doc, pr->key);
+            yaml_node_t *cv = yaml_document_get_node(ld->doc, pr->value);
+            col_spec cs = {.at = cn, .name = scalar(cn), .name_node = cn};
+            if (cv && cv->type == YAML_MAPPING_NODE) {
+                if (read_attrs(ld, cv, &cs, 0) != 0)
+                    return -1;
+            } else if (cv && !is_null(cv)) {
+                if (!(cs.mode = scalar(cv)))
+                    return fail_line(ld, line_of(cv), "expected a mode");
+                cs.mode_node = cv;
+            }
+            if (add_column(ld, t, &cs, kr) != 0)
+                return -1;
+        }
+    } else {
+        return fail_line(ld, line_of(vn), "table %s: expected a list of columns", t->name);
+    }
+    if (t->ncolumns == 0)
+        return fail_line(ld, line_of(kn), "table %s lists no columns", t->name);
+    return 0;
+}
+
+/* ---- key domains ------------------------------------------------------------ */
+
+static const ph_schema_column *find_ref(const ph_schema *s, const char *ref)
+{
+    char parts[3][PH_SCHEMA_MAX_IDENT + 2];
+    int n;
+    if (parse_qualified(ref, parts, &n) != 0 || n < 2)
+        return NULL;
+    const char *schema = n == 3 ? parts[0] : PH_SCHEMA_DEFAULT_SCHEMA;
+    return ph_schema_lookup(s, schema, parts[n - 2], parts[n - 1]);
+}
+
+static const key_ref *ref_of(const key_refs *kr, const ph_schema_column *c)
+{
+    for (size_t i = 0; i < kr->n; i++)
+        if (kr->v[i].col == c)
+            return &kr->v[i];
+    return NULL;
+}
+
+static int resolve_key(loader *ld, const key_ref *r, const key_refs *kr)
+{
+    /* Follow chains (a -> b -> c) to the root; a cycle has no root. */
+    const ph_schema_column *target = r->col;
+    for (size_t steps = 0;; steps++) {
+        const key_ref *kref = ref_of(kr, target);
+        if (!kref)
+            break;
+        const ph_schema_column *next = find_ref(ld->s, kref->ref);
+        if (!next)
+            return fail_line(ld, kref->line,
+                             "%s: key \"%.64s\" does not name a configured column (expected "
+                             "table.column or schema.table.column)",
+                             kref->col->qualified, kref->ref);
+        if (next == target)
+            break; /* a column naming itself */
+        if (steps > kr->n)
+            return fail_line(ld, r->line, "%s: key references form a cycle", r->col->qualified);
+        target = next;
+    }
+    if (target->mode != r->col->mode)
+        return fail_line(ld, r->line,
+                         "%s: key domain %s is %s but this column is %s; columns sharing a key "
+                         "must share a mode",
+                         r->col->qualified, target->qualified, ph_enc_mode_name(target->mode),
+                         ph_enc_mode_name(r->col->mode));
+    if (!ph_logical_type_compatible(target->type, r->col->type))
+        return fail_line(ld, r->line,
+                         "%s: key domain %s has type %s but this column is %s; columns sharing "
+                         "a key must share a type",
+                         r->col->qualified, target->qualified, ph_logical_type_name(target->type),
+                         ph_logical_type_name(r->col->type));
+    free(r->col->key_domain);
+    r->col->key_domain = strdup(target->qualified);
+    if (!r->col->key_domain)
+        return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+    return 0;
+}
+
+static int resolve_keys(loader *ld, const key_refs *kr)
+{
+    for (size_t i = 0; i < ld->s->ntables; i++) {
+        ph_schema_table *t = ld->s->tables[i];
+        for (size_t j = 0; j < t->ncolumns; j++)
+            if (!(t->columns[j]->key_domain = strdup(t->columns[j]->qualified)))
+                return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+    }
+    for (size_t i = 0; i < kr->n; i++)
+        if (resolve_key(ld, &kr->v[i], kr) != 0)
+            return -1;
+    return 0;
+}
+
+/* ---- entry points ----------------------------------------------------------- */
+
+static int load_section(loader *ld, const yaml_node_t *node)
+{
+    if (!node || is_null(node))
+        return 0;
+    if (node->type != YAML_MAPPING_NODE)
+        return fail_line(ld, line_of(node),
+                         "the encrypt section must map table names to lists of columns");
+    key_refs kr = {0};
+    int rc = 0;
+    for (yaml_node_pair_t *pr = node->data.mapping.pairs.start;
+         rc == 0 && pr < node->data.mapping.pairs.top; pr++)
+        rc = load_table(ld, yaml_document_get_node(ld->doc, pr->key),
+                        yaml_document_get_node(ld->doc, pr->value), &kr);
+    if (rc == 0)
+        rc = resolve_keys(ld, &kr);
+    for (size_t i = 0; i < kr.n; i++)
+        free(kr.v[i].ref);
+    free(kr.v);
+    return rc;
+}
+
+int ph_schema_load_node(ph_schema **out, struct yaml_document_s *doc,
+                        const struct yaml_node_s *node, const char *name, char *err, size_t errlen)
+{
+    *out = NULL;
+    loader ld = {doc, name ? name : "<config>", err, errlen, ph_schema_new_empty()};
+    if (!ld.s)
+        return fail(err, errlen, "%s: out of memory", ld.name);
+    if (load_section(&ld, node) != 0) {
+        ph_schema_free(ld.s);
+        return -1;
+    }
+    ph_schema_index(ld.s);
+    *out = ld.s;
+    return 0;
+}
+
+static const yaml_node_t *find_encrypt(loader *ld, const yaml_node_t *root, int *bad)
+{
+    const yaml_node_t *found = NULL;
+    *bad = 0;
+    if (!root || is_null(root))
+        return NULL;
+    if (root->type != YAML_MAPPING_NODE) {
+        *bad = fail_line(ld, line_of(root), "the configuration must be a mapping of settings");
+        return NULL;
+    }
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
+         pr++) {
+        yaml_node_t *kn = yaml_document_get_node(ld->doc, pr->key);
+        const char *k = scalar(kn);
+        if (!k || strcmp(k, "encrypt") != 0)
+            continue;
+        if (found) {
+            *bad = fail_line(ld, line_of(kn), "`encrypt` is given twice");
+            return NULL;
+        }
+        found = yaml_document_get_node(ld->doc, pr->value);
+    }
+    return found;
+}
+
+static int load_buffer(ph_schema **out, const char *data, size_t len, const char *name, char *err,
+                       size_t errlen, int whole_config)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    *out = NULL;
+    name = name ? name : "<config>";
+    if (!yaml_parser_initialize(&parser))
+        return fail(err, errlen, "%s: out of memory", name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        int rc = fail(err, errlen, "%s:%zu: %s", name, parser.problem_mark.line + 1,
+                      parser.problem ? parser.problem : "invalid YAML");
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    yaml_parser_delete(&parser);
+    loader ld = {&doc, name, err, errlen, NULL};
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    int bad = 0;
+    const yaml_node_t *section = root;
+    if (whole_config)
+        section = find_encrypt(&ld, root, &bad);
+    int rc = bad ? -1 : ph_schema_load_node(out, &doc, section, name, err, errlen);
+    yaml_document_delete(&doc);
+    return rc;
+}
+
+int ph_schema_load_buffer(ph_schema **out, const char *data, size_t len, const char *name,
+                          char *err, size_t errlen)
+{
+    return load_buffer(out, data, len, name, err, errlen, 1);
+}
+
+int ph_schema_load_section_buffer(ph_schema **out, const char *data, size_t len, const char *name,
+                                  char *err, size_t errlen)
+{
+    return load_buffer(out, data, len, name, err, errlen, 0);
+}
