@@ -1,7 +1,7 @@
 /*
  * cmd_keys.c — `phantom keys`: administration of the KEK -> DEK hierarchy
- * (init-master, create, list, rotate, rotate-kek, rewrap, retire, escrow,
- * recover, check).
+ * (init-master, init-kek, create, list, rotate, rotate-kek, rewrap, retire,
+ * escrow, recover, check).
  *
  * Every mutating command: loads the `keys:` config, opens the audit log (and
  * makes it the process-wide sink so each KEK call is recorded), takes the
@@ -21,12 +21,15 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "cli/cli.h"
 #include "keys/audit.h"
 #include "keys/kek.h"
 #include "keys/kek_factory.h"
 #include "keys/kek_file.h"
+#include "keys/kek_openbao.h"
+#include "keys/kek_pkcs11.h"
 #include "keys/keyring.h"
 #include "keys/keys_config.h"
 #include "keys/secmem.h"
@@ -45,6 +48,17 @@ void ph_cmd_keys_usage(void *stream)
             "  init-master --out FILE       create a new master-key file (mode 0600; never\n"
             "                               overwrites) for the file provider or escrow;\n"
             "                               audited when --config is given\n"
+            "  init-kek [--escrow]          create the configured KEK (--escrow: the escrow\n"
+            "                               KEK) in its provider, then check that it wraps:\n"
+            "                                 file     a new master-key file at file.path\n"
+            "                                          (mode 0600; refused if it exists)\n"
+            "                                 openbao  the Transit key, type aes256-gcm96\n"
+            "                                          (POST /v1/MOUNT/keys/KEY), unless it\n"
+            "                                          exists: then it is left unchanged\n"
+            "                                          (needs token or token_file auth)\n"
+            "                                 pkcs11   an AES-256 key labelled key_label on\n"
+            "                                          the token, sensitive and\n"
+            "                                          non-extractable (refused if it exists)\n"
             "  create DOMAIN...             create version 1 of each domain's DEK\n"
             "  list [--json]                domains, versions, states, creation times and\n"
             "                               the KEKs wrapping each (never key material)\n"
@@ -70,6 +84,7 @@ void ph_cmd_keys_usage(void *stream)
             "      --out FILE               init-master: the file to create\n"
             "      --json                   list: machine-readable output\n"
             "      --force                  retire: retire a version that may be in use\n"
+            "      --escrow                 init-kek: create the escrow KEK (keys.escrow)\n"
             "      --no-escrow              create/rotate: skip the escrow wrapping even\n"
             "                               if keys.escrow is configured\n"
             "  -h, --help                   this help\n");
@@ -79,7 +94,7 @@ typedef struct {
     const char *cmd;
     const char *config_path;
     const char *out;
-    int json, force, no_escrow;
+    int json, force, no_escrow, escrow_kek;
     char **args;
     int nargs;
     /* resources */
@@ -266,6 +281,10 @@ static int transfer(ph_dek_version *v, ph_kek *src, ph_wrap_role from, ph_kek *d
 static uint32_t blob_kek_version(const ph_wrapped_dek *w)
 {
     uint32_t v = ph_kek_file_blob_version(w->blob, w->blob_len);
+    if (v == 0 && w->blob_len == PH_PKCS11_BLOB_LEN && w->blob[0] == 0x01 &&
+        strncmp(w->kek, "pkcs11:", 7) == 0) /* kek_pkcs11.h: format 0x01, version BE */
+        v = (uint32_t)w->blob[1] << 24 | (uint32_t)w->blob[2] << 16 | (uint32_t)w->blob[3] << 8 |
+            w->blob[4];
     if (v == 0 && w->blob_len > 7 && memcmp(w->blob, "vault:v", 7) == 0) /* Transit */
         for (size_t i = 7;
              i < w->blob_len && w->blob[i] >= '0' && w->blob[i] <= '9' && v < 100000000u; i++)
@@ -346,6 +365,89 @@ static int cmd_init_master(kctx *c)
         return errorf(c, "%s", err);
     printf("created master key %s (mode 0600); back it up offline\n", c->out);
     return 0;
+}
+
+/* Wraps and unwraps a random DEK with the new KEK: proves the provider can
+ * be opened and used with the configured credentials. */
+static int kek_self_test(ph_kek *k, char *err, size_t errlen)
+{
+    uint8_t *dek = ph_secure_alloc(2 * PH_DEK_LEN);
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    if (!dek) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = RAND_bytes(dek, PH_DEK_LEN) == 1 ? 0 : -1;
+    if (rc != 0)
+        snprintf(err, errlen, "no random bytes from the OS");
+    if (rc == 0)
+        rc = ph_kek_wrap(k, dek, &blob, &len, err, errlen);
+    if (rc == 0)
+        rc = ph_kek_unwrap(k, blob, len, dek + PH_DEK_LEN, err, errlen);
+    if (rc == 0 && CRYPTO_memcmp(dek, dek + PH_DEK_LEN, PH_DEK_LEN) != 0) {
+        snprintf(err, errlen, "a wrapped test key did not unwrap to itself");
+        rc = -1;
+    }
+    free(blob);
+    ph_secure_free(dek, 2 * PH_DEK_LEN);
+    return rc;
+}
+
+static void print_created(const ph_keys_provider_cfg *p, const ph_kek_created *made, const char *id)
+{
+    switch (p->kind) {
+    case PH_KEK_KIND_FILE:
+        printf("created master key %s (mode 0600); back it up offline\n", p->file.path);
+        break;
+    case PH_KEK_KIND_OPENBAO:
+        printf("%s Transit key %s (type %s, version %llu)%s\n",
+               made->existed ? "found existing" : "created", id, made->type, made->version,
+               made->existed ? "; left unchanged" : "");
+        break;
+    default:
+        printf("created KEK %s (AES-256, sensitive, non-extractable) on token %s\n",
+               p->pkcs11.key_label, p->pkcs11.token_label);
+        break;
+    }
+}
+
+/* init-kek: creates the KEK in its provider (kek_factory.h), then opens the
+ * provider and wraps/unwraps a test key with it; one audit record. */
+static int cmd_init_kek(kctx *c)
+{
+    char err[512], detail[96];
+    if (c->nargs != 0)
+        return errorf(c, "usage: phantom keys init-kek --config FILE [--escrow]") + 1;
+    int rc = load_config(c);
+    if (rc != 0)
+        return rc;
+    if (c->escrow_kek && !c->kc.has_escrow)
+        return errorf(c, "--escrow: no escrow KEK configured (keys: escrow: ...)") + 1;
+    const ph_keys_provider_cfg *p = c->escrow_kek ? &c->kc.escrow : &c->kc.primary;
+    const char *role = c->escrow_kek ? "escrow" : "primary";
+    if (!(c->audit = ph_audit_open(c->kc.audit_log, err, sizeof err)))
+        return errorf(c, "audit log: %s", err);
+    ph_audit_set_global(c->audit);
+    ph_kek_created made;
+    if (ph_kek_create_key(p, &made, err, sizeof err) != 0) {
+        snprintf(detail, sizeof detail, "%s %s", role, ph_kek_kind_name(p->kind));
+        audit_admin(c, "error", NULL, NULL, NULL, err, detail);
+        return errorf(c, "%s KEK (%s): %s", role, ph_kek_kind_name(p->kind), err);
+    }
+    ph_kek *k = ph_kek_open_provider(p, err, sizeof err);
+    rc = k ? kek_self_test(k, err, sizeof err) : -1;
+    snprintf(detail, sizeof detail, "%s %s, %s, version %llu", role, ph_kek_kind_name(p->kind),
+             made.existed ? "existed" : "created", made.version);
+    int arc = audit_admin(c, rc == 0 ? "ok" : "error", k ? k->id : NULL, NULL, NULL,
+                          rc == 0 ? NULL : err, detail);
+    if (rc != 0)
+        errorf(c, "%s KEK %s but cannot be used: %s", role, made.existed ? "exists" : "was created",
+               err);
+    else if (arc == 0)
+        print_created(p, &made, k->id);
+    ph_kek_destroy(k);
+    return rc == 0 && arc == 0 ? 0 : 1;
 }
 
 static int cmd_create_or_rotate(kctx *c, int create)
@@ -516,6 +618,19 @@ static int cmd_bulk(kctx *c, int need, version_fn fn, const char *verb, int audi
     return rc;
 }
 
+/* The newest version of a KEK (asking the provider), 0 if it cannot say. */
+static unsigned long long current_kek_version(ph_kek *k)
+{
+    char err[256];
+    ph_openbao_key_info ob;
+    ph_pkcs11_key_info p11;
+    if (strcmp(k->ops->kind, "openbao") == 0)
+        return ph_kek_openbao_key_info(k, &ob, err, sizeof err) == 0 ? ob.latest_version : 0;
+    if (strcmp(k->ops->kind, "pkcs11") == 0)
+        return ph_kek_pkcs11_key_info(k, &p11, err, sizeof err) == 0 ? p11.latest_version : 0;
+    return ph_kek_file_current_version(k);
+}
+
 static int cmd_rotate_kek(kctx *c)
 {
     char err[512];
@@ -526,14 +641,14 @@ static int cmd_rotate_kek(kctx *c)
         audit_admin(c, "error", c->primary->id, NULL, NULL, err, NULL);
         return errorf(c, "%s", err);
     }
-    uint32_t v = ph_kek_file_current_version(c->primary);
+    unsigned long long v = current_kek_version(c->primary);
     char detail[64];
-    snprintf(detail, sizeof detail, "kek version %u", (unsigned)v);
+    snprintf(detail, sizeof detail, "kek version %llu", v);
     if (audit_admin(c, "ok", c->primary->id, NULL, NULL, NULL, v ? detail : NULL) != 0)
         return 1;
     if (v)
-        printf("rotated %s to KEK version %u; run `phantom keys rewrap` next\n", c->primary->id,
-               (unsigned)v);
+        printf("rotated %s to KEK version %llu; run `phantom keys rewrap` next\n", c->primary->id,
+               v);
     else
         printf("rotated %s; run `phantom keys rewrap` next\n", c->primary->id);
     return 0;
@@ -634,7 +749,7 @@ static int cmd_check(kctx *c)
 
 /* ---- option parsing ------------------------------------------------------------ */
 
-enum { OPT_OUT = 256, OPT_JSON, OPT_FORCE, OPT_NO_ESCROW };
+enum { OPT_OUT = 256, OPT_JSON, OPT_FORCE, OPT_NO_ESCROW, OPT_ESCROW };
 
 static const struct option long_opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -642,6 +757,7 @@ static const struct option long_opts[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"force", no_argument, NULL, OPT_FORCE},
     {"no-escrow", no_argument, NULL, OPT_NO_ESCROW},
+    {"escrow", no_argument, NULL, OPT_ESCROW},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -669,6 +785,9 @@ static int parse_opts(kctx *c, int argc, char **argv)
         case OPT_NO_ESCROW:
             c->no_escrow = 1;
             break;
+        case OPT_ESCROW:
+            c->escrow_kek = 1;
+            break;
         case 'h':
             return 1;
         default:
@@ -685,6 +804,8 @@ static int dispatch(kctx *c)
     const char *s = c->cmd;
     if (strcmp(s, "init-master") == 0)
         return cmd_init_master(c);
+    if (strcmp(s, "init-kek") == 0)
+        return cmd_init_kek(c);
     if (strcmp(s, "create") == 0)
         return cmd_create_or_rotate(c, 1);
     if (strcmp(s, "rotate") == 0)

@@ -6,9 +6,12 @@ server can be installed on the test machine). Python standard library only.
 
 What is exact (as documented at openbao.org/api-docs/secret/transit and in
 OpenBao's builtin/logical/transit sources):
-  * paths and methods: POST /v1/{mount}/keys/{name} (create, 200 + key info,
-    warning "key NAME already existed" on repeat), GET /v1/{mount}/keys/{name}
-    (404 {"errors":[]} when missing), POST /v1/{mount}/keys/{name}/config
+  * paths and methods: POST /v1/{mount}/keys/{name} (create, body
+    {"type": T} with T defaulting to "aes256-gcm96"; 200 + key info, warning
+    "key NAME already existed" on repeat, the existing key unchanged; 400
+    "unknown key type T" for a type OpenBao does not know, checked also when
+    the key exists), GET /v1/{mount}/keys/{name} (404 {"errors":[]} when
+    missing), POST /v1/{mount}/keys/{name}/config
     (min_decryption_version, min_encryption_version), POST
     /v1/{mount}/keys/{name}/rotate (200 + key info), POST
     /v1/{mount}/encrypt/{name} (upserts the key like a root token),
@@ -32,10 +35,13 @@ OpenBao's builtin/logical/transit sources):
     decrypt", "invalid bit length", "Invalid path, must be 'plaintext' or
     'wrapped'", "missing role", "missing jwt", 'invalid role name "R"'.
 
-What is NOT real: the double's INTERNAL CIPHER IS NOT AES-256-GCM (the
-standard library has no AES). It seals with an HMAC-SHA256 keystream and an
-HMAC-SHA256 tag (encrypt-then-MAC, 12-byte nonce, 16-byte tag), so its
-ciphertexts have the same shape and length as OpenBao's and tampering is
+What is NOT real: only the symmetric key types (aes128-gcm96, aes256-gcm96,
+chacha20-poly1305) can be created; the types OpenBao knows but the double does
+not implement (ecdsa-*, ed25519, rsa-*, hmac, managed_key) get 400 "test
+double: key type T is not implemented". The double's INTERNAL CIPHER IS NOT
+AES-256-GCM (the standard library has no AES). It seals with an HMAC-SHA256
+keystream and an HMAC-SHA256 tag (encrypt-then-MAC, 12-byte nonce, 16-byte
+tag), so its ciphertexts have the same shape and length as OpenBao's and tampering is
 detected, but they are not interoperable with a real server. Keys live in
 memory only.
 
@@ -75,6 +81,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 NONCE_LEN = 12
 TAG_LEN = 16
 ERR_TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
+# Key types of POST keys/{name} (OpenBao builtin/logical/transit/path_keys.go).
+SYMMETRIC_TYPES = ("aes128-gcm96", "aes256-gcm96", "chacha20-poly1305")
+OTHER_TYPES = ("ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "ed25519", "rsa-2048", "rsa-3072",
+               "rsa-4096", "hmac", "managed_key")
 
 
 # ----------------------------------------------------------------------------
@@ -116,8 +126,9 @@ class UserError(Exception):
 
 
 class TransitKey:
-    def __init__(self, name):
+    def __init__(self, name, key_type="aes256-gcm96"):
         self.name = name
+        self.type = key_type
         self.versions = {}  # version -> (key bytes, creation time)
         self.latest = 0
         self.min_decryption_version = 1
@@ -131,7 +142,7 @@ class TransitKey:
     def info(self):
         return {
             "name": self.name,
-            "type": "aes256-gcm96",
+            "type": self.type,
             "derived": False,
             "deletion_allowed": False,
             "min_available_version": 0,
@@ -433,8 +444,15 @@ class Handler(BaseHTTPRequestHandler):
                     self.send_json(200, envelope(k.info()))
                 return True
             if sub == "" and method == "POST":
+                key_type = body.get("type", "aes256-gcm96")
+                if key_type not in SYMMETRIC_TYPES:
+                    if key_type in OTHER_TYPES:
+                        raise UserError("test double: key type %s is not implemented" % key_type)
+                    raise UserError("unknown key type %s" % key_type)
                 existed = (mount, name) in STATE.keys
-                k = self.get_key(mount, name, upsert=True)
+                k = STATE.keys.get((mount, name))
+                if k is None:
+                    k = STATE.keys[(mount, name)] = TransitKey(name, key_type)
                 warn = ["key %s already existed" % name] if existed else None
                 self.send_json(200, envelope(k.info(), warnings=warn))
                 return True

@@ -1,0 +1,55 @@
+/*
+ * session.h — the encryption engine of one client session (no sockets).
+ *
+ * Owns: everything the proxy does to the message stream of one session so
+ * that protected columns are encrypted on the way in and decrypted on the
+ * way out: rewriting Query/Parse/Bind (via src/rewrite/), refusing what a
+ * column's mode cannot do, the plans of prepared statements and portals,
+ * ParameterDescription/RowDescription/DataRow rewriting, COPY streams, and
+ * the catalog map (table OID + attribute number -> protected column) that
+ * it keeps by injecting its own catalog query into the session's upstream
+ * stream and swallowing the answer.
+ *
+ * The proxy (src/proxy/conn.c) calls these four functions from the framer
+ * hooks of each direction (framer.h): the *_header functions decide which
+ * messages the engine must see whole; the *_message functions may keep,
+ * replace (with zero or more whole messages for the same direction) or drop
+ * a message, exactly like pgf_hooks.on_message. Every reaction stays within
+ * one direction: an error the engine must report is produced by replacing
+ * the client's message with one that makes the server raise it, so it
+ * arrives in order and the transaction state stays the server's.
+ *
+ * A session is used by one thread at a time. The engine (schema + keys) is
+ * immutable and shared by every session of every worker.
+ */
+#ifndef PHANTOM_ENGINE_SESSION_H
+#define PHANTOM_ENGINE_SESSION_H
+
+#include <stdint.h>
+
+#include "common/bytes.h"
+#include "protocol/pg/framer.h"
+
+struct ph_schema;
+struct ph_keysource;
+
+typedef struct ph_engine ph_engine;
+typedef struct ph_session ph_session;
+
+/* Neither argument is owned; both must outlive the engine. */
+ph_engine *ph_engine_new(const struct ph_schema *schema, const struct ph_keysource *keys);
+void ph_engine_free(ph_engine *e);
+
+/* A session starts before authentication (the proxy creates it when the
+ * client's StartupMessage is forwarded). */
+ph_session *ph_session_new(const ph_engine *e);
+void ph_session_free(ph_session *s);
+
+/* client -> server */
+pgf_want ph_session_c2s_header(void *s, uint8_t type, uint32_t total);
+int ph_session_c2s_message(void *s, const uint8_t *msg, uint32_t total, ph_buf *rep);
+/* server -> client */
+pgf_want ph_session_s2c_header(void *s, uint8_t type, uint32_t total);
+int ph_session_s2c_message(void *s, const uint8_t *msg, uint32_t total, ph_buf *rep);
+
+#endif
