@@ -145,6 +145,7 @@ static pgf_want c2s_header(void *ud, uint8_t type, uint32_t total)
     case 'd': /* CopyData, CopyDone, CopyFail belong to the COPY in flight */
     case 'c':
     case 'f':
+    case 'p': /* password/SASL/GSS responses: part of the login, not a request */
         break;
     default:
         c->tail_activity = true;
@@ -262,6 +263,12 @@ static void server_lost(ph_conn *c)
 static void too_big(ph_conn *c, const ph_dir *d, bool from_client)
 {
     char msg[200];
+    if (d->fr.bad_len < 4) { /* a length word below its own size: not "too big" */
+        snprintf(msg, sizeof msg, "phantom: invalid %s message length %u",
+                 from_client ? "client" : "server", d->fr.bad_len);
+        close_with_error(c, "FATAL", "08P01", msg);
+        return;
+    }
     snprintf(msg, sizeof msg, "phantom: %s message of %u bytes exceeds max_message_size (%u bytes)",
              from_client ? "client" : "server", d->fr.bad_len, d->fr.max_msg);
     ph_log_warn("message too large", "peer", c->peer, "from", from_client ? "client" : "server");

@@ -8,11 +8,13 @@
 
 pgp_status pgp_parse_startup(const uint8_t *p, size_t n, pgp_startup *out)
 {
-    if (n < 8)
+    if (n < 4)
         return PGP_NEED_MORE;
     uint32_t len = ph_get_u32(p);
     if (len < 8 || len > PGP_MAX_STARTUP_PACKET)
-        return PGP_ERR_LENGTH;
+        return PGP_ERR_LENGTH; /* the length word alone says so: don't wait */
+    if (n < 8)
+        return PGP_NEED_MORE;
     uint32_t code = ph_get_u32(p + 4);
     memset(out, 0, sizeof *out);
     out->len = len;
