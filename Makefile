@@ -14,6 +14,8 @@
 # every fuzz/fuzz_*.c one libFuzzer binary.
 
 CC      ?= cc
+# V=1 prints every command; by default one short line per step.
+Q       := $(if $(V),,@)
 CLANG   ?= clang
 PKGS    := libevent_core libevent_extra libevent_pthreads libssl libcrypto yaml-0.1 jansson libcurl p11-kit-1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -52,32 +54,39 @@ deps:
 
 bin/phantom: $(REL_OBJ) build/rel/src/main.o
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo '  $(if $(findstring fuzz,$@),FUZZ,CC)' $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 bin/phantom-asan: $(SAN_OBJ) build/san/src/main.o
 	@mkdir -p $(@D)
-	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+	@echo '  $(if $(findstring fuzz,$@),FUZZ,CC)' $@
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 build/rel/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo '  $(if $(findstring fuzz,$@),FUZZ,CC)' $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 build/san/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+	@echo '  $(if $(findstring fuzz,$@),FUZZ,CC)' $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 build/fuzz/%.o: %.c
 	@mkdir -p $(@D)
-	$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+	@echo '  $(if $(findstring fuzz,$@),FUZZ,CC)' $@
+	$(Q)$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 
 # Unit tests link the sanitizer objects: every unit test runs under ASan+UBSan.
 build/tests/%: tests/unit/%.c $(SAN_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN_OBJ) $(LDLIBS) -lcmocka
+	@echo '  $(if $(findstring fuzz,$@),FUZZ,CC)' $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN_OBJ) $(LDLIBS) -lcmocka
 
 build/fuzzers/%: fuzz/%.c $(FUZ_OBJ)
 	@mkdir -p $(@D)
-	$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZ_OBJ) $(LDLIBS)
+	@echo '  $(if $(findstring fuzz,$@),FUZZ,CC)' $@
+	$(Q)$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZ_OBJ) $(LDLIBS)
 
 sanitize: bin/phantom-asan
 fuzzers: $(FUZZ_BIN)

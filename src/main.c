@@ -19,6 +19,7 @@ static void usage(FILE *f)
             "  proxy      run the PostgreSQL proxy (see: phantom proxy --help)\n"
             "  keys       manage keys: init-master, create, list, rotate, rewrap, retire,\n"
             "             escrow, recover, check (see: phantom keys --help)\n"
+            "  check-config  validate a phantom.yaml (phantom check-config [--keys] FILE)\n"
             "  audit      verify an audit log (phantom audit verify FILE)\n"
             "  version    print the version\n"
             "  help       this help\n"
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
         return ph_cmd_proxy(argc - 1, argv + 1);
     if (strcmp(cmd, "keys") == 0)
         return ph_cmd_keys(argc - 1, argv + 1);
+    if (strcmp(cmd, "check-config") == 0)
+        return ph_cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "audit") == 0)
         return ph_cmd_audit(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -14,6 +14,8 @@ void ph_cmd_proxy_usage(void *stream);
 int ph_cmd_keys(int argc, char **argv);
 void ph_cmd_keys_usage(void *stream);
 int ph_cmd_audit(int argc, char **argv);
+int ph_cmd_check(int argc, char **argv);
+void ph_cmd_check_usage(void *stream);
 void ph_cmd_audit_usage(void *stream);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/setup.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "proxy/proxy.h"
@@ -201,7 +202,20 @@ int ph_cmd_proxy(int argc, char **argv)
         return 2;
     }
     ph_log_setup(cfg.log_level, cfg.log_format);
-    int rc = ph_proxy_run(&cfg);
+    ph_setup setup = {0};
+    if (config_path && ph_setup_load(&setup, config_path, 1, err, sizeof err) != 0) {
+        fprintf(stderr, "phantom proxy: %s\n", err);
+        ph_config_free(&cfg);
+        return 2;
+    }
+    if (setup.engine) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", setup.ncolumns);
+        ph_log_info("field encryption on", "protected_columns", n);
+    }
+    int rc = ph_proxy_run(&cfg, setup.engine);
+    if (config_path)
+        ph_setup_free(&setup);
     ph_config_free(&cfg);
     return rc;
 }

@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
+#include "engine/session.h"
 #include "protocol/pg/pgproto.h"
 #include "proxy/relay.h"
 #include "proxy/tls.h"
@@ -63,6 +64,7 @@ struct ph_conn {
     bool terminated;    /* the client sent Terminate: the server will hang up */
     bool draining;
     char peer[64];
+    ph_session *sess; /* the encryption engine of this session, or NULL */
 };
 
 static void update_events(ph_conn *c);
@@ -151,14 +153,33 @@ static pgf_want c2s_header(void *ud, uint8_t type, uint32_t total)
         c->tail_activity = true;
         break;
     }
-    return PGF_PASS;
+    return c->sess ? ph_session_c2s_header(c->sess, type, total) : PGF_PASS;
+}
+
+/* Only called when a session engine asked to see the message. */
+static int c2s_message(void *ud, const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    ph_conn *c = ud;
+    int verdict = ph_session_c2s_message(c->sess, msg, total, rep);
+    /* A request the engine drops (the server is skipping to Sync anyway)
+     * will get no ReadyForQuery: it is not pending. */
+    if (verdict == PGF_DROP && (msg[0] == PGP_F_QUERY || msg[0] == PGP_F_SYNC || msg[0] == 'F') &&
+        c->pending > 0)
+        c->pending--;
+    return verdict;
 }
 
 static pgf_want s2c_header(void *ud, uint8_t type, uint32_t total)
 {
-    (void)ud;
-    (void)total;
-    return type == PGP_B_READY || type == PGP_B_AUTH ? PGF_INSPECT : PGF_PASS;
+    ph_conn *c = ud;
+    if (type == PGP_B_READY)
+        return PGF_INSPECT; /* the engine's header hook runs in s2c_message */
+    if (type == PGP_B_AUTH) {
+        if (c->sess)
+            (void)ph_session_s2c_header(c->sess, type, total);
+        return PGF_INSPECT;
+    }
+    return c->sess ? ph_session_s2c_header(c->sess, type, total) : PGF_PASS;
 }
 
 static int s2c_message(void *ud, const uint8_t *msg, uint32_t total, ph_buf *rep)
@@ -168,16 +189,27 @@ static int s2c_message(void *ud, const uint8_t *msg, uint32_t total, ph_buf *rep
         int r = pgp_auth_strip_scram_plus(msg, total, rep);
         return r < 0 ? -1 : r == 1 ? PGF_REPLACED : PGF_KEEP;
     }
+    if (msg[0] != PGP_B_READY)
+        return ph_session_s2c_message(c->sess, msg, total, rep);
     uint8_t st = pgp_ready_status(msg, total);
     if (!st)
         return -1;
+    int verdict = PGF_KEEP;
+    if (c->sess) {
+        /* The engine tells its own injected queries' ReadyForQuery apart:
+         * only those the client sees answer one of its Sync/Query. */
+        ph_session_s2c_header(c->sess, msg[0], total);
+        verdict = ph_session_s2c_message(c->sess, msg, total, rep);
+        if (verdict < 0 || verdict == PGF_DROP)
+            return verdict;
+    }
     c->txn = st;
     if (c->pending > 0)
         c->pending--;
-    return PGF_KEEP;
+    return verdict;
 }
 
-static const pgf_hooks c2s_hooks = {c2s_header, NULL};
+static const pgf_hooks c2s_hooks = {c2s_header, c2s_message};
 static const pgf_hooks s2c_hooks = {s2c_header, s2c_message};
 
 static bool session_idle(const ph_conn *c)
@@ -367,6 +399,10 @@ static void start_relay(ph_conn *c, ph_ep *server)
         return;
     }
     c->c2s.dst = server;
+    if (c->w->rt->engine && !(c->sess = ph_session_new(c->w->rt->engine))) {
+        close_with_error(c, "FATAL", "53200", "phantom: out of memory");
+        return;
+    }
     uint8_t *pkt = malloc(c->startup_len);
     if (!pkt) {
         close_with_error(c, "FATAL", "53200", "phantom: out of memory");
@@ -637,6 +673,7 @@ static void conn_destroy(ph_conn *c)
         event_free(c->timer);
     ph_dir_free(&c->c2s);
     ph_dir_free(&c->s2c);
+    ph_session_free(c->sess);
     if (c->server) {
         ph_ep_close(c->server);
         free(c->server);

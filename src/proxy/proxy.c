@@ -63,10 +63,12 @@ static unsigned worker_count(const ph_config *cfg)
     return n > MAX_WORKERS ? MAX_WORKERS : n;
 }
 
-static int setup_runtime(ph_runtime *rt, const ph_config *cfg, char *err, size_t errlen)
+static int setup_runtime(ph_runtime *rt, const ph_config *cfg, const ph_engine *engine, char *err,
+                         size_t errlen)
 {
     memset(rt, 0, sizeof *rt);
     rt->cfg = cfg;
+    rt->engine = engine;
     if (ph_split_hostport(cfg->target, rt->target_host, sizeof rt->target_host, rt->target_port,
                           sizeof rt->target_port) != 0) {
         snprintf(err, errlen, "invalid target %s", cfg->target);
@@ -125,11 +127,11 @@ static void drain_workers(ph_runtime *rt, ph_worker **workers, unsigned n, const
     }
 }
 
-int ph_proxy_run(const ph_config *cfg)
+int ph_proxy_run(const ph_config *cfg, const ph_engine *engine)
 {
     char err[512] = "";
     ph_runtime rt;
-    if (setup_runtime(&rt, cfg, err, sizeof err) != 0) {
+    if (setup_runtime(&rt, cfg, engine, err, sizeof err) != 0) {
         ph_log_error("cannot start", "error", err);
         free_runtime(&rt);
         return 1;

@@ -9,8 +9,9 @@
 #define PHANTOM_PROXY_H
 
 #include "config/config.h"
+#include "engine/session.h"
 
-/* Returns the process exit status. */
-int ph_proxy_run(const ph_config *cfg);
+/* Returns the process exit status. engine: NULL for pure pass-through. */
+int ph_proxy_run(const ph_config *cfg, const ph_engine *engine);
 
 #endif

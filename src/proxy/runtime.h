@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "config/config.h"
+#include "engine/session.h"
 
 typedef struct ph_runtime {
     const ph_config *cfg;
@@ -23,6 +24,7 @@ typedef struct ph_runtime {
     char target_port[16];
     SSL_CTX *upstream_tls; /* NULL when sslmode = disable */
     SSL_CTX *client_tls;   /* NULL when client TLS is not configured */
+    const ph_engine *engine; /* NULL: pure pass-through (nothing is protected) */
     atomic_uint connections;
     atomic_uint workers_running; /* threads still in their event loop */
 } ph_runtime;

@@ -25,6 +25,7 @@
 #include <sys/types.h>
 
 #include "common/bytes.h"
+#include "protocol/pg/copyopts.h"
 #include "schema/schema.h"
 
 /*
@@ -55,6 +56,10 @@ typedef struct ph_rw_options {
      * then treat backslashes as escapes, which this analyzer does not model;
      * statements that reach the analyzer and contain a backslash are refused. */
     int standard_conforming_strings_off;
+    /* The session's client_encoding (ParameterStatus), so that COPY ... ENCODING
+     * naming it is allowed on a protected table (the codec reads the stream
+     * in the client's encoding); NULL: any ENCODING option there is refused. */
+    const char *client_encoding;
 } ph_rw_options;
 
 typedef enum {
@@ -90,6 +95,20 @@ typedef struct ph_rw_stmt {
      * decrypts the data stream itself; the statement text is not changed. */
     const ph_schema_table *copy_table;
     int copy_from; /* COPY ... FROM (else TO) */
+    /* Its options: FORMAT, DELIMITER, NULL, HEADER, QUOTE, ESCAPE from WITH (...)
+     * or the legacy syntax, PostgreSQL's defaults for the rest. copy_opts.null_s
+     * points into this result (valid until ph_rw_result_free). FREEZE and an
+     * ENCODING equal to the client's are accepted; FORCE_QUOTE / FORCE_NOT_NULL /
+     * FORCE_NULL naming a protected column, other encodings and unknown options
+     * are refused. */
+    ph_copy_options copy_opts;
+    char *copy_null; /* owned storage behind copy_opts.null_s when NULL was given */
+    /* The COPY's column list resolved: copy_cols[i] is the protected column of
+     * the i-th listed column, NULL for a plaintext one. Without a column list
+     * copy_cols is NULL and copy_ncols is -1: the columns are the table's, in
+     * attribute order (the proxy resolves them from its catalog). */
+    const ph_schema_column **copy_cols;
+    int copy_ncols;
 } ph_rw_stmt;
 
 typedef struct ph_rw_result {

@@ -469,8 +469,11 @@ static void clear_plan(ph_rw_result *r)
     free(r->params);
     r->params = NULL;
     r->nparams = 0;
-    for (size_t i = 0; i < r->nstmts; i++)
+    for (size_t i = 0; i < r->nstmts; i++) {
         free(r->stmts[i].outputs);
+        free(r->stmts[i].copy_null);
+        free(r->stmts[i].copy_cols);
+    }
     free(r->stmts);
     r->stmts = NULL;
     r->nstmts = 0;

@@ -205,6 +205,9 @@ int rw_select(rw_ctx *c, rw_scope *parent, const PgQuery__SelectStmt *s, const r
 int rw_statement(rw_ctx *c, const rw_node *n, int location, int len, ph_rw_stmt *st,
                  rw_cols *outputs);
 
+/* rw_copy.c: fills st's copy_opts / copy_cols for a COPY on protected table t */
+int rw_copy_plan(rw_ctx *c, const PgQuery__CopyStmt *cp, const ph_schema_table *t, ph_rw_stmt *st);
+
 /* rw_ddl.c */
 int rw_create_table(rw_ctx *c, const PgQuery__CreateStmt *cs);
 int rw_alter_table(rw_ctx *c, const PgQuery__AlterTableStmt *as);

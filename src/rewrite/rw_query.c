@@ -824,6 +824,8 @@ static int delete_stmt(rw_ctx *c, rw_scope *parent, const PgQuery__DeleteStmt *d
 static int copy_stmt(rw_ctx *c, const PgQuery__CopyStmt *cp, ph_rw_stmt *st, rw_cols *outputs)
 {
     st->kind = PH_RW_STMT_COPY;
+    ph_copy_options_default(&st->copy_opts, PH_COPY_TEXT);
+    st->copy_ncols = -1;
     if (cp->query) {
         ph_rw_stmt inner = {0};
         rw_cols outs = {0};
@@ -851,6 +853,8 @@ static int copy_stmt(rw_ctx *c, const PgQuery__CopyStmt *cp, ph_rw_stmt *st, rw_
                          "phantom: COPY ... WHERE on protected table %s is not supported", t->name);
     st->copy_table = t;
     st->copy_from = cp->is_from;
+    if (rw_copy_plan(c, cp, t, st) != 0)
+        return -1;
     for (size_t i = 0; i < cp->n_attlist; i++) {
         const rw_node *a = cp->attlist[i];
         rw_col k = {0};

@@ -466,6 +466,177 @@ static void test_copy_plan(void **state)
     ph_rw_result_free(&r);
 }
 
+static ph_rw_status rewrite_copy(const char *sql, const char *client_encoding, ph_rw_result *r)
+{
+    fake_crypto fc = {0};
+    ph_rw_options opt = {
+        .encrypt = fake_encrypt, .encrypt_ud = &fc, .client_encoding = client_encoding};
+    ph_rw_status st = ph_rewrite(S, sql, strlen(sql), &opt, r);
+    assert_int_equal(fc.calls, 0);
+    return st;
+}
+
+/* sql is a COPY on a protected table; returns its statement plan. */
+static const ph_rw_stmt *copy_ok(const char *sql, ph_rw_result *r)
+{
+    if (rewrite_copy(sql, "UTF8", r) != PH_RW_OK)
+        fail_msg("%s\n  -> refused: %s", sql, r->message);
+    assert_null(r->sql);
+    assert_int_equal(r->nstmts, 1);
+    assert_int_equal(r->stmts[0].kind, PH_RW_STMT_COPY);
+    assert_non_null(r->stmts[0].copy_table);
+    return &r->stmts[0];
+}
+
+static void test_copy_options(void **state)
+{
+    (void)state;
+    ph_rw_result r;
+    const ph_schema_table *cust = ph_schema_find_table(S, "public", "customers", NULL);
+    /* WITH (...) */
+    const ph_rw_stmt *st =
+        copy_ok("copy customers (id, email, phone) from stdin with (format csv, header, "
+                "delimiter ';', null 'NULL', quote '''', escape '\\', freeze)",
+                &r);
+    assert_int_equal(st->copy_opts.format, PH_COPY_CSV);
+    assert_true(st->copy_opts.header);
+    assert_int_equal(st->copy_opts.delimiter, ';');
+    assert_string_equal(st->copy_opts.null_s, "NULL");
+    assert_int_equal(st->copy_opts.quote, '\'');
+    assert_int_equal(st->copy_opts.escape, '\\');
+    assert_int_equal(st->copy_ncols, 3);
+    assert_null(st->copy_cols[0]);
+    assert_ptr_equal(st->copy_cols[1], ph_schema_find_column(cust, "email"));
+    assert_ptr_equal(st->copy_cols[2], ph_schema_find_column(cust, "phone"));
+    ph_rw_result_free(&r);
+    /* the legacy syntax; ESCAPE defaults to QUOTE; no column list */
+    st = copy_ok("COPY customers FROM STDIN WITH CSV HEADER DELIMITER AS '|' NULL AS 'n/a' "
+                 "QUOTE AS '!'",
+                 &r);
+    assert_int_equal(st->copy_opts.format, PH_COPY_CSV);
+    assert_true(st->copy_opts.header);
+    assert_int_equal(st->copy_opts.delimiter, '|');
+    assert_string_equal(st->copy_opts.null_s, "n/a");
+    assert_int_equal(st->copy_opts.quote, '!');
+    assert_int_equal(st->copy_opts.escape, '!');
+    assert_int_equal(st->copy_ncols, -1);
+    assert_null(st->copy_cols);
+    assert_true(st->copy_from);
+    ph_rw_result_free(&r);
+    /* PostgreSQL's defaults */
+    st = copy_ok("copy customers to stdout", &r);
+    assert_int_equal(st->copy_opts.format, PH_COPY_TEXT);
+    assert_int_equal(st->copy_opts.delimiter, '\t');
+    assert_string_equal(st->copy_opts.null_s, "\\N");
+    assert_false(st->copy_opts.header);
+    assert_false(st->copy_from);
+    ph_rw_result_free(&r);
+    st = copy_ok("copy customers (email) to stdout (format csv)", &r);
+    assert_int_equal(st->copy_opts.delimiter, ',');
+    assert_string_equal(st->copy_opts.null_s, "");
+    assert_int_equal(st->copy_opts.quote, '"');
+    assert_int_equal(st->copy_opts.escape, '"');
+    ph_rw_result_free(&r);
+    st = copy_ok("copy binary customers to stdout", &r);
+    assert_int_equal(st->copy_opts.format, PH_COPY_BINARY);
+    ph_rw_result_free(&r);
+    st = copy_ok("copy customers to stdout with binary", &r);
+    assert_int_equal(st->copy_opts.format, PH_COPY_BINARY);
+    ph_rw_result_free(&r);
+    /* HEADER spellings */
+    static const struct {
+        const char *sql;
+        bool header;
+    } headers[] = {
+        {"copy customers from stdin (header match)", true},
+        {"copy customers from stdin (header on)", true},
+        {"copy customers from stdin (header 1)", true},
+        {"copy customers from stdin (header true, format csv)", true},
+        {"copy customers from stdin (header false)", false},
+        {"copy customers from stdin (header 0)", false},
+        {"copy customers from stdin (header OFF)", false},
+    };
+    for (size_t i = 0; i < sizeof headers / sizeof *headers; i++) {
+        st = copy_ok(headers[i].sql, &r);
+        if (st->copy_opts.header != headers[i].header)
+            fail_msg("%s: header %d", headers[i].sql, st->copy_opts.header);
+        ph_rw_result_free(&r);
+    }
+    /* FORCE_* on plaintext columns, the client's own encoding */
+    copy_ok("copy customers (id, email) to stdout (format csv, force_quote (id))", &r);
+    ph_rw_result_free(&r);
+    copy_ok("copy customers (id, plan_tier) to stdout with csv force quote *", &r);
+    ph_rw_result_free(&r);
+    copy_ok("copy customers from stdin with csv force not null plan_tier", &r);
+    ph_rw_result_free(&r);
+    copy_ok("copy customers from stdin (encoding 'utf-8')", &r);
+    ph_rw_result_free(&r);
+    copy_ok("copy customers from stdin (encoding 'Unicode')", &r);
+    ph_rw_result_free(&r);
+    /* a table the config does not protect is not analyzed */
+    assert_int_equal(
+        rewrite_copy("copy orders from stdin (force_quote *, encoding 'latin1', bogus 1)", NULL,
+                     &r),
+        PH_RW_OK);
+    assert_null(r.stmts[0].copy_table);
+    assert_int_equal(r.stmts[0].copy_ncols, -1);
+    ph_rw_result_free(&r);
+}
+
+static void copy_refused(const char *sql, const char *client_encoding, const char *message)
+{
+    ph_rw_result r;
+    ph_rw_status st = rewrite_copy(sql, client_encoding, &r);
+    if (st != PH_RW_REFUSED)
+        fail_msg("%s\n  status %d, want REFUSED", sql, st);
+    if (strcmp(r.message, message) != 0)
+        fail_msg("%s\n  got:  %s\n  want: %s", sql, r.message, message);
+    assert_string_equal(r.sqlstate, "0A000");
+    assert_null(r.stmts);
+    assert_null(r.sql);
+    assert_true(r.position > 0);
+    ph_rw_result_free(&r);
+}
+
+static void test_copy_refused(void **state)
+{
+    (void)state;
+    copy_refused("copy customers (email) to stdout (format csv, force_quote (email))", "UTF8",
+                 "phantom: COPY option FORCE_QUOTE on protected column customers.email is not "
+                 "supported");
+    copy_refused("copy customers to stdout with csv force quote *", "UTF8",
+                 "phantom: COPY option FORCE_QUOTE * on protected table customers is not "
+                 "supported; name its plaintext columns");
+    copy_refused("copy customers (id, phone) to stdout (format csv, force_quote *)", "UTF8",
+                 "phantom: COPY option FORCE_QUOTE * on protected table customers is not "
+                 "supported; name its plaintext columns");
+    copy_refused("copy customers from stdin (format csv, force_not_null (id, phone))", "UTF8",
+                 "phantom: COPY option FORCE_NOT_NULL on protected column customers.phone is "
+                 "not supported");
+    copy_refused("copy customers from stdin with csv force not null full_name", "UTF8",
+                 "phantom: COPY option FORCE_NOT_NULL on protected column customers.full_name "
+                 "is not supported");
+    copy_refused("copy customers from stdin (format csv, force_null (tax_id))", "UTF8",
+                 "phantom: COPY option FORCE_NULL on protected column customers.tax_id is not "
+                 "supported");
+    copy_refused("copy customers from stdin (encoding 'latin1')", "UTF8",
+                 "phantom: COPY ... ENCODING on protected table customers must name the "
+                 "session's client_encoding");
+    copy_refused("copy customers from stdin with encoding 'utf8'", NULL,
+                 "phantom: COPY ... ENCODING on protected table customers must name the "
+                 "session's client_encoding");
+    copy_refused("copy customers from stdin (format json)", "UTF8",
+                 "phantom: COPY format not recognized (text, csv or binary)");
+    copy_refused("copy customers from stdin (delimiter ';;')", "UTF8",
+                 "phantom: COPY delimiter must be a single one-byte character");
+    copy_refused("copy customers from stdin (format csv, quote '')", "UTF8",
+                 "phantom: COPY quote must be a single one-byte character");
+    copy_refused("copy customers from stdin (header maybe)", "UTF8",
+                 "phantom: COPY HEADER requires a Boolean value or \"match\"");
+    copy_refused("copy customers from stdin (default 'x')", "UTF8",
+                 "phantom: COPY option default on protected table customers is not supported");
+}
+
 static ssize_t columns_cb(void *ud, const ph_schema_table *t, const char *const **names)
 {
     static const char *const cols[] = {"id", "email", "plan_tier", "age"};
@@ -637,6 +808,8 @@ int main(void)
         cmocka_unit_test(test_ddl),
         cmocka_unit_test(test_unchanged),
         cmocka_unit_test(test_copy_plan),
+        cmocka_unit_test(test_copy_options),
+        cmocka_unit_test(test_copy_refused),
         cmocka_unit_test(test_insert_without_column_list),
         cmocka_unit_test(test_parse_error),
         cmocka_unit_test(test_encrypt_failure),

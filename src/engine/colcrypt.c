@@ -1,0 +1,344 @@
+/*
+ * colcrypt.c — protected column values in and out; see colcrypt.h.
+ */
+#include "engine/colcrypt.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "crypto/field.h"
+#include "engine/keysource.h"
+
+void eng_buf_wipe(ph_buf *b)
+{
+    if (b->data)
+        OPENSSL_cleanse(b->data, b->cap);
+    ph_buf_free(b);
+}
+
+ph_ltype eng_col_ltype(const ph_schema_column *c)
+{
+    switch (c->type) {
+    case PH_TYPE_TEXT:
+    case PH_TYPE_VARCHAR:
+        return PH_LT_TEXT;
+    case PH_TYPE_INT2:
+        return PH_LT_INT2;
+    case PH_TYPE_INT4:
+        return PH_LT_INT4;
+    case PH_TYPE_INT8:
+        return PH_LT_INT8;
+    case PH_TYPE_NUMERIC:
+        return PH_LT_NUMERIC;
+    case PH_TYPE_DATE:
+        return PH_LT_DATE;
+    case PH_TYPE_TIMESTAMP:
+        return PH_LT_TIMESTAMP;
+    case PH_TYPE_TIMESTAMPTZ:
+        return PH_LT_TIMESTAMPTZ;
+    case PH_TYPE_BOOL:
+        return PH_LT_BOOL;
+    case PH_TYPE_JSON:
+        return PH_LT_JSON;
+    case PH_TYPE_JSONB:
+        return PH_LT_JSONB;
+    case PH_TYPE_BYTEA:
+        return PH_LT_BYTEA;
+    }
+    return PH_LT_TEXT;
+}
+
+uint32_t eng_col_type_oid(const ph_schema_column *c)
+{
+    if (c->type == PH_TYPE_VARCHAR)
+        return 1043;
+    return ph_ltype_oid(eng_col_ltype(c));
+}
+
+int16_t eng_col_typlen(const ph_schema_column *c)
+{
+    switch (eng_col_ltype(c)) {
+    case PH_LT_BOOL:
+        return 1;
+    case PH_LT_INT2:
+        return 2;
+    case PH_LT_INT4:
+    case PH_LT_DATE:
+        return 4;
+    case PH_LT_INT8:
+    case PH_LT_TIMESTAMP:
+    case PH_LT_TIMESTAMPTZ:
+        return 8;
+    default:
+        return -1;
+    }
+}
+
+ph_enc_opts eng_col_opts(const ph_schema_column *c, const ph_enc_opts *session)
+{
+    ph_enc_opts o = session ? *session : PH_ENC_OPTS_DEFAULT;
+    o.numeric_scale = c->type == PH_TYPE_NUMERIC ? c->typmod_b : -1;
+    return o;
+}
+
+int eng_ltype_from_oid(uint32_t oid, ph_ltype *out)
+{
+    static const struct {
+        uint32_t oid;
+        ph_ltype t;
+    } map[] = {{25, PH_LT_TEXT},        {1043, PH_LT_TEXT},        {17, PH_LT_BYTEA},
+               {16, PH_LT_BOOL},        {21, PH_LT_INT2},          {23, PH_LT_INT4},
+               {20, PH_LT_INT8},        {1700, PH_LT_NUMERIC},     {1082, PH_LT_DATE},
+               {1114, PH_LT_TIMESTAMP}, {1184, PH_LT_TIMESTAMPTZ}, {114, PH_LT_JSON},
+               {3802, PH_LT_JSONB}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].oid == oid) {
+            *out = map[i].t;
+            return 0;
+        }
+    return -1;
+}
+
+static void set_err(eng_cc_err *e, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(eng_cc_err *e, const char *sqlstate, const char *fmt, ...)
+{
+    if (!e)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    snprintf(e->sqlstate, sizeof e->sqlstate, "%s", sqlstate);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
+static const char *enc_sqlstate(ph_enc_status st)
+{
+    switch (st) {
+    case PH_ENC_ERANGE:
+        return "22003";
+    case PH_ENC_ETZ:
+        return "22023";
+    case PH_ENC_ENOMEM:
+        return "53200";
+    default:
+        return "22P02";
+    }
+}
+
+static int to_canonical(const ph_schema_column *col, const ph_enc_opts *o, int binary,
+                        ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *canon,
+                        eng_cc_err *err)
+{
+    ph_enc_status st = binary ? ph_canon_from_binary(in_type, v, len, o, canon)
+                              : ph_canon_from_text(in_type, (const char *)v, len, o, canon);
+    if (st != PH_ENC_OK) {
+        set_err(err, enc_sqlstate(st), "phantom: invalid value for %s (%s)", col->qualified,
+                ph_enc_strerror(st));
+        return -1;
+    }
+    return 0;
+}
+
+static int seal(const ph_field_key *k, const ph_schema_column *col, const ph_enc_opts *o,
+                const ph_buf *canon, ph_buf *out, eng_cc_err *err)
+{
+    ph_field_status fs;
+    if (col->mode == PH_MODE_OPE) {
+        int64_t iv = 0;
+        bool inexact = false;
+        ph_enc_status st =
+            ph_canon_to_ope(eng_col_ltype(col), canon->data, canon->len, o, &iv, &inexact);
+        if (st != PH_ENC_OK || inexact) {
+            set_err(err, st == PH_ENC_OK || st == PH_ENC_ERANGE ? "22003" : "22P02",
+                    "phantom: %s (ope) cannot order this value exactly (%s)", col->qualified,
+                    st == PH_ENC_OK ? "more fractional digits than the column's scale"
+                                    : ph_enc_strerror(st));
+            return -1;
+        }
+        uint8_t env[PH_FIELD_OPE_ENVELOPE];
+        fs = ph_field_encrypt_ope(k, iv, env);
+        if (fs == PH_FIELD_OK && ph_buf_append(out, env, sizeof env) != 0)
+            fs = PH_FIELD_EINTERNAL;
+    } else {
+        ph_field_mode m =
+            col->mode == PH_MODE_DETERMINISTIC ? PH_FIELD_DETERMINISTIC : PH_FIELD_RANDOMIZED;
+        fs = ph_field_encrypt_buf(k, m, canon->data, canon->len, out);
+    }
+    if (fs != PH_FIELD_OK) {
+        set_err(err, "XX000", "phantom: cannot encrypt a value for %s: %s", col->qualified,
+                ph_field_strerror(fs));
+        return -1;
+    }
+    return 0;
+}
+
+int eng_col_encrypt(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *session,
+                    int binary, ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out,
+                    eng_cc_err *err)
+{
+    if (col->mode == PH_MODE_TOKEN) {
+        set_err(err, "0A000",
+                "phantom: %s uses mode token, which this proxy cannot serve (no token vault is "
+                "configured)",
+                col->qualified);
+        return -1;
+    }
+    const ph_field_key *k = ph_keysource_write_key(ks, col->key_domain);
+    if (!k) {
+        set_err(err, "XX000", "phantom: no encryption key for key domain %s (column %s)",
+                col->key_domain, col->qualified);
+        return -1;
+    }
+    ph_enc_opts o = eng_col_opts(col, session);
+    ph_buf canon = {0};
+    if (ph_buf_reserve(&canon, len + 64) != 0) {
+        set_err(err, "53200", "phantom: out of memory");
+        return -1;
+    }
+    int rc = to_canonical(col, &o, binary, in_type, v, len, &canon, err);
+    if (rc == 0)
+        rc = seal(k, col, &o, &canon, out, err);
+    eng_buf_wipe(&canon);
+    return rc;
+}
+
+static int open_envelope(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *o,
+                         const uint8_t *env, size_t len, ph_buf *canon, eng_cc_err *err)
+{
+    ph_field_info info;
+    ph_field_status fs = ph_field_peek(env, len, &info);
+    if (fs != PH_FIELD_OK) {
+        set_err(err, "XX001", "phantom: cannot decrypt a value of %s: %s", col->qualified,
+                ph_field_strerror(fs));
+        return -1;
+    }
+    const ph_field_key *k = ph_keysource_key_by_id(ks, col->key_domain, info.key_id);
+    if (!k) {
+        set_err(err, "XX001",
+                "phantom: cannot decrypt a value of %s: no key with key id %u in "
+                "key domain %s",
+                col->qualified, info.key_id, col->key_domain);
+        return -1;
+    }
+    if (col->mode == PH_MODE_OPE) {
+        int64_t iv = 0;
+        fs = ph_field_decrypt_ope(k, env, len, &iv);
+        if (fs == PH_FIELD_OK) {
+            ph_enc_status st = ph_canon_from_ope(eng_col_ltype(col), iv, o, canon);
+            if (st != PH_ENC_OK) {
+                set_err(err, "XX001", "phantom: cannot decrypt a value of %s: %s", col->qualified,
+                        ph_enc_strerror(st));
+                return -1;
+            }
+        }
+    } else {
+        ph_field_mode m = col->mode == PH_MODE_DETERMINISTIC ? PH_FIELD_DETERMINISTIC
+                          : col->mode == PH_MODE_RANDOMIZED  ? PH_FIELD_RANDOMIZED
+                                                             : PH_FIELD_ANY;
+        if (col->mode == PH_MODE_TOKEN)
+            fs = PH_FIELD_EMODE;
+        else
+            fs = ph_field_decrypt_buf(k, m, env, len, canon);
+    }
+    if (fs != PH_FIELD_OK) {
+        set_err(err, "XX001", "phantom: cannot decrypt a value of %s: %s", col->qualified,
+                ph_field_strerror(fs));
+        return -1;
+    }
+    return 0;
+}
+
+int eng_col_decrypt(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *session,
+                    const uint8_t *env, size_t len, int binary, ph_buf *out, eng_cc_err *err)
+{
+    ph_enc_opts o = eng_col_opts(col, session);
+    ph_buf canon = {0};
+    if (ph_buf_reserve(&canon, len + 64) != 0) {
+        set_err(err, "53200", "phantom: out of memory");
+        return -1;
+    }
+    int rc = open_envelope(ks, col, &o, env, len, &canon, err);
+    if (rc == 0) {
+        ph_ltype t = eng_col_ltype(col);
+        ph_enc_status st = binary ? ph_canon_to_binary(t, canon.data, canon.len, &o, out)
+                                  : ph_canon_to_text(t, canon.data, canon.len, &o, out);
+        if (st != PH_ENC_OK) {
+            set_err(err, "XX001", "phantom: cannot format a decrypted value of %s: %s",
+                    col->qualified, ph_enc_strerror(st));
+            rc = -1;
+        }
+    }
+    eng_buf_wipe(&canon);
+    return rc;
+}
+
+static int hexval(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int bytea_hex(const uint8_t *s, size_t len, ph_buf *out)
+{
+    if (ph_buf_reserve(out, len / 2) != 0)
+        return -1;
+    for (size_t i = 2; i < len;) {
+        if (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+            i++;
+            continue;
+        }
+        if (i + 1 >= len)
+            return -1;
+        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out->data[out->len++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return 0;
+}
+
+static int bytea_escape(const uint8_t *s, size_t len, ph_buf *out)
+{
+    if (ph_buf_reserve(out, len) != 0)
+        return -1;
+    for (size_t i = 0; i < len;) {
+        if (s[i] != '\\') {
+            out->data[out->len++] = s[i++];
+            continue;
+        }
+        if (i + 1 < len && s[i + 1] == '\\') {
+            out->data[out->len++] = '\\';
+            i += 2;
+            continue;
+        }
+        if (i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' && s[i + 2] >= '0' &&
+            s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+            out->data[out->len++] =
+                (uint8_t)((s[i + 1] - '0') << 6 | (s[i + 2] - '0') << 3 | (s[i + 3] - '0'));
+            i += 4;
+            continue;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+int eng_bytea_from_text(const uint8_t *s, size_t len, ph_buf *out)
+{
+    size_t keep = out->len;
+    int rc = len >= 2 && s[0] == '\\' && s[1] == 'x' ? bytea_hex(s, len, out)
+                                                     : bytea_escape(s, len, out);
+    if (rc != 0)
+        out->len = keep;
+    return rc;
+}

@@ -1,0 +1,62 @@
+/*
+ * colcrypt.h — one protected column value in and out: PostgreSQL text or
+ * binary format <-> canonical encoding (crypto/encode.h) <-> envelope
+ * (crypto/field.h), with the column's mode, logical type and key domain.
+ *
+ * Owns: the mapping of schema types to the crypto layer's logical types and
+ * to the type OID / typlen a client is shown, the choice of field key (the
+ * domain's write key to encrypt, the key named by the envelope's key id to
+ * decrypt), bytea text-format decoding of upstream values, and wiping every
+ * plaintext copy it makes. Messages never contain a value.
+ */
+#ifndef PHANTOM_ENGINE_COLCRYPT_H
+#define PHANTOM_ENGINE_COLCRYPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/bytes.h"
+#include "crypto/encode.h"
+#include "schema/schema.h"
+
+struct ph_keysource;
+
+/* Outcome of a column operation; sqlstate is what the client is told. */
+typedef struct eng_cc_err {
+    char sqlstate[6];
+    char message[256];
+} eng_cc_err;
+
+ph_ltype eng_col_ltype(const ph_schema_column *c);
+/* The OID, typlen and typmod a client is shown for the column. */
+uint32_t eng_col_type_oid(const ph_schema_column *c);
+int16_t eng_col_typlen(const ph_schema_column *c);
+/* The session's encoding options with the column's numeric scale. */
+ph_enc_opts eng_col_opts(const ph_schema_column *c, const ph_enc_opts *session);
+
+/* Maps a type OID to a logical type the crypto layer parses; -1 if none. */
+int eng_ltype_from_oid(uint32_t oid, ph_ltype *out);
+
+/*
+ * Encrypts one value of column col given in format binary (0 text, 1 binary)
+ * as type in_type (normally eng_col_ltype(col); a client-declared parameter
+ * type of the same canonical family otherwise). Appends the envelope.
+ */
+int eng_col_encrypt(const struct ph_keysource *ks, const ph_schema_column *col,
+                    const ph_enc_opts *session, int binary, ph_ltype in_type, const uint8_t *v,
+                    size_t len, ph_buf *out, eng_cc_err *err);
+
+/* Decrypts an envelope of column col and appends the value in the client's
+ * format (binary 0 text, 1 binary). */
+int eng_col_decrypt(const struct ph_keysource *ks, const ph_schema_column *col,
+                    const ph_enc_opts *session, const uint8_t *env, size_t len, int binary,
+                    ph_buf *out, eng_cc_err *err);
+
+/* Decodes a bytea in text output format (hex "\x..." or escape) into out. */
+int eng_bytea_from_text(const uint8_t *s, size_t len, ph_buf *out);
+
+/* Wipes and frees a buffer that held plaintext. */
+void eng_buf_wipe(ph_buf *b);
+
+#endif

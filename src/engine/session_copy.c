@@ -1,0 +1,284 @@
+/*
+ * session_copy.c — COPY ... FROM STDIN / TO STDOUT on protected tables.
+ *
+ * Owns: recognising the protected COPY a CopyInResponse/CopyOutResponse
+ * answers (the rewriter's plan: table, column list, options), setting up a
+ * streaming codec (copy.h) over its protected columns, and running the
+ * CopyData payloads of that direction through it: the client's data is
+ * encrypted before it goes upstream (COPY FROM), the server's decrypted
+ * before it reaches the client (COPY TO). CopyData of other tables passes
+ * untouched. Fail closed: when the columns cannot be known (no catalog and
+ * no column list, a column-count mismatch) or the data cannot be
+ * transformed, COPY FROM data is replaced by a CopyFail (nothing of it goes
+ * upstream) and COPY TO turns into an ErrorResponse.
+ */
+#include "engine/engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/colcrypt.h"
+#include "engine/wire.h"
+
+/* The COPY statement whose answer is arriving, if it is a protected one. */
+static const ph_rw_stmt *copy_plan(const ph_session *s)
+{
+    const eng_ex *h = s->head;
+    const ph_rw_stmt *p = NULL;
+    if (h && h->kind == EX_QUERY && h->plan && h->cur_stmt < h->plan->res.nstmts)
+        p = &h->plan->res.stmts[h->cur_stmt];
+    else if (h && h->kind == EX_EXECUTE && h->portal)
+        p = eng_stmt_plan(h->portal->stmt);
+    return p && p->kind == PH_RW_STMT_COPY && p->copy_table ? p : NULL;
+}
+
+bool eng_copy_wanted(const ph_session *s)
+{
+    return copy_plan(s) != NULL;
+}
+
+static void copy_options(const ph_rw_stmt *p, ph_copy_options *o)
+{
+    *o = p->copy_opts;
+}
+
+static void release_cols(ph_session *s)
+{
+    if (s->copy_in || s->copy_out)
+        return;
+    free(s->copy_cols);
+    s->copy_cols = NULL;
+    s->copy_ncols = 0;
+}
+
+void eng_copy_end(ph_session *s)
+{
+    ph_copy_xform_free(s->copy_out);
+    s->copy_out = NULL;
+    release_cols(s);
+}
+
+void eng_copy_in_abort(ph_session *s)
+{
+    if (!s->copy_in)
+        return;
+    ph_copy_xform_free(s->copy_in);
+    s->copy_in = NULL;
+    s->copy_in_failed = true;
+    s->copy_fail_sent = true;
+    release_cols(s);
+}
+
+void eng_copy_free(ph_session *s)
+{
+    ph_copy_xform_free(s->copy_in);
+    ph_copy_xform_free(s->copy_out);
+    s->copy_in = s->copy_out = NULL;
+    s->copy_in_failed = s->copy_fail_sent = false;
+    release_cols(s);
+}
+
+static int copy_field(void *ud, int column, const uint8_t *in, size_t len, bool is_null,
+                      ph_buf *out, bool *out_null, char *err, size_t errlen)
+{
+    ph_session *s = ud;
+    const ph_schema_column *col =
+        column >= 0 && column < s->copy_ncols ? s->copy_cols[column] : NULL;
+    if (!col) {
+        snprintf(err, errlen, "phantom: internal error: COPY column %d", column + 1);
+        return -1;
+    }
+    if (is_null) {
+        *out_null = true;
+        return 0;
+    }
+    eng_cc_err e = {{0}, {0}};
+    int rc = s->copy_in
+                 ? eng_col_encrypt(s->e->keys, col, &s->opts, s->copy_binary, eng_col_ltype(col),
+                                   in, len, out, &e)
+                 : eng_col_decrypt(s->e->keys, col, &s->opts, in, len, s->copy_binary, out, &e);
+    if (rc != 0)
+        snprintf(err, errlen, "%s", e.message);
+    return rc;
+}
+
+/* The protected column of each COPY column, in order; -1 if unknown. */
+static int copy_columns(ph_session *s, const ph_rw_stmt *p, const ph_schema_column ***out)
+{
+    const ph_schema_table *t = p->copy_table;
+    const eng_cat_table *ct = NULL;
+    size_t n;
+    if (p->copy_ncols >= 0) {
+        n = (size_t)p->copy_ncols;
+    } else { /* no column list: the table's columns, from the catalog */
+        ct = s->cat_have ? eng_catalog_table(&s->cat, t) : NULL;
+        if (!ct)
+            return -1;
+        n = ct->n;
+    }
+    if (n > 65535)
+        return -1;
+    const ph_schema_column **cols = calloc(n + 1, sizeof *cols);
+    if (!cols)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        cols[i] = ct ? ph_schema_find_column(t, ct->names[i]) : p->copy_cols[i];
+    *out = cols;
+    return (int)n;
+}
+
+static int copy_refused(ph_session *s, uint8_t type, ph_buf *rep, const char *why)
+{
+    if (type == 'G') { /* the client's data will be replaced by a CopyFail */
+        s->copy_in_failed = true;
+        s->copy_fail_sent = false;
+        snprintf(s->copy_err, sizeof s->copy_err, "%s", why);
+        return PGF_KEEP;
+    }
+    return eng_fail_result(s, rep, "0A000", why);
+}
+
+int eng_s2c_copy_response(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    const ph_rw_stmt *p = copy_plan(s);
+    uint8_t type = msg[0];
+    if (!p || type == 'W')
+        return PGF_KEEP;
+    eng_rd r;
+    eng_rd_init(&r, msg, total);
+    uint8_t overall = eng_rd_u8(&r);
+    uint16_t ncols = eng_rd_u16(&r);
+    (void)eng_rd_bytes(&r, (size_t)ncols * 2);
+    if (!eng_rd_done(&r))
+        return -1;
+    eng_copy_free(s);
+    ph_copy_options o;
+    copy_options(p, &o);
+    if ((o.format == PH_COPY_BINARY) != (overall == 1))
+        return copy_refused(s, type, rep, "phantom: COPY format does not match the statement");
+    const ph_schema_column **cols = NULL;
+    int n = copy_columns(s, p, &cols);
+    if (n < 0 || n != ncols) {
+        free(cols);
+        return copy_refused(s, type, rep,
+                            "phantom: COPY on a protected table needs its columns: give a "
+                            "column list (the catalog of protected tables is not available)");
+    }
+    bool *tr = calloc((size_t)n + 1, sizeof *tr);
+    bool any = false;
+    for (int i = 0; tr && i < n; i++)
+        any |= tr[i] = cols[i] != NULL;
+    if (!tr || !any) {
+        free(tr);
+        free(cols);
+        return tr ? PGF_KEEP : -1;
+    }
+    s->copy_cols = cols;
+    s->copy_ncols = n;
+    s->copy_binary = o.format == PH_COPY_BINARY;
+    ph_copy_xform *x = ph_copy_xform_new(&o, type == 'G' ? PH_COPY_ENCRYPT : PH_COPY_DECRYPT, n, tr,
+                                         copy_field, s);
+    free(tr);
+    if (!x) {
+        release_cols(s);
+        return -1;
+    }
+    if (type == 'G')
+        s->copy_in = x;
+    else
+        s->copy_out = x;
+    return PGF_KEEP;
+}
+
+/* ---- COPY TO: server data ------------------------------------------------------------------ */
+
+static int emit_data(ph_buf *rep, ph_buf *out)
+{
+    int rc = out->len ? eng_put_copy_data(rep, out->data, out->len) : 0;
+    eng_buf_wipe(out);
+    return rc;
+}
+
+int eng_s2c_copy_data(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    ph_buf out = {0};
+    char err[256] = "";
+    if (ph_copy_xform_feed(s->copy_out, msg + 5, total - 5, &out, err, sizeof err) != 0) {
+        eng_buf_wipe(&out);
+        eng_copy_end(s);
+        return eng_fail_result(s, rep, "XX001", err[0] ? err : "phantom: COPY data refused");
+    }
+    bool some = out.len > 0;
+    if (emit_data(rep, &out) != 0)
+        return -1;
+    return some ? PGF_REPLACED : PGF_DROP;
+}
+
+int eng_s2c_copy_done(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    ph_buf out = {0};
+    char err[256] = "";
+    int rc = ph_copy_xform_finish(s->copy_out, &out, err, sizeof err);
+    eng_copy_end(s);
+    if (rc != 0) {
+        eng_buf_wipe(&out);
+        return eng_fail_result(s, rep, "XX001", err[0] ? err : "phantom: COPY data refused");
+    }
+    if (emit_data(rep, &out) != 0 || ph_buf_append(rep, msg, total) != 0)
+        return -1;
+    return PGF_REPLACED;
+}
+
+/* ---- COPY FROM: client data ------------------------------------------------------------------ */
+
+static int fail_copy_in(ph_session *s, ph_buf *rep, const char *why)
+{
+    ph_copy_xform_free(s->copy_in);
+    s->copy_in = NULL;
+    release_cols(s);
+    s->copy_in_failed = true;
+    s->copy_fail_sent = true;
+    rep->len = 0;
+    return eng_put_copy_fail(rep, why) ? -1 : PGF_REPLACED;
+}
+
+int eng_c2s_copy(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    uint8_t type = msg[0];
+    if (s->copy_in_failed) {
+        int v = PGF_DROP;
+        if (type == 'f')
+            v = s->copy_fail_sent ? PGF_DROP : PGF_KEEP; /* the client's own CopyFail */
+        else if (!s->copy_fail_sent)
+            v = fail_copy_in(s, rep, s->copy_err);
+        if (type != 'd') /* CopyDone / CopyFail end the client's COPY */
+            s->copy_in_failed = s->copy_fail_sent = false;
+        return v;
+    }
+    if (!s->copy_in)
+        return PGF_KEEP;
+    if (type == 'f') {
+        eng_copy_free(s);
+        return PGF_KEEP;
+    }
+    ph_buf out = {0};
+    char err[256] = "";
+    int rc = type == 'd' ? ph_copy_xform_feed(s->copy_in, msg + 5, total - 5, &out, err, sizeof err)
+                         : ph_copy_xform_finish(s->copy_in, &out, err, sizeof err);
+    if (rc != 0) {
+        eng_buf_wipe(&out);
+        int v = fail_copy_in(s, rep, err[0] ? err : "phantom: COPY data refused");
+        if (type == 'c')
+            s->copy_in_failed = s->copy_fail_sent = false;
+        return v;
+    }
+    bool some = out.len > 0;
+    if (emit_data(rep, &out) != 0)
+        return -1;
+    if (type == 'c') {
+        eng_copy_free(s);
+        return ph_buf_append(rep, msg, total) ? -1 : PGF_REPLACED;
+    }
+    return some ? PGF_REPLACED : PGF_DROP;
+}

@@ -1,0 +1,326 @@
+/*
+ * session_result.c — the server's result messages: RowDescription,
+ * DataRow and ParameterDescription.
+ *
+ * Owns: deciding which result fields hold a protected column — by table OID
+ * and attribute number through the catalog map, else by the rewriter's
+ * output plan (a value computed from a protected column keeps its policy) —
+ * showing them to the client with the logical type, decrypting their values
+ * into the client's format, and failing a result closed: a value that does
+ * not decrypt turns into an ErrorResponse and the rest of the answer, up to
+ * ReadyForQuery, is dropped (never garbage, never ciphertext as data).
+ * Fields upstream that are not bytea are never decrypted (a column not yet
+ * migrated reads as it is).
+ */
+#include "engine/engine_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "engine/colcrypt.h"
+#include "engine/wire.h"
+
+#define OID_BYTEA 17u
+
+int eng_fail_result(ph_session *s, ph_buf *rep, const char *sqlstate, const char *message)
+{
+    rep->len = 0;
+    if (eng_put_error(rep, sqlstate, message) != 0)
+        return -1;
+    s->dropping = true;
+    eng_set_cur(s, NULL);
+    return PGF_REPLACED;
+}
+
+/* ---- RowDescription -------------------------------------------------------------------- */
+
+static const ph_rw_stmt *head_plan(const ph_session *s)
+{
+    const eng_ex *h = s->head;
+    if (!h)
+        return NULL;
+    switch (h->kind) {
+    case EX_QUERY:
+        return h->plan && h->cur_stmt < h->plan->res.nstmts ? &h->plan->res.stmts[h->cur_stmt]
+                                                            : NULL;
+    case EX_DESC_STMT:
+        return eng_stmt_plan(h->stmt);
+    case EX_DESC_PORTAL:
+    case EX_INJ_DESC:
+        return h->portal ? eng_stmt_plan(h->portal->stmt) : NULL;
+    default:
+        return NULL;
+    }
+}
+
+static bool plan_has_star(const ph_rw_stmt *p)
+{
+    for (size_t i = 0; p && i < p->noutputs; i++)
+        if (p->outputs[i].star)
+            return true;
+    return false;
+}
+
+/* The protected column the plan says field i of n comes from: outputs
+ * before the first `*` align from the start, outputs after the last one
+ * from the end. */
+static const ph_schema_column *plan_col(const ph_rw_stmt *p, uint16_t n, uint16_t i)
+{
+    if (!p || !p->outputs)
+        return NULL;
+    size_t m = p->noutputs, first = m, last = m;
+    for (size_t k = 0; k < m; k++)
+        if (p->outputs[k].star) {
+            if (first == m)
+                first = k;
+            last = k;
+        }
+    if (first == m)
+        return m == n ? p->outputs[i].col : NULL;
+    size_t suffix = m - 1 - last;
+    if (first + suffix > n)
+        return NULL;
+    if (i < first)
+        return p->outputs[i].col;
+    if (i >= n - suffix)
+        return p->outputs[m - (n - i)].col;
+    return NULL;
+}
+
+static bool cat_knows_table(const eng_catalog *c, uint32_t oid)
+{
+    for (size_t i = 0; i < c->ntabs; i++)
+        if (c->tabs[i].oid == oid)
+            return true;
+    return false;
+}
+
+static const ph_schema_column *field_col(const ph_session *s, const ph_rw_stmt *plan, uint16_t n,
+                                         uint16_t i, uint32_t tableoid, int16_t attnum)
+{
+    if (tableoid && s->cat_have) {
+        const ph_schema_column *c = eng_catalog_column(&s->cat, tableoid, attnum);
+        if (c || cat_knows_table(&s->cat, tableoid))
+            return c;
+    }
+    return plan_col(plan, n, i);
+}
+
+/* Stores a description where the head expects it (ownership passes). */
+static void store_desc(ph_session *s, eng_rdesc *d)
+{
+    eng_ex *h = s->head;
+    if (h && h->kind == EX_DESC_STMT) {
+        if (h->stmt) {
+            free(h->stmt->desc);
+            h->stmt->desc = d;
+            h->stmt->desc_known = true;
+            h->stmt->nodata = false;
+            return;
+        }
+    } else if (h && (h->kind == EX_DESC_PORTAL || h->kind == EX_INJ_DESC)) {
+        if (h->portal) {
+            free(h->portal->desc);
+            h->portal->desc = d;
+            h->portal->desc_known = true;
+            h->portal->nodata = false;
+            return;
+        }
+    } else {
+        eng_set_cur(s, d);
+        return;
+    }
+    free(d);
+}
+
+static int rewrite_rowdesc(const uint8_t *msg, uint32_t total, const eng_rdesc *d, ph_buf *rep)
+{
+    eng_rd r;
+    size_t at;
+    eng_rd_init(&r, msg, total);
+    uint16_t n = eng_rd_u16(&r);
+    if (eng_msg_begin(rep, 'T', &at) || ph_buf_append_u16(rep, n))
+        return -1;
+    for (uint16_t i = 0; i < n; i++) {
+        size_t nl;
+        const char *name = eng_rd_cstr(&r, &nl);
+        const uint8_t *f = eng_rd_bytes(&r, 18);
+        if (!f || ph_buf_append(rep, name, nl + 1))
+            return -1;
+        const ph_schema_column *c = d->f[i].col;
+        if (!c) {
+            if (ph_buf_append(rep, f, 18))
+                return -1;
+            continue;
+        }
+        if (ph_buf_append(rep, f, 6) || ph_buf_append_u32(rep, eng_col_type_oid(c)) ||
+            ph_buf_append_u16(rep, (uint16_t)eng_col_typlen(c)) ||
+            ph_buf_append_u32(rep, 0xFFFFFFFFu) || ph_buf_append(rep, f + 16, 2))
+            return -1;
+    }
+    return eng_msg_end(rep, at);
+}
+
+int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    const ph_rw_stmt *plan = head_plan(s);
+    eng_rd r;
+    eng_rd_init(&r, msg, total);
+    uint16_t n = eng_rd_u16(&r);
+    eng_rdesc *d = eng_rdesc_new(n);
+    if (!d)
+        return -1;
+    for (uint16_t i = 0; i < n; i++) {
+        (void)eng_rd_cstr(&r, NULL);
+        uint32_t tableoid = eng_rd_u32(&r);
+        int16_t attnum = (int16_t)eng_rd_u16(&r);
+        uint32_t typoid = eng_rd_u32(&r);
+        (void)eng_rd_bytes(&r, 6);
+        int16_t fmt = (int16_t)eng_rd_u16(&r);
+        const ph_schema_column *c = field_col(s, plan, n, i, tableoid, attnum);
+        d->f[i].fmt = fmt;
+        if (c && typoid == OID_BYTEA) {
+            d->f[i].col = c;
+            d->any = true;
+        }
+    }
+    if (!eng_rd_done(&r)) {
+        free(d);
+        return -1;
+    }
+    if (plan && plan->touches_protected && plan_has_star(plan) && !s->cat_have) {
+        free(d);
+        return eng_fail_result(s, rep, "55000",
+                               "phantom: cannot decrypt this result: the catalog of protected "
+                               "tables could not be loaded on this connection");
+    }
+    int v = PGF_KEEP;
+    if (d->any) {
+        if (rewrite_rowdesc(msg, total, d, rep) != 0) {
+            free(d);
+            return -1;
+        }
+        v = PGF_REPLACED;
+    }
+    store_desc(s, d);
+    return v;
+}
+
+void eng_exec_desc(ph_session *s)
+{
+    eng_ex *h = s->head;
+    if (!h || h->kind != EX_EXECUTE || h->desc_ready)
+        return;
+    h->desc_ready = true;
+    const eng_portal *p = h->portal;
+    eng_rdesc *d = NULL;
+    if (p && p->desc_known && p->desc) {
+        d = eng_rdesc_copy(p->desc);
+    } else if (p && p->stmt && p->stmt->desc_known && p->stmt->desc) {
+        d = eng_rdesc_copy(p->stmt->desc);
+        for (uint16_t i = 0; d && i < d->n; i++)
+            d->f[i].fmt = p->nres == 0   ? 0
+                          : p->nres == 1 ? p->resfmt[0]
+                          : i < p->nres  ? p->resfmt[i]
+                                         : 0;
+    }
+    eng_set_cur(s, d);
+}
+
+/* ---- DataRow ------------------------------------------------------------------------------ */
+
+static int decrypt_field(ph_session *s, const eng_rfield *f, const uint8_t *v, uint32_t len,
+                         ph_buf *rep, eng_cc_err *err)
+{
+    ph_buf env = {0};
+    const uint8_t *e = v;
+    size_t elen = len;
+    if (f->fmt == 0) {
+        if (eng_bytea_from_text(v, len, &env) != 0) {
+            ph_buf_free(&env);
+            snprintf(err->sqlstate, sizeof err->sqlstate, "XX001");
+            snprintf(err->message, sizeof err->message,
+                     "phantom: cannot decrypt a value of %s: not a bytea value", f->col->qualified);
+            return -1;
+        }
+        e = env.data;
+        elen = env.len;
+    }
+    size_t at = rep->len;
+    int rc = ph_buf_append_u32(rep, 0);
+    if (rc == 0)
+        rc = eng_col_decrypt(s->e->keys, f->col, &s->opts, e ? e : (const uint8_t *)"", elen,
+                             f->fmt == 1, rep, err);
+    ph_buf_free(&env);
+    if (rc == 0)
+        ph_put_u32(rep->data + at, (uint32_t)(rep->len - at - 4));
+    return rc;
+}
+
+int eng_s2c_datarow(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    const eng_rdesc *d = s->cur;
+    eng_rd r;
+    size_t at;
+    eng_rd_init(&r, msg, total);
+    uint16_t n = eng_rd_u16(&r);
+    if (r.bad || n != d->n)
+        return eng_fail_result(s, rep, "08P01",
+                               "phantom: a row does not match its row description");
+    if (ph_buf_reserve(rep, total + 64u * d->n) || eng_msg_begin(rep, 'D', &at) ||
+        ph_buf_append_u16(rep, n))
+        return -1;
+    for (uint16_t i = 0; i < n; i++) {
+        uint32_t len = eng_rd_u32(&r);
+        const uint8_t *v = len == 0xFFFFFFFFu ? NULL : eng_rd_bytes(&r, len);
+        if (r.bad)
+            return eng_fail_result(s, rep, "08P01", "phantom: malformed DataRow from the server");
+        if (!v || !d->f[i].col) {
+            if (ph_buf_append_u32(rep, len) || (v && ph_buf_append(rep, v, len)))
+                return -1;
+            continue;
+        }
+        eng_cc_err err = {{0}, {0}};
+        if (decrypt_field(s, &d->f[i], v, len, rep, &err) != 0) {
+            OPENSSL_cleanse(rep->data, rep->len);
+            return eng_fail_result(s, rep, err.sqlstate[0] ? err.sqlstate : "XX001",
+                                   err.message[0] ? err.message
+                                                  : "phantom: cannot decrypt a value");
+        }
+    }
+    if (!eng_rd_done(&r))
+        return eng_fail_result(s, rep, "08P01", "phantom: malformed DataRow from the server");
+    return eng_msg_end(rep, at) ? -1 : PGF_REPLACED;
+}
+
+/* ---- ParameterDescription ------------------------------------------------------------------- */
+
+int eng_s2c_paramdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    const eng_ex *h = s->head;
+    if (!h || h->kind != EX_DESC_STMT || !eng_stmt_protected_params(h->stmt))
+        return PGF_KEEP;
+    const eng_stmt *st = h->stmt;
+    eng_rd r;
+    size_t at;
+    eng_rd_init(&r, msg, total);
+    uint16_t n = eng_rd_u16(&r);
+    if (eng_msg_begin(rep, 't', &at) || ph_buf_append_u16(rep, n))
+        return -1;
+    for (uint16_t i = 0; i < n; i++) {
+        uint32_t oid = eng_rd_u32(&r);
+        const ph_schema_column *c = i < st->plan->res.nparams ? st->plan->res.params[i] : NULL;
+        if (c) {
+            uint32_t decl = i < st->nparams ? st->ptype[i] : 0;
+            oid = decl ? decl : eng_col_type_oid(c);
+        }
+        if (ph_buf_append_u32(rep, oid))
+            return -1;
+    }
+    if (!eng_rd_done(&r))
+        return -1;
+    return eng_msg_end(rep, at) ? -1 : PGF_REPLACED;
+}

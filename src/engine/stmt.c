@@ -1,0 +1,228 @@
+/*
+ * stmt.c — prepared statements, portals, result descriptions and the
+ * name -> object maps the session keeps them in; see engine_internal.h.
+ */
+#include "engine/engine_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- result descriptions --------------------------------------------------------- */
+
+eng_rdesc *eng_rdesc_new(uint16_t n)
+{
+    eng_rdesc *d = calloc(1, sizeof *d + (size_t)n * sizeof d->f[0]);
+    if (d)
+        d->n = n;
+    return d;
+}
+
+eng_rdesc *eng_rdesc_copy(const eng_rdesc *d)
+{
+    eng_rdesc *c = eng_rdesc_new(d->n);
+    if (c)
+        memcpy(c, d, sizeof *d + (size_t)d->n * sizeof d->f[0]);
+    return c;
+}
+
+/* ---- plans --------------------------------------------------------------------------- */
+
+void eng_plan_unref(eng_plan *p)
+{
+    if (!p || --p->refs > 0)
+        return;
+    ph_rw_result_free(&p->res);
+    free(p);
+}
+
+/* ---- statements and portals -------------------------------------------------------- */
+
+eng_stmt *eng_stmt_new(void)
+{
+    eng_stmt *st = calloc(1, sizeof *st);
+    if (st)
+        st->refs = 1;
+    return st;
+}
+
+void eng_stmt_unref(eng_stmt *st)
+{
+    if (!st || --st->refs > 0)
+        return;
+    eng_plan_unref(st->plan);
+    free(st->ptype);
+    free(st->desc);
+    free(st);
+}
+
+eng_portal *eng_portal_new(void)
+{
+    eng_portal *p = calloc(1, sizeof *p);
+    if (p)
+        p->refs = 1;
+    return p;
+}
+
+void eng_portal_unref(eng_portal *p)
+{
+    if (!p || --p->refs > 0)
+        return;
+    eng_stmt_unref(p->stmt);
+    free(p->resfmt);
+    free(p->desc);
+    free(p);
+}
+
+const ph_rw_stmt *eng_stmt_plan(const eng_stmt *st)
+{
+    return st && st->plan && st->plan->res.nstmts > 0 ? &st->plan->res.stmts[0] : NULL;
+}
+
+bool eng_stmt_protected_params(const eng_stmt *st)
+{
+    if (!st || !st->plan)
+        return false;
+    for (int i = 0; i < st->plan->res.nparams; i++)
+        if (st->plan->res.params[i])
+            return true;
+    return false;
+}
+
+/* ---- maps ---------------------------------------------------------------------------- */
+
+static size_t hash(const char *s)
+{
+    size_t h = 1469598103934665603u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+void eng_map_init(eng_map *m, void (*unref)(void *))
+{
+    memset(m, 0, sizeof *m);
+    m->unref = unref;
+}
+
+void eng_map_clear(eng_map *m)
+{
+    for (size_t i = 0; i < m->nb; i++) {
+        eng_map_ent *e = m->b[i];
+        while (e) {
+            eng_map_ent *next = e->next;
+            m->unref(e->val);
+            free(e->name);
+            free(e);
+            e = next;
+        }
+    }
+    free(m->b);
+    m->b = NULL;
+    m->nb = m->n = 0;
+}
+
+static eng_map_ent **find(const eng_map *m, const char *name)
+{
+    if (!m->nb)
+        return NULL;
+    eng_map_ent **pp = &m->b[hash(name) & (m->nb - 1)];
+    while (*pp && strcmp((*pp)->name, name) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+void *eng_map_get(const eng_map *m, const char *name)
+{
+    eng_map_ent **pp = find(m, name);
+    return pp && *pp ? (*pp)->val : NULL;
+}
+
+static int grow(eng_map *m)
+{
+    size_t nb = m->nb ? m->nb * 2 : 16;
+    eng_map_ent **b = calloc(nb, sizeof *b);
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < m->nb; i++) {
+        eng_map_ent *e = m->b[i];
+        while (e) {
+            eng_map_ent *next = e->next;
+            size_t k = hash(e->name) & (nb - 1);
+            e->next = b[k];
+            b[k] = e;
+            e = next;
+        }
+    }
+    free(m->b);
+    m->b = b;
+    m->nb = nb;
+    return 0;
+}
+
+int eng_map_put(eng_map *m, const char *name, void *val, void **prev)
+{
+    if (prev)
+        *prev = NULL;
+    eng_map_ent **pp = find(m, name);
+    if (pp && *pp) {
+        if (prev)
+            *prev = (*pp)->val;
+        else
+            m->unref((*pp)->val);
+        (*pp)->val = val;
+        return 0;
+    }
+    if ((m->n + 1 > m->nb * 2 || !m->nb) && grow(m) != 0)
+        return -1;
+    eng_map_ent *e = malloc(sizeof *e);
+    char *dup = strdup(name);
+    if (!e || !dup) {
+        free(e);
+        free(dup);
+        return -1;
+    }
+    size_t k = hash(name) & (m->nb - 1);
+    e->name = dup;
+    e->val = val;
+    e->next = m->b[k];
+    m->b[k] = e;
+    m->n++;
+    return 0;
+}
+
+void eng_map_del(eng_map *m, const char *name, void **prev)
+{
+    if (prev)
+        *prev = NULL;
+    eng_map_ent **pp = find(m, name);
+    if (!pp || !*pp)
+        return;
+    eng_map_ent *e = *pp;
+    *pp = e->next;
+    if (prev)
+        *prev = e->val;
+    else
+        m->unref(e->val);
+    free(e->name);
+    free(e);
+    m->n--;
+}
+
+void eng_map_filter(eng_map *m, bool (*drop)(void *val, void *arg), void *arg)
+{
+    for (size_t i = 0; i < m->nb; i++) {
+        eng_map_ent **pp = &m->b[i];
+        while (*pp) {
+            eng_map_ent *e = *pp;
+            if (!drop(e->val, arg)) {
+                pp = &e->next;
+                continue;
+            }
+            *pp = e->next;
+            m->unref(e->val);
+            free(e->name);
+            free(e);
+            m->n--;
+        }
+    }
+}
