@@ -24,6 +24,8 @@
 #include <openssl/rand.h>
 
 #include "cli/cli.h"
+#include "common/err.h"
+#include "common/hex.h"
 #include "keys/audit.h"
 #include "keys/kek.h"
 #include "keys/kek_factory.h"
@@ -55,7 +57,7 @@ void ph_cmd_keys_usage(void *stream)
             "                                 openbao  the Transit key, type aes256-gcm96\n"
             "                                          (POST /v1/MOUNT/keys/KEY), unless it\n"
             "                                          exists: then it is left unchanged\n"
-            "                                          (needs token or token_file auth)\n"
+            "                                          (token, token_file or Kubernetes auth)\n"
             "                                 pkcs11   an AES-256 key labelled key_label on\n"
             "                                          the token, sensitive and\n"
             "                                          non-extractable (refused if it exists)\n"
@@ -214,6 +216,26 @@ static int save(kctx *c)
 
 /* ---- DEK helpers ------------------------------------------------------------ */
 
+/* A buffer for one plaintext DEK (ph_secure_alloc), or NULL with a reason. */
+static uint8_t *dek_buffer(char *err, size_t errlen)
+{
+    uint8_t *dek = ph_secure_alloc(PH_DEK_LEN);
+    if (!dek)
+        ph_errf(err, errlen, "out of memory");
+    return dek;
+}
+
+/* The wrapping of v in role, or NULL with "no ROLE wrapping" + hint. */
+static const ph_wrapped_dek *wrapping_of(const ph_dek_version *v, ph_wrap_role role,
+                                         const char *hint, char *err, size_t errlen)
+{
+    const ph_wrapped_dek *w = ph_keyring_wrapping(v, role);
+    if (!w)
+        ph_errf(err, errlen, "no %s wrapping%s", role == PH_WRAP_ESCROW ? "escrow" : "primary",
+                hint);
+    return w;
+}
+
 /* Wraps a fresh DEK under escrow too when configured (and not --no-escrow). */
 static int add_escrow_copy(kctx *c, ph_dek_version *v, const uint8_t *dek, char *err, size_t errlen)
 {
@@ -232,13 +254,11 @@ static int add_escrow_copy(kctx *c, ph_dek_version *v, const uint8_t *dek, char 
 static int new_version(kctx *c, const char *domain, int create, ph_dek_version **out, char *err,
                        size_t errlen)
 {
-    uint8_t *dek = ph_secure_alloc(PH_DEK_LEN);
+    uint8_t *dek = dek_buffer(err, errlen);
     uint8_t *blob = NULL;
     size_t len = 0;
-    if (!dek) {
-        snprintf(err, errlen, "out of memory");
+    if (!dek)
         return -1;
-    }
     int rc = ph_kek_generate(c->primary, dek, &blob, &len, err, errlen);
     if (rc == 0)
         rc = ph_keyring_add_version(c->kr, domain, create, c->primary->id, blob, len, out, err,
@@ -255,18 +275,12 @@ static int new_version(kctx *c, const char *domain, int create, ph_dek_version *
 static int transfer(ph_dek_version *v, ph_kek *src, ph_wrap_role from, ph_kek *dst, ph_wrap_role to,
                     char *err, size_t errlen)
 {
-    const ph_wrapped_dek *w = ph_keyring_wrapping(v, from);
-    if (!w) {
-        snprintf(err, errlen, "no %s wrapping", from == PH_WRAP_ESCROW ? "escrow" : "primary");
-        return -1;
-    }
-    uint8_t *dek = ph_secure_alloc(PH_DEK_LEN);
+    const ph_wrapped_dek *w = wrapping_of(v, from, "", err, errlen);
+    uint8_t *dek = w ? dek_buffer(err, errlen) : NULL;
     uint8_t *blob = NULL;
     size_t len = 0;
-    if (!dek) {
-        snprintf(err, errlen, "out of memory");
+    if (!dek)
         return -1;
-    }
     int rc = ph_kek_unwrap(src, w->blob, w->blob_len, dek, err, errlen);
     if (rc == 0)
         rc = ph_kek_wrap(dst, dek, &blob, &len, err, errlen);
@@ -578,11 +592,9 @@ static int cmd_list(kctx *c)
 
 static int rewrap_one(kctx *c, ph_key_domain *d, ph_dek_version *v, char *err, size_t errlen)
 {
-    const ph_wrapped_dek *w = ph_keyring_wrapping(v, PH_WRAP_PRIMARY);
-    if (!w) {
-        snprintf(err, errlen, "no primary wrapping (run keys recover)");
+    const ph_wrapped_dek *w = wrapping_of(v, PH_WRAP_PRIMARY, " (run keys recover)", err, errlen);
+    if (!w)
         return -1;
-    }
     uint8_t *blob = NULL;
     size_t len = 0;
     int rc = ph_kek_rewrap(c->primary, w->blob, w->blob_len, &blob, &len, err, errlen);
@@ -710,29 +722,26 @@ static int kcv(const uint8_t *dek, char out[9])
     unsigned int len = 0;
     if (!HMAC(EVP_sha256(), dek, PH_DEK_LEN, (const unsigned char *)"phantom kcv", 11, mac, &len))
         return -1;
-    snprintf(out, 9, "%02x%02x%02x%02x", mac[0], mac[1], mac[2], mac[3]);
+    ph_hex_encode(mac, 4, out);
+    out[8] = '\0';
     OPENSSL_cleanse(mac, sizeof mac);
     return 0;
 }
 
 static int check_one(kctx *c, ph_key_domain *d, ph_dek_version *v, char *err, size_t errlen)
 {
-    const ph_wrapped_dek *w = ph_keyring_wrapping(v, PH_WRAP_PRIMARY);
-    if (!w) {
-        snprintf(err, errlen, "no primary wrapping (run keys recover)");
+    const ph_wrapped_dek *w = wrapping_of(v, PH_WRAP_PRIMARY, " (run keys recover)", err, errlen);
+    uint8_t *dek = w ? dek_buffer(err, errlen) : NULL;
+    if (!dek)
         return -1;
-    }
-    uint8_t *dek = ph_secure_alloc(PH_DEK_LEN);
     char kv[9];
-    int rc = dek ? ph_kek_unwrap(c->primary, w->blob, w->blob_len, dek, err, errlen) : -1;
+    int rc = ph_kek_unwrap(c->primary, w->blob, w->blob_len, dek, err, errlen);
     if (rc == 0)
         rc = kcv(dek, kv);
     ph_secure_free(dek, PH_DEK_LEN);
     if (rc == 0)
         printf("ok %s version %u (key id %u) kcv=%s\n", d->name, (unsigned)v->version,
                (unsigned)v->key_id, kv);
-    else if (!dek)
-        snprintf(err, errlen, "out of memory");
     return rc;
 }
 

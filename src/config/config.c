@@ -10,12 +10,14 @@
 #include "config/config.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+
+#include "common/err.h"
+#include "common/file.h"
+#include "common/yaml_doc.h"
 
 /* ---- value parsers --------------------------------------------------------- */
 
@@ -37,51 +39,45 @@ static int parse_digits(const char *s, const char **end, uint64_t *out)
     return 0;
 }
 
-static int scaled(uint64_t v, uint64_t mul, uint64_t *out)
+typedef struct {
+    const char *suffix;
+    uint64_t mul;
+} unit;
+
+/* Digits, optional blanks, then one of the n unit suffixes (multiplied in,
+ * overflow rejected). */
+static int parse_with_units(const char *s, const unit *units, size_t n, uint64_t *out)
 {
-    if (mul && v > UINT64_MAX / mul)
+    const char *end;
+    uint64_t v;
+    if (!s || parse_digits(s, &end, &v) != 0)
         return -1;
-    *out = v * mul;
-    return 0;
+    while (*end == ' ')
+        end++;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (units[i].mul && v > UINT64_MAX / units[i].mul)
+                return -1;
+            *out = v * units[i].mul;
+            return 0;
+        }
+    return -1;
 }
 
 int ph_parse_size(const char *s, uint64_t *out)
 {
-    static const struct {
-        const char *suffix;
-        uint64_t mul;
-    } units[] = {
+    static const unit units[] = {
         {"", 1},          {"B", 1},          {"kB", 1u << 10}, {"KB", 1u << 10},  {"KiB", 1u << 10},
         {"MB", 1u << 20}, {"MiB", 1u << 20}, {"GB", 1u << 30}, {"GiB", 1u << 30},
     };
-    const char *end;
-    uint64_t v;
-    if (!s || parse_digits(s, &end, &v) != 0)
-        return -1;
-    while (*end == ' ')
-        end++;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(end, units[i].suffix) == 0)
-            return scaled(v, units[i].mul, out);
-    return -1;
+    return parse_with_units(s, units, sizeof units / sizeof units[0], out);
 }
 
 int ph_parse_duration_ms(const char *s, uint64_t *out)
 {
-    static const struct {
-        const char *suffix;
-        uint64_t mul;
-    } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000}, {"h", 3600000}};
-    const char *end;
-    uint64_t v;
-    if (!s || parse_digits(s, &end, &v) != 0)
-        return -1;
-    while (*end == ' ')
-        end++;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (strcmp(end, units[i].suffix) == 0)
-            return scaled(v, units[i].mul, out);
-    return -1;
+    static const unit units[] = {{"", 1},      {"ms", 1},      {"s", 1000},
+                                 {"m", 60000}, {"min", 60000}, {"h", 3600000}};
+    return parse_with_units(s, units, sizeof units / sizeof units[0], out);
 }
 
 static const char *const sslmode_names[] = {"disable", "prefer", "require", "verify-ca",
@@ -206,17 +202,6 @@ static int is_reserved(const char *name)
     return 0;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 int ph_config_set_str(char **slot, const char *value)
 {
     char *copy = NULL;
@@ -230,8 +215,8 @@ int ph_config_set_str(char **slot, const char *value)
 static int set_number(const setting *st, ph_config *cfg, uint64_t v, char *err, size_t errlen)
 {
     if (v < st->min || v > st->max)
-        return fail(err, errlen, "%s must be between %llu and %llu", st->name,
-                    (unsigned long long)st->min, (unsigned long long)st->max);
+        return ph_errf(err, errlen, "%s must be between %llu and %llu", st->name,
+                       (unsigned long long)st->min, (unsigned long long)st->max);
     char *base = (char *)cfg + st->off;
     if (st->type == T_SIZE)
         *(uint32_t *)(void *)base = (uint32_t)v;
@@ -246,8 +231,8 @@ static int set_enum(const setting *st, ph_config *cfg, const char *value, char *
     if (st->type == T_SSLMODE) {
         if (ph_parse_sslmode(value, &cfg->sslmode) == 0)
             return 0;
-        return fail(err, errlen, "%s must be disable, prefer, require, verify-ca or verify-full",
-                    st->name);
+        return ph_errf(err, errlen, "%s must be disable, prefer, require, verify-ca or verify-full",
+                       st->name);
     }
     if (st->type == T_LEVEL) {
         for (int i = 0; i < 4; i++)
@@ -255,20 +240,20 @@ static int set_enum(const setting *st, ph_config *cfg, const char *value, char *
                 cfg->log_level = (ph_log_level)i;
                 return 0;
             }
-        return fail(err, errlen, "%s must be error, warn, info or debug", st->name);
+        return ph_errf(err, errlen, "%s must be error, warn, info or debug", st->name);
     }
     if (strcmp(value, "text") == 0 || strcmp(value, "json") == 0) {
         cfg->log_format = value[0] == 'j' ? PH_LOG_JSON : PH_LOG_TEXT;
         return 0;
     }
-    return fail(err, errlen, "%s must be text or json", st->name);
+    return ph_errf(err, errlen, "%s must be text or json", st->name);
 }
 
 int ph_config_set(ph_config *cfg, const char *key, const char *value, char *err, size_t errlen)
 {
     const setting *st = find_setting(key);
     if (!st)
-        return fail(err, errlen, "unknown setting \"%s\"", key);
+        return ph_errf(err, errlen, "unknown setting \"%s\"", key);
     if (!value)
         value = "";
     uint64_t v;
@@ -276,25 +261,26 @@ int ph_config_set(ph_config *cfg, const char *key, const char *value, char *err,
     switch (st->type) {
     case T_HOSTPORT:
         if (ph_split_hostport(value, host, sizeof host, port, sizeof port) != 0)
-            return fail(err, errlen, "%s must be HOST:PORT (IPv6 as [ADDR]:PORT)", st->name);
+            return ph_errf(err, errlen, "%s must be HOST:PORT (IPv6 as [ADDR]:PORT)", st->name);
         /* fall through */
     case T_STR:
         if (ph_config_set_str((char **)(void *)((char *)cfg + st->off), *value ? value : NULL))
-            return fail(err, errlen, "out of memory");
+            return ph_errf(err, errlen, "out of memory");
         return 0;
     case T_UINT: {
         const char *end;
         if (parse_digits(value, &end, &v) != 0 || *end)
-            return fail(err, errlen, "%s must be a whole number", st->name);
+            return ph_errf(err, errlen, "%s must be a whole number", st->name);
         return set_number(st, cfg, v, err, errlen);
     }
     case T_SIZE:
         if (ph_parse_size(value, &v) != 0)
-            return fail(err, errlen, "%s must be a size such as 65536, 64KiB or 16MiB", st->name);
+            return ph_errf(err, errlen, "%s must be a size such as 65536, 64KiB or 16MiB",
+                           st->name);
         return set_number(st, cfg, v, err, errlen);
     case T_DURATION:
         if (ph_parse_duration_ms(value, &v) != 0)
-            return fail(err, errlen, "%s must be a duration such as 500ms, 30s or 2m", st->name);
+            return ph_errf(err, errlen, "%s must be a duration such as 500ms, 30s or 2m", st->name);
         return set_number(st, cfg, v, err, errlen);
     default:
         return set_enum(st, cfg, value, err, errlen);
@@ -321,17 +307,17 @@ int ph_config_validate(const ph_config *cfg, char *err, size_t errlen)
 {
     char host[256], port[16];
     if (!cfg->target)
-        return fail(err, errlen, "no target: set --target HOST:PORT or `target:` in the config");
+        return ph_errf(err, errlen, "no target: set --target HOST:PORT or `target:` in the config");
     if (ph_split_hostport(cfg->target, host, sizeof host, port, sizeof port) != 0)
-        return fail(err, errlen, "target must be HOST:PORT");
+        return ph_errf(err, errlen, "target must be HOST:PORT");
     if (!cfg->listen || ph_split_hostport(cfg->listen, host, sizeof host, port, sizeof port) != 0)
-        return fail(err, errlen, "listen must be HOST:PORT");
+        return ph_errf(err, errlen, "listen must be HOST:PORT");
     if (!cfg->client_tls_cert != !cfg->client_tls_key)
-        return fail(err, errlen, "client TLS needs both a certificate and a key");
+        return ph_errf(err, errlen, "client TLS needs both a certificate and a key");
     if (!cfg->sslcert != !cfg->sslkey)
-        return fail(err, errlen, "sslcert and sslkey must be given together");
+        return ph_errf(err, errlen, "sslcert and sslkey must be given together");
     if (cfg->sslcert && cfg->sslmode == PH_SSLMODE_DISABLE)
-        return fail(err, errlen, "sslcert is set but sslmode is disable");
+        return ph_errf(err, errlen, "sslcert is set but sslmode is disable");
     return 0;
 }
 
@@ -350,65 +336,43 @@ void ph_config_free(ph_config *cfg)
 typedef struct {
     ph_config *cfg;
     yaml_document_t *doc;
-    const char *name;
-    char *err;
-    size_t errlen;
+    ph_yaml_src src;
 } loader;
-
-static int fail_at(loader *ld, const yaml_node_t *n, const char *reason)
-{
-    return fail(ld->err, ld->errlen, "%s:%zu: %s", ld->name, n->start_mark.line + 1, reason);
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
 
 /* A plain ~, null or empty scalar means "unset". */
 static const char *scalar_value(const yaml_node_t *n)
 {
-    const char *v = scalar(n);
-    if (v && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-        (strcmp(v, "~") == 0 || strcmp(v, "null") == 0))
-        return "";
-    return v;
+    return ph_yaml_is_null(n) ? "" : ph_yaml_scalar(n);
 }
 
 static int load_setting(loader *ld, const char *key, yaml_node_t *vn)
 {
     const char *v = scalar_value(vn);
     if (!v)
-        return fail_at(ld, vn, "expected a single value");
-    if (vn->data.scalar.length != strlen(scalar(vn)))
-        return fail_at(ld, vn, "value contains a NUL byte");
+        return ph_yaml_fail(&ld->src, vn, "expected a single value");
+    if (vn->data.scalar.length != strlen(ph_yaml_scalar(vn)))
+        return ph_yaml_fail(&ld->src, vn, "value contains a NUL byte");
     char reason[256];
     if (ph_config_set(ld->cfg, key, v, reason, sizeof reason) != 0)
-        return fail_at(ld, vn, reason);
+        return ph_yaml_fail(&ld->src, vn, "%s", reason);
     return 0;
 }
 
 static int load_section(loader *ld, const char *section, yaml_node_t *map)
 {
-    if (map->type != YAML_MAPPING_NODE) {
-        char reason[160];
-        snprintf(reason, sizeof reason, "\"%s\" must be a mapping of settings", section);
-        return fail_at(ld, map, reason);
-    }
+    if (map->type != YAML_MAPPING_NODE)
+        return ph_yaml_fail(&ld->src, map, "\"%s\" must be a mapping of settings", section);
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
-        const char *k = scalar(kn);
+        const char *k = ph_yaml_scalar(kn);
         char full[128];
         if (!k || !vn)
-            return fail_at(ld, kn ? kn : map, "expected a setting name");
+            return ph_yaml_fail(&ld->src, kn ? kn : map, "expected a setting name");
         if ((size_t)snprintf(full, sizeof full, "%s.%s", section, k) >= sizeof full ||
-            !find_setting(full)) {
-            char reason[200];
-            snprintf(reason, sizeof reason, "unknown setting \"%.60s\" in \"%s\"", k, section);
-            return fail_at(ld, kn, reason);
-        }
+            !find_setting(full))
+            return ph_yaml_fail(&ld->src, kn, "unknown setting \"%.60s\" in \"%s\"", k, section);
         if (load_setting(ld, full, vn) != 0)
             return -1;
     }
@@ -418,14 +382,14 @@ static int load_section(loader *ld, const char *section, yaml_node_t *map)
 static int load_top(loader *ld, yaml_node_t *root)
 {
     if (root->type != YAML_MAPPING_NODE)
-        return fail_at(ld, root, "the configuration must be a mapping of settings");
+        return ph_yaml_fail(&ld->src, root, "the configuration must be a mapping of settings");
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
          p++) {
         yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
-        const char *k = scalar(kn);
+        const char *k = ph_yaml_scalar(kn);
         if (!k || !vn)
-            return fail_at(ld, kn ? kn : root, "expected a setting name");
+            return ph_yaml_fail(&ld->src, kn ? kn : root, "expected a setting name");
         if (is_reserved(k))
             continue;
         int rc;
@@ -433,11 +397,8 @@ static int load_top(loader *ld, yaml_node_t *root)
             rc = load_section(ld, k, vn);
         else if (find_setting(k))
             rc = load_setting(ld, k, vn);
-        else {
-            char reason[160];
-            snprintf(reason, sizeof reason, "unknown setting \"%.60s\"", k);
-            rc = fail_at(ld, kn, reason);
-        }
+        else
+            rc = ph_yaml_fail(&ld->src, kn, "unknown setting \"%.60s\"", k);
         if (rc != 0)
             return -1;
     }
@@ -447,19 +408,10 @@ static int load_top(loader *ld, yaml_node_t *root)
 int ph_config_load_buffer(ph_config *cfg, const char *data, size_t len, const char *name, char *err,
                           size_t errlen)
 {
-    yaml_parser_t parser;
     yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser))
-        return fail(err, errlen, "%s: out of memory", name);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        int rc = fail(err, errlen, "%s:%zu: %s", name, parser.problem_mark.line + 1,
-                      parser.problem ? parser.problem : "invalid YAML");
-        yaml_parser_delete(&parser);
-        return rc;
-    }
-    yaml_parser_delete(&parser);
-    loader ld = {cfg, &doc, name, err, errlen};
+    if (ph_yaml_load(&doc, data, len, name, err, errlen) != 0)
+        return -1;
+    loader ld = {cfg, &doc, {name, err, errlen}};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     int rc = root ? load_top(&ld, root) : 0; /* an empty file sets nothing */
     yaml_document_delete(&doc);
@@ -468,35 +420,13 @@ int ph_config_load_buffer(ph_config *cfg, const char *data, size_t len, const ch
 
 int ph_config_load_file(ph_config *cfg, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
-    char *data = NULL;
-    size_t len = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        if (len == cap) {
-            char *grown = cap < (1u << 20) * 16 ? realloc(data, cap ? cap * 2 : 4096) : NULL;
-            if (!grown) {
-                rc = fail(err, errlen, "%s: file too large (16 MiB at most)", path);
-                break;
-            }
-            data = grown;
-            cap = cap ? cap * 2 : 4096;
-        }
-        size_t n = fread(data + len, 1, cap - len, f);
-        len += n;
-        if (n == 0) {
-            if (ferror(f))
-                rc = fail(err, errlen, "%s: read error", path);
-            break;
-        }
-    }
-    fclose(f);
-    if (rc == 0)
-        rc = ph_config_load_buffer(cfg, data, len, path, err, errlen);
+    char *data;
+    size_t len;
+    if (ph_file_read(path, PH_YAML_FILE_MAX, 0, &data, &len, err, errlen) != 0)
+        return -1;
+    int rc = ph_config_load_buffer(cfg, data, len, path, err, errlen);
     if (rc == 0 && ph_config_set_str(&cfg->source_path, path) != 0)
-        rc = fail(err, errlen, "out of memory");
+        rc = ph_errf(err, errlen, "out of memory");
     free(data);
     return rc;
 }

@@ -7,6 +7,8 @@
 
 #include <openssl/crypto.h>
 
+#include "common/hex.h"
+
 #define JSONB_VERSION 1
 
 /* Strict UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF) and no NUL,
@@ -93,17 +95,6 @@ ph_enc_status ph_enc_text_to_binary(ph_ltype t, const uint8_t *c, size_t len, ph
 
 /* ---- bytea ------------------------------------------------------------------ */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* "\x" format: pairs of hex digits, whitespace allowed between pairs. */
 static ph_enc_status bytea_hex(const char *s, size_t len, ph_buf *out)
 {
@@ -115,7 +106,7 @@ static ph_enc_status bytea_hex(const char *s, size_t len, ph_buf *out)
         }
         if (i + 1 >= len)
             return PH_ENC_ESYNTAX;
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        int hi = ph_hex_val((unsigned char)s[i]), lo = ph_hex_val((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0)
             return PH_ENC_ESYNTAX;
         if (ph_buf_append_u8(out, (uint8_t)(hi << 4 | lo)) != 0)
@@ -166,14 +157,11 @@ ph_enc_status ph_enc_bytea_from_text(const char *s, size_t len, ph_buf *out)
 
 ph_enc_status ph_enc_bytea_to_text(const uint8_t *c, size_t len, ph_buf *out)
 {
-    static const char hex[] = "0123456789abcdef";
     if (len > (SIZE_MAX - 2) / 2 || ph_buf_reserve(out, 2 + 2 * len) != 0)
         return PH_ENC_ENOMEM;
     out->data[out->len++] = '\\';
     out->data[out->len++] = 'x';
-    for (size_t i = 0; i < len; i++) {
-        out->data[out->len++] = (uint8_t)hex[c[i] >> 4];
-        out->data[out->len++] = (uint8_t)hex[c[i] & 15];
-    }
+    ph_hex_encode(c, len, (char *)out->data + out->len);
+    out->len += 2 * len;
     return PH_ENC_OK;
 }

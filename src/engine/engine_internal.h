@@ -203,8 +203,11 @@ const eng_cat_table *eng_catalog_table(const eng_catalog *c, const ph_schema_tab
 
 struct ph_session {
     const ph_engine *e;
-    bool authed;   /* the first ReadyForQuery was seen */
-    bool c2s_pass; /* the last client header was passed (no message call due) */
+    bool authed;         /* the first ReadyForQuery was seen */
+    bool hold_startup_z; /* the catalog query went out before the first
+                            ReadyForQuery reached the client: drop that one... */
+    bool early_cat;      /* ...and let the catalog answer's ReadyForQuery stand in */
+    bool c2s_pass;       /* the last client header was passed (no message call due) */
     bool s2c_pass;
     /* session settings */
     bool scs_off;

@@ -179,7 +179,7 @@ static bool ends_cycle(eng_ex_kind k)
 
 static bool s2c_needs_body(ph_session *s, uint8_t type)
 {
-    if (type == 'S')
+    if (type == 'S' || (type == 'Z' && s->hold_startup_z))
         return true;
     if (!s->authed || type == 'N' || type == 'A')
         return false;
@@ -230,6 +230,10 @@ static int catalog_answer(ph_session *s, uint8_t type, const uint8_t *msg, uint3
         break;
     case 'Z':
         eng_ex_pop(s);
+        if (s->early_cat) { /* the client's first ReadyForQuery, delayed */
+            s->early_cat = false;
+            return PGF_KEEP;
+        }
         break;
     default:
         break;
@@ -378,9 +382,13 @@ static int s2c_apply(ph_session *s, uint8_t type, const uint8_t *msg, uint32_t t
     if (type == 'S' && msg)
         on_parameter_status(s, msg, total);
     if (!s->authed) {
-        if (type == 'Z')
-            s->authed = true;
-        return PGF_KEEP;
+        if (type != 'Z')
+            return PGF_KEEP;
+        s->authed = true;
+        if (!s->hold_startup_z)
+            return PGF_KEEP;
+        s->hold_startup_z = false;
+        return PGF_DROP;
     }
     if (type == 'S' || type == 'N' || type == 'A')
         return PGF_KEEP;
@@ -403,6 +411,16 @@ static int s2c_apply(ph_session *s, uint8_t type, const uint8_t *msg, uint32_t t
         return PGF_DROP;
     }
     return v;
+}
+
+int ph_session_startup_inject(ph_session *s, ph_buf *up)
+{
+    if (!s->e->enabled || s->authed || s->head || s->cat_state != CAT_NONE)
+        return 0;
+    if (eng_inject_catalog(s, up) != 0)
+        return -1;
+    s->hold_startup_z = s->early_cat = true;
+    return 1;
 }
 
 pgf_want ph_session_s2c_header(void *ud, uint8_t type, uint32_t total)

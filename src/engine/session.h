@@ -48,6 +48,18 @@ void ph_session_free(ph_session *s);
 /* client -> server */
 pgf_want ph_session_c2s_header(void *s, uint8_t type, uint32_t total);
 int ph_session_c2s_message(void *s, const uint8_t *msg, uint32_t total, ph_buf *rep);
+/*
+ * Called by the proxy with each ReadyForQuery from the server, before the
+ * hooks see it, when nothing from the client is buffered or half relayed.
+ * At the first one (authentication done, the client has asked nothing yet)
+ * the engine may want its catalog query sent upstream right away, so the
+ * client's first statement already finds the catalog loaded: it appends the
+ * query to *up and returns 1 (the proxy sends it); that ReadyForQuery is
+ * then dropped and the catalog answer's own one reaches the client instead.
+ * Returns 0 when there is nothing to send, -1 when out of memory.
+ */
+int ph_session_startup_inject(ph_session *s, ph_buf *up);
+
 /* server -> client */
 pgf_want ph_session_s2c_header(void *s, uint8_t type, uint32_t total);
 int ph_session_s2c_message(void *s, const uint8_t *msg, uint32_t total, ph_buf *rep);

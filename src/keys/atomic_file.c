@@ -6,58 +6,29 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#include "common/err.h"
+#include "common/file.h"
 
 int ph_fsync_parent_dir(const char *path, char *err, size_t errlen)
 {
     const char *slash = strrchr(path, '/');
     char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
     if (!dir)
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     int rc = 0;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || fsync(fd) != 0)
-        rc = fail(err, errlen, "%s: fsync directory: %s", dir, strerror(errno));
+        rc = ph_errf(err, errlen, "%s: fsync directory: %s", dir, strerror(errno));
     if (fd >= 0)
         close(fd);
     free(dir);
     return rc;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (w == 0)
-                errno = EIO;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
 }
 
 int ph_atomic_write(const char *path, const void *data, size_t len, mode_t mode, char *err,
@@ -66,11 +37,11 @@ int ph_atomic_write(const char *path, const void *data, size_t len, mode_t mode,
     size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
     char *tmp = malloc(n);
     if (!tmp)
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     snprintf(tmp, n, "%s.tmp.XXXXXX", path);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
-        int rc = fail(err, errlen, "%s: create temporary file: %s", path, strerror(errno));
+        int rc = ph_errf(err, errlen, "%s: create temporary file: %s", path, strerror(errno));
         free(tmp);
         return rc;
     }
@@ -81,19 +52,19 @@ int ph_atomic_write(const char *path, const void *data, size_t len, mode_t mode,
         mode = st.st_mode & 0770;
         if ((st.st_uid != geteuid() || st.st_gid != getegid()) &&
             fchown(fd, st.st_uid, st.st_gid) != 0)
-            rc = fail(err, errlen, "%s: cannot keep the owner of %s: %s", tmp, path,
-                      strerror(errno));
+            rc = ph_errf(err, errlen, "%s: cannot keep the owner of %s: %s", tmp, path,
+                         strerror(errno));
     }
     if (rc == 0 && fchmod(fd, mode) != 0)
-        rc = fail(err, errlen, "%s: chmod: %s", tmp, strerror(errno));
-    else if (write_all(fd, data, len) != 0)
-        rc = fail(err, errlen, "%s: write: %s", tmp, strerror(errno));
+        rc = ph_errf(err, errlen, "%s: chmod: %s", tmp, strerror(errno));
+    else if (ph_write_all(fd, data, len) != 0)
+        rc = ph_errf(err, errlen, "%s: write: %s", tmp, strerror(errno));
     else if (fsync(fd) != 0)
-        rc = fail(err, errlen, "%s: fsync: %s", tmp, strerror(errno));
+        rc = ph_errf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));
     if (close(fd) != 0 && rc == 0)
-        rc = fail(err, errlen, "%s: close: %s", tmp, strerror(errno));
+        rc = ph_errf(err, errlen, "%s: close: %s", tmp, strerror(errno));
     if (rc == 0 && rename(tmp, path) != 0)
-        rc = fail(err, errlen, "%s: rename: %s", path, strerror(errno));
+        rc = ph_errf(err, errlen, "%s: rename: %s", path, strerror(errno));
     if (rc != 0)
         unlink(tmp);
     else

@@ -21,6 +21,10 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "common/err.h"
+#include "common/file.h"
+#include "common/hex.h"
+
 #define HASH_HEX    64
 #define HASH_SUFFIX ",\"hash\":\""
 #define SUFFIX_LEN  (sizeof HASH_SUFFIX - 1 + HASH_HEX + 2) /* ,"hash":"<64>"} */
@@ -38,30 +42,13 @@ struct ph_audit {
     char last_hash[HASH_HEX + 1];
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static void sha256_hex(const void *data, size_t len, char out[HASH_HEX + 1])
 {
-    static const char hexd[] = "0123456789abcdef";
     unsigned char md[32];
     unsigned int mdlen = 0;
     if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
         memset(md, 0, sizeof md); /* cannot happen with the default provider */
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = hexd[md[i] >> 4];
-        out[2 * i + 1] = hexd[md[i] & 15];
-    }
+    ph_hex_encode(md, sizeof md, out);
     out[HASH_HEX] = '\0';
 }
 
@@ -86,12 +73,12 @@ ph_audit *ph_audit_open(const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
+        ph_errf(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        fail(err, errlen, "%s: not a regular file", path);
+        ph_errf(err, errlen, "%s: not a regular file", path);
         close(fd);
         return NULL;
     }
@@ -99,7 +86,7 @@ ph_audit *ph_audit_open(const char *path, char *err, size_t errlen)
     if (!a || !(a->path = strdup(path))) {
         free(a);
         close(fd);
-        fail(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&a->mu, NULL);
@@ -128,27 +115,27 @@ static int load_tail(ph_audit *a, off_t size, char *err, size_t errlen)
     }
     int rfd = open(a->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (rfd < 0)
-        return fail(err, errlen, "%s: %s", a->path, strerror(errno));
+        return ph_errf(err, errlen, "%s: %s", a->path, strerror(errno));
     char buf[PH_AUDIT_MAX_LINE + 2];
     size_t want = (size_t)size < sizeof buf ? (size_t)size : sizeof buf;
     ssize_t n = pread(rfd, buf, want, size - (off_t)want);
     close(rfd);
     if (n != (ssize_t)want)
-        return fail(err, errlen, "%s: cannot read its last line", a->path);
+        return ph_errf(err, errlen, "%s: cannot read its last line", a->path);
     if (buf[want - 1] != '\n')
-        return fail(err, errlen, "%s: ends with an incomplete line (run phantom audit verify)",
-                    a->path);
+        return ph_errf(err, errlen, "%s: ends with an incomplete line (run phantom audit verify)",
+                       a->path);
     size_t end = want - 1, start = end;
     while (start > 0 && buf[start - 1] != '\n')
         start--;
     if (start == 0 && want == sizeof buf)
-        return fail(err, errlen, "%s: last line is too long", a->path);
+        return ph_errf(err, errlen, "%s: last line is too long", a->path);
     json_t *j = json_loadb(buf + start, end - start, 0, NULL);
     json_t *seq = j ? json_object_get(j, "seq") : NULL;
     if (!json_is_integer(seq) || json_integer_value(seq) < 1) {
         json_decref(j);
-        return fail(err, errlen, "%s: last line is not an audit record (run phantom audit verify)",
-                    a->path);
+        return ph_errf(err, errlen,
+                       "%s: last line is not an audit record (run phantom audit verify)", a->path);
     }
     a->seq = (uint64_t)json_integer_value(seq);
     json_decref(j);
@@ -215,25 +202,11 @@ static char *build_body(const ph_audit *a, const ph_audit_event *ev)
     return s;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int append_locked(ph_audit *a, const ph_audit_event *ev, int sync, char *err, size_t errlen)
 {
     struct stat st;
     if (fstat(a->fd, &st) != 0)
-        return fail(err, errlen, "%s: %s", a->path, strerror(errno));
+        return ph_errf(err, errlen, "%s: %s", a->path, strerror(errno));
     if (!a->have_state || st.st_size != a->known_size) {
         a->have_state = 0;
         if (load_tail(a, st.st_size, err, errlen) != 0)
@@ -241,7 +214,7 @@ static int append_locked(ph_audit *a, const ph_audit_event *ev, int sync, char *
     }
     char *body = build_body(a, ev);
     if (!body)
-        return fail(err, errlen, "cannot format the audit record");
+        return ph_errf(err, errlen, "cannot format the audit record");
     char hash[HASH_HEX + 1];
     size_t blen = strlen(body);
     sha256_hex(body, blen, hash);
@@ -249,19 +222,19 @@ static int append_locked(ph_audit *a, const ph_audit_event *ev, int sync, char *
     char *line = malloc(len + 1);
     if (!line) {
         free(body);
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     }
     snprintf(line, len + 1, "%s" HASH_SUFFIX "%s\"}\n", body, hash);
     free(body);
     int rc = 0;
     if (len > PH_AUDIT_MAX_LINE) {
-        rc = fail(err, errlen, "audit record too long");
-    } else if (write_all(a->fd, line, len) != 0) {
-        rc = fail(err, errlen, "%s: write: %s", a->path, strerror(errno));
+        rc = ph_errf(err, errlen, "audit record too long");
+    } else if (ph_write_all(a->fd, line, len) != 0) {
+        rc = ph_errf(err, errlen, "%s: write: %s", a->path, strerror(errno));
         if (ftruncate(a->fd, st.st_size) != 0) { /* drop a partial line */
         }
     } else if (sync && fdatasync(a->fd) != 0) {
-        rc = fail(err, errlen, "%s: fsync: %s", a->path, strerror(errno));
+        rc = ph_errf(err, errlen, "%s: fsync: %s", a->path, strerror(errno));
     }
     if (rc == 0) {
         a->seq++;
@@ -276,11 +249,11 @@ static int append_locked(ph_audit *a, const ph_audit_event *ev, int sync, char *
 int ph_audit_write(ph_audit *a, const ph_audit_event *ev, int sync, char *err, size_t errlen)
 {
     if (!a || !ev || !ev->event || !ev->outcome)
-        return fail(err, errlen, "invalid audit event");
+        return ph_errf(err, errlen, "invalid audit event");
     pthread_mutex_lock(&a->mu);
     int rc;
     if (flock(a->fd, LOCK_EX) != 0) {
-        rc = fail(err, errlen, "%s: lock: %s", a->path, strerror(errno));
+        rc = ph_errf(err, errlen, "%s: lock: %s", a->path, strerror(errno));
     } else {
         rc = append_locked(a, ev, sync, err, errlen);
         flock(a->fd, LOCK_UN);
@@ -388,38 +361,11 @@ int ph_audit_verify_buffer(const char *data, size_t len, ph_audit_verify_result 
 int ph_audit_verify_file(const char *path, ph_audit_verify_result *res)
 {
     memset(res, 0, sizeof *res);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(res->reason, sizeof res->reason, "%s: %s", path, strerror(errno));
+    char *data;
+    size_t len;
+    if (ph_file_read(path, 0, 0, &data, &len, res->reason, sizeof res->reason) != 0)
         return -1;
-    }
-    char *data = NULL;
-    size_t len = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        if (len == cap) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            char *g = realloc(data, ncap);
-            if (!g) {
-                rc = -1;
-                break;
-            }
-            data = g;
-            cap = ncap;
-        }
-        size_t n = fread(data + len, 1, cap - len, f);
-        len += n;
-        if (n == 0) {
-            if (ferror(f))
-                rc = -1;
-            break;
-        }
-    }
-    fclose(f);
-    if (rc == 0)
-        rc = ph_audit_verify_buffer(data, len, res);
-    else
-        snprintf(res->reason, sizeof res->reason, "%s: read error or out of memory", path);
+    int rc = ph_audit_verify_buffer(data, len, res);
     free(data);
     return rc;
 }

@@ -4,7 +4,6 @@
  */
 #include "keys/dek_cache.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/err.h"
 #include "keys/audit.h"
 #include "keys/secmem.h"
 
@@ -47,19 +47,6 @@ struct ph_dek_cache {
     ph_dek_cache_stats st;
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -80,17 +67,17 @@ static uint64_t hash_key(const char *domain, uint32_t version)
 ph_dek_cache *ph_dek_cache_new(const ph_dek_cache_opts *o, char *err, size_t errlen)
 {
     if (!o || !o->load || o->ttl_ms == 0) {
-        fail(err, errlen, "DEK cache: a loader and a TTL are required");
+        ph_errf(err, errlen, "DEK cache: a loader and a TTL are required");
         return NULL;
     }
     size_t cap = o->capacity ? o->capacity : DEFAULT_CAPACITY;
     if (cap > MAX_CAPACITY) {
-        fail(err, errlen, "DEK cache: capacity above %u", MAX_CAPACITY);
+        ph_errf(err, errlen, "DEK cache: capacity above %u", MAX_CAPACITY);
         return NULL;
     }
     ph_dek_cache *c = calloc(1, sizeof *c);
     if (!c) {
-        fail(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return NULL;
     }
     c->o = *o;
@@ -106,7 +93,7 @@ ph_dek_cache *ph_dek_cache_new(const ph_dek_cache_opts *o, char *err, size_t err
         free(c->free_slots);
         ph_secure_free(c->keys, cap * PH_DEK_LEN);
         free(c);
-        fail(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return NULL;
     }
     for (size_t i = 0; i < cap; i++)
@@ -228,7 +215,7 @@ static int wait_for_load(ph_dek_cache *c, entry *e, ph_dek_ref **ref, char *err,
         *ref = (ph_dek_ref *)e; /* keeps the waiter's reference */
         return 0;
     }
-    fail(err, errlen, "%s", e->errmsg);
+    ph_errf(err, errlen, "%s", e->errmsg);
     unref(c, e);
     return -1;
 }
@@ -241,14 +228,14 @@ static int load_entry(ph_dek_cache *c, const char *domain, uint32_t version, ph_
     uint64_t now = c->o.now_ms();
     size_t slot = take_slot(c, now);
     if (slot == NO_SLOT)
-        return fail(err, errlen, "DEK cache full (%zu keys in use)", c->o.capacity);
+        return ph_errf(err, errlen, "DEK cache full (%zu keys in use)", c->o.capacity);
     entry *e = calloc(1, sizeof *e);
     char *dom = strdup(domain);
     if (!e || !dom) {
         free(e);
         free(dom);
         c->free_slots[c->n_free++] = slot;
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     }
     e->domain = dom;
     e->version = version;
@@ -279,7 +266,7 @@ static int load_entry(ph_dek_cache *c, const char *domain, uint32_t version, ph_
         e->state = E_FAILED;
         e->expires_ms = now + c->o.neg_ttl_ms;
         snprintf(e->errmsg, sizeof e->errmsg, "%s", reason[0] ? reason : "DEK load failed");
-        fail(err, errlen, "%s", e->errmsg);
+        ph_errf(err, errlen, "%s", e->errmsg);
         c->st.loads_failed++;
         if (c->o.neg_ttl_ms == 0)
             detach(c, e);
@@ -294,7 +281,7 @@ int ph_dek_cache_get(ph_dek_cache *c, const char *domain, uint32_t version, ph_d
 {
     *ref = NULL;
     if (!c || !domain)
-        return fail(err, errlen, "no DEK cache");
+        return ph_errf(err, errlen, "no DEK cache");
     pthread_mutex_lock(&c->mu);
     int rc;
     entry *e = find(c, domain, version);
@@ -307,7 +294,7 @@ int ph_dek_cache_get(ph_dek_cache *c, const char *domain, uint32_t version, ph_d
     } else if (e && e->state == E_LOADING) {
         rc = wait_for_load(c, e, ref, err, errlen);
     } else if (e && e->state == E_FAILED && !expired(e, now)) {
-        rc = fail(err, errlen, "%s", e->errmsg);
+        rc = ph_errf(err, errlen, "%s", e->errmsg);
     } else {
         if (e)
             detach(c, e); /* expired: wiped now, or when its last user releases it */
@@ -434,15 +421,16 @@ static int source_unwrap(ph_dek_source *s, const char *domain, uint32_t version,
     ph_key_domain *d = s->keyring ? ph_keyring_domain(s->keyring, domain) : NULL;
     ph_dek_version *v = ph_keyring_version(d, version);
     if (!v)
-        return fail(err, errlen, "no DEK %s version %u in the keyring", domain, (unsigned)version);
+        return ph_errf(err, errlen, "no DEK %s version %u in the keyring", domain,
+                       (unsigned)version);
     *key_id = v->key_id;
     if (v->state == PH_DEK_RETIRED)
-        return fail(err, errlen, "DEK %s version %u is retired (destroyed)", domain,
-                    (unsigned)version);
+        return ph_errf(err, errlen, "DEK %s version %u is retired (destroyed)", domain,
+                       (unsigned)version);
     const ph_wrapped_dek *w = ph_keyring_wrapping(v, PH_WRAP_PRIMARY);
     if (!w)
-        return fail(err, errlen, "DEK %s version %u has no primary wrapping (run keys recover)",
-                    domain, (unsigned)version);
+        return ph_errf(err, errlen, "DEK %s version %u has no primary wrapping (run keys recover)",
+                       domain, (unsigned)version);
     return ph_kek_unwrap(s->kek, w->blob, w->blob_len, dek_out, err, errlen);
 }
 
@@ -466,7 +454,7 @@ int ph_dek_source_load(void *arg, const char *domain, uint32_t version, uint8_t 
     char aerr[160];
     if (ph_audit_record(&ev, 0, aerr, sizeof aerr) != 0) {
         if (rc == 0)
-            fail(err, errlen, "audit log: %s", aerr);
+            ph_errf(err, errlen, "audit log: %s", aerr);
         rc = -1;
     }
     if (rc != 0)

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
+
 #define DEFAULT_TIMEOUT_MS 10000u
 
 struct ph_http {
@@ -36,12 +38,6 @@ static CURLcode g_curl_init_rc = CURLE_FAILED_INIT;
 static void curl_init_once(void)
 {
     g_curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static void set_err(char *err, size_t errlen, const char *msg)
-{
-    if (err && errlen)
-        snprintf(err, errlen, "%s", msg);
 }
 
 static int recv_grow(recv_buf *b, size_t need)
@@ -111,18 +107,18 @@ ph_http *ph_http_new(const char *ca_file, unsigned timeout_ms, char *err, size_t
 {
     pthread_once(&g_curl_once, curl_init_once);
     if (g_curl_init_rc != CURLE_OK) {
-        set_err(err, errlen, "libcurl initialisation failed");
+        ph_errf(err, errlen, "libcurl initialisation failed");
         return NULL;
     }
     ph_http *h = calloc(1, sizeof(*h));
     if (!h) {
-        set_err(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return NULL;
     }
     h->timeout_ms = timeout_ms ? timeout_ms : DEFAULT_TIMEOUT_MS;
     h->curl = curl_easy_init();
     if (!h->curl || set_common_opts(h, ca_file) != 0) {
-        set_err(err, errlen, "libcurl handle setup failed");
+        ph_errf(err, errlen, "libcurl handle setup failed");
         ph_http_free(h);
         return NULL;
     }
@@ -234,13 +230,13 @@ int ph_http_request(ph_http *h, const char *method, const char *url, const char 
     memset(resp, 0, sizeof(*resp));
     struct curl_slist *hdrs = headers_build(token);
     if (!hdrs) {
-        set_err(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return PH_HTTP_ERR;
     }
     h->errbuf[0] = '\0';
     int rc = PH_HTTP_ERR;
     if (set_request_opts(h, method, url, hdrs, body, body_len, &rb) != 0) {
-        set_err(err, errlen, "libcurl request setup failed");
+        ph_errf(err, errlen, "libcurl request setup failed");
     } else {
         CURLcode cc = curl_easy_perform(h->curl);
         if (cc == CURLE_OK) {

@@ -71,4 +71,11 @@ int ph_kek_rewrap(ph_kek *k, const uint8_t *wrapped, size_t len, uint8_t **out, 
 int ph_kek_rotate(ph_kek *k, char *err, size_t errlen);
 void ph_kek_destroy(ph_kek *k); /* NULL allowed */
 
+/* What creating a provider's KEK did (kek_factory.h: ph_kek_create_key). */
+typedef struct ph_kek_created {
+    int existed;                /* 1: the (openbao) key was there already, left unchanged */
+    unsigned long long version; /* newest KEK version afterwards; 0 = not reported */
+    char type[32];              /* openbao: the Transit key type; else "" */
+} ph_kek_created;
+
 #endif

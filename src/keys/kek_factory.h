@@ -23,27 +23,15 @@ ph_kek *ph_kek_open(const ph_keys_config *kc, char *err, size_t errlen);
 /* The escrow/recovery KEK of kc (keys: escrow: ...); NULL + err if none. */
 ph_kek *ph_kek_open_escrow(const ph_keys_config *kc, char *err, size_t errlen);
 
-/* The Transit key type init-kek creates, and the ones it accepts when the
- * key exists already (both 256-bit AEADs). */
-#define PH_KEK_OPENBAO_KEY_TYPE "aes256-gcm96"
-
-/* What ph_kek_create_key did. */
-typedef struct ph_kek_created {
-    int existed;                /* 1: the (openbao) key was there already, left unchanged */
-    unsigned long long version; /* newest KEK version afterwards; 0 = not reported */
-    char type[32];              /* openbao: the Transit key type; else "" */
-} ph_kek_created;
-
 /*
  * Creates the KEK of provider p inside the provider:
  *   file     a new master-key file at file.path (ph_kek_file_create: mode
  *            0600, never overwrites: refused when the file exists);
- *   openbao  POST /v1/{mount}/keys/{key} {"type":"aes256-gcm96"}: Transit
- *            creates the key, or answers with the existing one (warning "key
- *            NAME already existed": out->existed = 1, nothing changed); an
- *            existing key of another type than aes256-gcm96 or
- *            chacha20-poly1305 is refused. Needs token or token_file auth
- *            (an administrator's token, not the proxy's Kubernetes login);
+ *   openbao  the Transit key (ph_kek_openbao_create_key: POST
+ *            /v1/{mount}/keys/{key} {"type":"aes256-gcm96"}; an existing key
+ *            is left unchanged, out->existed = 1; one of another type than
+ *            aes256-gcm96 or chacha20-poly1305 is refused), with any of the
+ *            provider's authentications (token, token_file, Kubernetes);
  *   pkcs11   version 1 of the KEK on the token (ph_kek_pkcs11_create_key:
  *            AES-256, sensitive, non-extractable; refused if any version
  *            exists).

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,9 @@
 #include <openssl/rand.h>
 
 #include "common/bytes.h"
+#include "common/err.h"
+#include "common/file.h"
+#include "common/hex.h"
 #include "keys/atomic_file.h"
 #include "keys/secmem.h"
 
@@ -44,19 +46,6 @@ typedef struct {
     char *path; /* NULL for a buffer-backed provider (no rotate) */
     keyset ks;
 } file_kek;
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- key set ------------------------------------------------------------- */
 
@@ -95,28 +84,9 @@ static const uint8_t *keyset_find(const keyset *ks, uint32_t version)
 
 /* ---- parsing ------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int decode_hex32(const char *s, size_t len, uint8_t *out)
 {
-    if (len != 2 * PH_DEK_LEN)
-        return -1;
-    for (size_t i = 0; i < PH_DEK_LEN; i++) {
-        int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return 0;
+    return len == 2 * PH_DEK_LEN ? ph_hex_decode(s, len, out) : -1;
 }
 
 static int decode_b64_32(const char *s, size_t len, uint8_t *out)
@@ -187,20 +157,22 @@ static int parse_canonical(const char *d, size_t len, keyset *ks, char *err, siz
         if (!seen_magic) {
             if (ll != strlen(PH_KEK_FILE_MAGIC_LINE) ||
                 memcmp(line, PH_KEK_FILE_MAGIC_LINE, ll) != 0)
-                rc = fail(err, errlen, "line %zu: expected \"%s\"", lineno, PH_KEK_FILE_MAGIC_LINE);
+                rc = ph_errf(err, errlen, "line %zu: expected \"%s\"", lineno,
+                             PH_KEK_FILE_MAGIC_LINE);
             seen_magic = 1;
             continue;
         }
         uint32_t version;
         if (parse_version_line(line, ll, &version, key) != 0)
-            rc = fail(err, errlen, "line %zu: expected \"<version> <64 hex digits>\"", lineno);
+            rc = ph_errf(err, errlen, "line %zu: expected \"<version> <64 hex digits>\"", lineno);
         else if (keyset_add(ks, version, key) != 0)
-            rc = fail(err, errlen, "line %zu: versions must increase (1..2147483647, at most %d)",
-                      lineno, MAX_VERSIONS);
+            rc =
+                ph_errf(err, errlen, "line %zu: versions must increase (1..2147483647, at most %d)",
+                        lineno, MAX_VERSIONS);
     }
     OPENSSL_cleanse(key, sizeof key);
     if (rc == 0 && ks->n == 0)
-        rc = fail(err, errlen, "no key in the file");
+        rc = ph_errf(err, errlen, "no key in the file");
     return rc;
 }
 
@@ -226,10 +198,10 @@ static int parse_keyfile(const uint8_t *data, size_t len, keyset *ks, char *err,
     int rc = decode_hex32(d + start, end - start, key) == 0 ||
                      decode_b64_32(d + start, end - start, key) == 0
                  ? keyset_add(ks, 1, key)
-                 : fail(err, errlen,
-                        "not a master key (expected \"%s\", 32 raw bytes, 64 hex digits or "
-                        "base64 of 32 bytes)",
-                        PH_KEK_FILE_MAGIC_LINE);
+                 : ph_errf(err, errlen,
+                           "not a master key (expected \"%s\", 32 raw bytes, 64 hex digits or "
+                           "base64 of 32 bytes)",
+                           PH_KEK_FILE_MAGIC_LINE);
     OPENSSL_cleanse(key, sizeof key);
     return rc;
 }
@@ -239,20 +211,21 @@ static int parse_keyfile(const uint8_t *data, size_t len, keyset *ks, char *err,
 static int check_fd(int fd, const char *path, struct stat *st, char *err, size_t errlen)
 {
     if (fstat(fd, st) != 0)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return ph_errf(err, errlen, "%s: %s", path, strerror(errno));
     if (!S_ISREG(st->st_mode))
-        return fail(err, errlen, "%s: not a regular file", path);
+        return ph_errf(err, errlen, "%s: not a regular file", path);
     if (st->st_uid != geteuid())
-        return fail(err, errlen,
-                    "%s: owned by uid %u, not by the current user (uid %u); refusing the master "
-                    "key",
-                    path, (unsigned)st->st_uid, (unsigned)geteuid());
+        return ph_errf(err, errlen,
+                       "%s: owned by uid %u, not by the current user (uid %u); refusing the master "
+                       "key",
+                       path, (unsigned)st->st_uid, (unsigned)geteuid());
     mode_t perm = st->st_mode & 07777;
     if (perm != 0600 && perm != 0400)
-        return fail(err, errlen, "%s: mode %04o; the master key must be mode 0600 (chmod 600 %s)",
-                    path, (unsigned)perm, path);
+        return ph_errf(err, errlen,
+                       "%s: mode %04o; the master key must be mode 0600 (chmod 600 %s)", path,
+                       (unsigned)perm, path);
     if (st->st_size > (off_t)PH_KEK_FILE_MAX_SIZE)
-        return fail(err, errlen, "%s: larger than %u bytes", path, PH_KEK_FILE_MAX_SIZE);
+        return ph_errf(err, errlen, "%s: larger than %u bytes", path, PH_KEK_FILE_MAX_SIZE);
     return 0;
 }
 
@@ -261,29 +234,29 @@ static int load_keyfile(const char *path, keyset *ks, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return ph_errf(err, errlen, "%s: %s", path, strerror(errno));
     struct stat st;
     int rc = check_fd(fd, path, &st, err, errlen);
     uint8_t *buf = rc == 0 ? ph_secure_alloc(PH_KEK_FILE_MAX_SIZE + 1) : NULL;
     if (rc == 0 && !buf)
-        rc = fail(err, errlen, "out of memory");
+        rc = ph_errf(err, errlen, "out of memory");
     size_t len = 0;
     while (rc == 0) {
         ssize_t n = read(fd, buf + len, PH_KEK_FILE_MAX_SIZE + 1 - len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            rc = fail(err, errlen, "%s: %s", path, strerror(errno));
+            rc = ph_errf(err, errlen, "%s: %s", path, strerror(errno));
         else if (n == 0)
             break;
         else if ((len += (size_t)n) > PH_KEK_FILE_MAX_SIZE)
-            rc = fail(err, errlen, "%s: larger than %u bytes", path, PH_KEK_FILE_MAX_SIZE);
+            rc = ph_errf(err, errlen, "%s: larger than %u bytes", path, PH_KEK_FILE_MAX_SIZE);
     }
     close(fd);
     if (rc == 0) {
         char reason[160];
         if (parse_keyfile(buf, len, ks, reason, sizeof reason) != 0)
-            rc = fail(err, errlen, "%s: %s", path, reason);
+            rc = ph_errf(err, errlen, "%s: %s", path, reason);
     }
     ph_secure_free(buf, PH_KEK_FILE_MAX_SIZE + 1);
     return rc;
@@ -318,7 +291,7 @@ static int fk_wrap(ph_kek *k, const uint8_t *dek, uint8_t **out, size_t *out_len
     file_kek *f = (file_kek *)k;
     uint8_t *b = malloc(PH_KEK_FILE_BLOB_LEN);
     if (!b)
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     memcpy(b, BLOB_MAGIC, 4);
     b[4] = BLOB_FORMAT;
     uint8_t *nonce = b + HDR_LEN, *ct = nonce + NONCE_LEN, *tag = ct + PH_DEK_LEN;
@@ -331,7 +304,7 @@ static int fk_wrap(ph_kek *k, const uint8_t *dek, uint8_t **out, size_t *out_len
     pthread_mutex_unlock(&f->mu);
     if (rc != 0) {
         free(b);
-        return fail(err, errlen, "%s: wrap failed", k->id);
+        return ph_errf(err, errlen, "%s: wrap failed", k->id);
     }
     *out = b;
     *out_len = PH_KEK_FILE_BLOB_LEN;
@@ -351,7 +324,7 @@ static int fk_unwrap(ph_kek *k, const uint8_t *wrapped, size_t len, uint8_t *dek
     file_kek *f = (file_kek *)k;
     uint32_t version = ph_kek_file_blob_version(wrapped, len);
     if (version == 0)
-        return fail(err, errlen, "%s: not a file-provider wrapped key", k->id);
+        return ph_errf(err, errlen, "%s: not a file-provider wrapped key", k->id);
     uint8_t tag[TAG_LEN];
     memcpy(tag, wrapped + HDR_LEN + NONCE_LEN + PH_DEK_LEN, TAG_LEN);
     pthread_mutex_lock(&f->mu);
@@ -361,12 +334,13 @@ static int fk_unwrap(ph_kek *k, const uint8_t *wrapped, size_t len, uint8_t *dek
             : -2;
     pthread_mutex_unlock(&f->mu);
     if (rc == -2)
-        return fail(err, errlen, "%s: KEK version %u is not in the master-key file", k->id,
-                    (unsigned)version);
+        return ph_errf(err, errlen, "%s: KEK version %u is not in the master-key file", k->id,
+                       (unsigned)version);
     if (rc != 0) {
         OPENSSL_cleanse(dek_out, PH_DEK_LEN);
-        return fail(err, errlen,
-                    "%s: unwrap failed (wrong master key, or the wrapped key was altered)", k->id);
+        return ph_errf(err, errlen,
+                       "%s: unwrap failed (wrong master key, or the wrapped key was altered)",
+                       k->id);
     }
     return 0;
 }
@@ -384,8 +358,8 @@ static char *format_keyfile(const keyset *ks, size_t *len, size_t *cap)
                                 PH_KEK_FILE_MAGIC_LINE);
     for (size_t i = 0; i < ks->n; i++) {
         n += (size_t)snprintf(out + n, *cap - n, "%u ", (unsigned)ks->versions[i]);
-        for (size_t j = 0; j < PH_DEK_LEN; j++)
-            n += (size_t)snprintf(out + n, *cap - n, "%02x", ks->keys[i * PH_DEK_LEN + j]);
+        ph_hex_encode(ks->keys + i * PH_DEK_LEN, PH_DEK_LEN, out + n); /* 76 bytes a line */
+        n += 2 * PH_DEK_LEN;
         out[n++] = '\n';
     }
     *len = n;
@@ -396,24 +370,24 @@ static int fk_rotate(ph_kek *k, char *err, size_t errlen)
 {
     file_kek *f = (file_kek *)k;
     if (!f->path)
-        return fail(err, errlen, "%s: rotation needs a key file", k->id);
+        return ph_errf(err, errlen, "%s: rotation needs a key file", k->id);
     keyset ks;
     if (keyset_init(&ks) != 0)
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     /* Start from the file as it is now (another process may have rotated). */
     int rc = load_keyfile(f->path, &ks, err, errlen);
     uint8_t key[PH_DEK_LEN];
     if (rc == 0 && (ks.versions[ks.n - 1] == MAX_VERSION || ks.n == MAX_VERSIONS))
-        rc = fail(err, errlen, "%s: no more key versions available", f->path);
+        rc = ph_errf(err, errlen, "%s: no more key versions available", f->path);
     if (rc == 0 && ph_os_random(key, sizeof key) != 0)
-        rc = fail(err, errlen, "the OS random generator failed");
+        rc = ph_errf(err, errlen, "the OS random generator failed");
     if (rc == 0)
         rc = keyset_add(&ks, ks.versions[ks.n - 1] + 1, key);
     OPENSSL_cleanse(key, sizeof key);
     size_t len = 0, cap = 0;
     char *text = rc == 0 ? format_keyfile(&ks, &len, &cap) : NULL;
     if (rc == 0 && !text)
-        rc = fail(err, errlen, "out of memory");
+        rc = ph_errf(err, errlen, "out of memory");
     if (rc == 0)
         rc = ph_atomic_write(f->path, text, len, 0600, err, errlen);
     ph_secure_free(text, cap);
@@ -451,7 +425,7 @@ static file_kek *fk_new(const char *id, char *err, size_t errlen)
     file_kek *f = calloc(1, sizeof *f);
     if (!f || keyset_init(&f->ks) != 0) {
         free(f);
-        fail(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return NULL;
     }
     f->base.ops = &file_ops;
@@ -469,7 +443,7 @@ ph_kek *ph_kek_file_open(const char *path, char *err, size_t errlen)
         return NULL;
     f->path = strdup(path);
     if (!f->path) {
-        fail(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         fk_destroy(&f->base);
         return NULL;
     }
@@ -487,7 +461,7 @@ ph_kek *ph_kek_file_from_buffer(const uint8_t *data, size_t len, const char *id,
     if (!f)
         return NULL;
     if (len > PH_KEK_FILE_MAX_SIZE) {
-        fail(err, errlen, "key file larger than %u bytes", PH_KEK_FILE_MAX_SIZE);
+        ph_errf(err, errlen, "key file larger than %u bytes", PH_KEK_FILE_MAX_SIZE);
         fk_destroy(&f->base);
         return NULL;
     }
@@ -513,41 +487,33 @@ int ph_kek_file_create(const char *path, char *err, size_t errlen)
 {
     keyset ks;
     if (keyset_init(&ks) != 0)
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     uint8_t key[PH_DEK_LEN];
     int rc = ph_os_random(key, sizeof key) == 0 ? keyset_add(&ks, 1, key)
-                                                : fail(err, errlen,
-                                                       "the OS random generator "
-                                                       "failed");
+                                                : ph_errf(err, errlen,
+                                                          "the OS random generator "
+                                                          "failed");
     OPENSSL_cleanse(key, sizeof key);
     size_t len = 0, cap = 0;
     char *text = rc == 0 ? format_keyfile(&ks, &len, &cap) : NULL;
     keyset_free(&ks);
     if (rc == 0 && !text)
-        rc = fail(err, errlen, "out of memory");
+        rc = ph_errf(err, errlen, "out of memory");
     int fd = -1;
     if (rc == 0) {
         mode_t old = umask(077);
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         umask(old);
         if (fd < 0)
-            rc = fail(err, errlen, "%s: %s", path, strerror(errno));
+            rc = ph_errf(err, errlen, "%s: %s", path, strerror(errno));
     }
     if (rc == 0) {
-        size_t off = 0;
-        while (rc == 0 && off < len) {
-            ssize_t w = write(fd, text + off, len - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                rc = fail(err, errlen, "%s: write: %s", path, strerror(errno));
-            else
-                off += (size_t)w;
-        }
+        if (ph_write_all(fd, text, len) != 0)
+            rc = ph_errf(err, errlen, "%s: write: %s", path, strerror(errno));
         if (rc == 0 && (fchmod(fd, 0600) != 0 || fsync(fd) != 0))
-            rc = fail(err, errlen, "%s: %s", path, strerror(errno));
+            rc = ph_errf(err, errlen, "%s: %s", path, strerror(errno));
         if (close(fd) != 0 && rc == 0)
-            rc = fail(err, errlen, "%s: close: %s", path, strerror(errno));
+            rc = ph_errf(err, errlen, "%s: close: %s", path, strerror(errno));
         if (rc != 0)
             unlink(path);
         else

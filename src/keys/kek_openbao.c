@@ -3,12 +3,14 @@
  *
  * Owns: validating the openbao settings, the authentication state (token,
  * token file, Kubernetes login and its renewal), building Transit requests,
- * mapping HTTP outcomes to clear errors (403 permission denied, 5xx server
- * error, timeouts, TLS failures, malformed answers), and wiping every buffer
- * that held a plaintext DEK, a token or a service-account JWT.
+ * creating the Transit key (`keys init-kek`), mapping HTTP outcomes to clear
+ * errors (403 permission denied, 5xx server error, timeouts, TLS failures,
+ * malformed answers), and wiping every buffer that held a plaintext DEK, a
+ * token or a service-account JWT.
  */
 #include "keys/kek_openbao.h"
 
+#include "common/err.h"
 #include "keys/http_client.h"
 #include "keys/http_vault.h"
 
@@ -16,7 +18,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #define MAX_SECRET_LEN (64u * 1024) /* token / JWT files */
 #define B64_DEK_LEN    44           /* base64 of 32 bytes */
 #define MSG_LEN        160
+#define CREATE_WHAT    "create key"
 
 _Static_assert(PH_DEK_LEN == 32, "Transit data keys are requested as 256 bits");
 
@@ -55,19 +57,6 @@ static const ph_kek_ops ob_ops;
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
-
-static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void free_secret(char *s)
 {
@@ -122,13 +111,13 @@ static char *read_secret_file(const char *path, const char *what, char *err, siz
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fmt_err(err, errlen, "cannot read %s %s: %m", what, path);
+        ph_errf(err, errlen, "cannot read %s %s: %m", what, path);
         return NULL;
     }
     char *buf = malloc(MAX_SECRET_LEN + 1);
     if (!buf) {
         fclose(f);
-        fmt_err(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return NULL;
     }
     size_t n = fread(buf, 1, MAX_SECRET_LEN + 1, f);
@@ -137,7 +126,7 @@ static char *read_secret_file(const char *path, const char *what, char *err, siz
     if (bad || n > MAX_SECRET_LEN) {
         OPENSSL_cleanse(buf, MAX_SECRET_LEN + 1);
         free(buf);
-        fmt_err(err, errlen, "%s %s is unreadable or larger than %u bytes", what, path,
+        ph_errf(err, errlen, "%s %s is unreadable or larger than %u bytes", what, path,
                 MAX_SECRET_LEN);
         return NULL;
     }
@@ -147,7 +136,7 @@ static char *read_secret_file(const char *path, const char *what, char *err, siz
     buf[n] = '\0';
     if (n == 0) {
         free(buf);
-        fmt_err(err, errlen, "%s %s is empty", what, path);
+        ph_errf(err, errlen, "%s %s is empty", what, path);
         return NULL;
     }
     return buf;
@@ -183,22 +172,22 @@ static char *normalize_address(const char *a, char *err, size_t errlen)
 {
     size_t n = a ? strlen(a) : 0;
     if (n == 0) {
-        fmt_err(err, errlen, "openbao: address is required");
+        ph_errf(err, errlen, "openbao: address is required");
         return NULL;
     }
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)a[i] <= 0x20 || (unsigned char)a[i] >= 0x7f || a[i] == '?' ||
             a[i] == '#') {
-            fmt_err(err, errlen, "openbao: address contains an invalid character");
+            ph_errf(err, errlen, "openbao: address contains an invalid character");
             return NULL;
         }
     if (strncmp(a, "https://", 8) != 0) {
         if (strncmp(a, "http://", 7) != 0) {
-            fmt_err(err, errlen, "openbao: address must start with https://");
+            ph_errf(err, errlen, "openbao: address must start with https://");
             return NULL;
         }
         if (!http_host_is_loopback(a + 7)) {
-            fmt_err(err, errlen,
+            ph_errf(err, errlen,
                     "openbao: plain http:// is only allowed to a loopback address; use https://");
             return NULL;
         }
@@ -206,12 +195,12 @@ static char *normalize_address(const char *a, char *err, size_t errlen)
     while (n > 0 && a[n - 1] == '/')
         n--;
     if (n > MAX_ADDRESS) {
-        fmt_err(err, errlen, "openbao: address is longer than %d bytes", MAX_ADDRESS);
+        ph_errf(err, errlen, "openbao: address is longer than %d bytes", MAX_ADDRESS);
         return NULL;
     }
     char *d = strndup(a, n);
     if (!d)
-        fmt_err(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
     return d;
 }
 
@@ -223,7 +212,10 @@ static void now_mono(struct timespec *ts)
 /* ------------------------------------------------------------------------ */
 /* HTTP outcome -> message                                                   */
 
-static void describe_status(long status, const json_t *doc, char *out, size_t outlen)
+/* what names the operation; a 404 to "create key" (a POST that creates the
+ * key) can only mean that no Transit engine is mounted there. */
+static void describe_status(long status, const char *what, const json_t *doc, char *out,
+                            size_t outlen)
 {
     char msg[MSG_LEN];
     ph_vault_first_error(doc, msg, sizeof(msg));
@@ -235,7 +227,8 @@ static void describe_status(long status, const json_t *doc, char *out, size_t ou
     else if (status >= 300 && status < 400)
         kind = "unexpected redirect";
     else if (status == 404)
-        kind = "not found";
+        kind =
+            strcmp(what, CREATE_WHAT) == 0 ? "not found (is Transit mounted there?)" : "not found";
     else
         kind = "request rejected";
     int show = msg[0] && strcmp(msg, kind) != 0; /* "permission denied" once is enough */
@@ -253,15 +246,15 @@ static int interpret(const ph_http_resp *r, const char *what, json_t **doc, char
     if (r->status >= 200 && r->status < 300) {
         *doc = ph_vault_parse(r->body, r->len, why, sizeof(why));
         if (!*doc) {
-            fmt_err(err, errlen, "openbao %s: malformed answer: %s", what, why);
+            ph_errf(err, errlen, "openbao %s: malformed answer: %s", what, why);
             return -1;
         }
         return 0;
     }
     json_t *edoc = r->len ? ph_vault_parse(r->body, r->len, why, sizeof(why)) : NULL;
-    describe_status(r->status, edoc, why, sizeof(why));
+    describe_status(r->status, what, edoc, why, sizeof(why));
     ph_vault_wipe_free(edoc);
-    fmt_err(err, errlen, "openbao %s: %s", what, why);
+    ph_errf(err, errlen, "openbao %s: %s", what, why);
     return -1;
 }
 
@@ -273,7 +266,7 @@ static int k8s_login(ob_kek *k, char *err, size_t errlen)
     char why[MSG_LEN + 64];
     char *jwt = read_secret_file(k->k8s_jwt_path, "service-account token", why, sizeof(why));
     if (!jwt) {
-        fmt_err(err, errlen, "openbao login: %s", why);
+        ph_errf(err, errlen, "openbao login: %s", why);
         return -1;
     }
     json_t *req = json_pack("{s:s, s:s}", "role", k->k8s_role, "jwt", jwt);
@@ -281,7 +274,7 @@ static int k8s_login(ob_kek *k, char *err, size_t errlen)
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     ph_vault_wipe_free(req);
     if (!body) {
-        fmt_err(err, errlen, "openbao login: out of memory");
+        ph_errf(err, errlen, "openbao login: out of memory");
         return -1;
     }
     char url[MAX_URL];
@@ -290,7 +283,7 @@ static int k8s_login(ob_kek *k, char *err, size_t errlen)
     int rc = ph_http_request(k->http, "POST", url, NULL, body, strlen(body), &r, why, sizeof(why));
     free_secret(body);
     if (rc != 0) {
-        fmt_err(err, errlen, "openbao login: %s", why);
+        ph_errf(err, errlen, "openbao login: %s", why);
         return -1;
     }
     json_t *doc = NULL;
@@ -303,14 +296,14 @@ static int k8s_login(ob_kek *k, char *err, size_t errlen)
     unsigned long long lease = 0;
     if (!tok || !token_ok(tok, tlen)) {
         ph_vault_wipe_free(doc);
-        fmt_err(err, errlen, "openbao login: answer has no valid auth.client_token");
+        ph_errf(err, errlen, "openbao login: answer has no valid auth.client_token");
         return -1;
     }
     char *copy = strndup(tok, tlen);
     int has_lease = ph_vault_get_uint(doc, "auth", "lease_duration", &lease) == 0 && lease > 0;
     ph_vault_wipe_free(doc);
     if (!copy) {
-        fmt_err(err, errlen, "openbao login: out of memory");
+        ph_errf(err, errlen, "openbao login: out of memory");
         return -1;
     }
     free_secret(k->token);
@@ -359,10 +352,11 @@ static int refresh_token(ob_kek *k, char *err, size_t errlen)
 }
 
 /* ------------------------------------------------------------------------ */
-/* One authenticated Transit call (k->mu held)                               */
+/* One authenticated Transit call                                            */
 
-static int ob_call(ob_kek *k, const char *what, const char *method, const char *url,
-                   const char *body, size_t blen, json_t **doc, char *err, size_t errlen)
+/* With k->mu held. */
+static int call_locked(ob_kek *k, const char *what, const char *method, const char *url,
+                       const char *body, size_t blen, json_t **doc, char *err, size_t errlen)
 {
     char why[MSG_LEN + 64];
     *doc = NULL;
@@ -382,7 +376,7 @@ static int ob_call(ob_kek *k, const char *what, const char *method, const char *
         }
     }
     if (rc != 0) {
-        fmt_err(err, errlen, "openbao %s: %s", what, why);
+        ph_errf(err, errlen, "openbao %s: %s", what, why);
         return -1;
     }
     rc = interpret(&r, what, doc, err, errlen);
@@ -390,9 +384,25 @@ static int ob_call(ob_kek *k, const char *what, const char *method, const char *
     return rc;
 }
 
+/* Serialised per provider: the token state and the connection are shared. */
+static int ob_call(ob_kek *k, const char *what, const char *method, const char *url,
+                   const char *body, size_t blen, json_t **doc, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&k->mu);
+    int rc = call_locked(k, what, method, url, body, blen, doc, err, errlen);
+    pthread_mutex_unlock(&k->mu);
+    return rc;
+}
+
 static void transit_url(const ob_kek *k, char *url, size_t n, const char *op)
 {
     snprintf(url, n, "%s/v1/%s/%s/%s", k->address, k->mount, op, k->key);
+}
+
+/* "{address}/v1/{mount}/keys/{key}{suffix}": the key itself (info, create). */
+static void key_url(const ob_kek *k, char *url, size_t n, const char *suffix)
+{
+    snprintf(url, n, "%s/v1/%s/keys/%s%s", k->address, k->mount, k->key, suffix);
 }
 
 /* Copies data.ciphertext (validated) into a new caller-owned buffer. */
@@ -402,12 +412,12 @@ static int take_ciphertext(const json_t *doc, const char *what, uint8_t **out, s
     size_t n = 0;
     const char *ct = ph_vault_get_string(doc, "data", "ciphertext", &n);
     if (!ct || !ph_vault_ciphertext_ok((const uint8_t *)ct, n)) {
-        fmt_err(err, errlen, "openbao %s: answer has no valid data.ciphertext", what);
+        ph_errf(err, errlen, "openbao %s: answer has no valid data.ciphertext", what);
         return -1;
     }
     uint8_t *b = malloc(n);
     if (!b) {
-        fmt_err(err, errlen, "openbao %s: out of memory", what);
+        ph_errf(err, errlen, "openbao %s: out of memory", what);
         return -1;
     }
     memcpy(b, ct, n);
@@ -422,7 +432,7 @@ static int take_plaintext(const json_t *doc, const char *what, uint8_t *dek, cha
     size_t n = 0;
     const char *pt = ph_vault_get_string(doc, "data", "plaintext", &n);
     if (!pt || ph_vault_decode_key32(pt, n, dek) != 0) {
-        fmt_err(err, errlen, "openbao %s: answer has no valid %d-byte data.plaintext", what,
+        ph_errf(err, errlen, "openbao %s: answer has no valid %d-byte data.plaintext", what,
                 PH_DEK_LEN);
         return -1;
     }
@@ -444,6 +454,31 @@ static char *ciphertext_body(const uint8_t *blob, size_t len, size_t *blen)
     return b;
 }
 
+/* POST body to /v1/{mount}/{op}/{key}. */
+static int transit_post(ob_kek *k, const char *what, const char *op, const char *body, size_t blen,
+                        json_t **doc, char *err, size_t errlen)
+{
+    char url[MAX_URL];
+    transit_url(k, url, sizeof(url), op);
+    return ob_call(k, what, "POST", url, body, blen, doc, err, errlen);
+}
+
+/* transit_post of {"ciphertext": wrapped}, wrapped checked first. */
+static int ciphertext_post(ob_kek *k, const char *what, const char *op, const uint8_t *wrapped,
+                           size_t len, json_t **doc, char *err, size_t errlen)
+{
+    *doc = NULL;
+    if (!ph_vault_ciphertext_ok(wrapped, len))
+        return ph_errf(err, errlen, "openbao %s: wrapped key is not a Transit ciphertext", what);
+    size_t blen = 0;
+    char *body = ciphertext_body(wrapped, len, &blen);
+    if (!body)
+        return ph_errf(err, errlen, "openbao %s: out of memory", what);
+    int rc = transit_post(k, what, op, body, blen, doc, err, errlen);
+    free(body);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Operations                                                                */
 
@@ -451,15 +486,12 @@ static int ob_wrap(ph_kek *base, const uint8_t *dek, uint8_t **out, size_t *out_
                    size_t errlen)
 {
     ob_kek *k = (ob_kek *)base;
-    char b64[B64_DEK_LEN + 4], body[B64_DEK_LEN + 32], url[MAX_URL];
+    char b64[B64_DEK_LEN + 4], body[B64_DEK_LEN + 32];
     EVP_EncodeBlock((unsigned char *)b64, dek, PH_DEK_LEN);
     int blen = snprintf(body, sizeof(body), "{\"plaintext\":\"%s\"}", b64);
     OPENSSL_cleanse(b64, sizeof(b64));
-    transit_url(k, url, sizeof(url), "encrypt");
     json_t *doc = NULL;
-    pthread_mutex_lock(&k->mu);
-    int rc = ob_call(k, "wrap", "POST", url, body, (size_t)blen, &doc, err, errlen);
-    pthread_mutex_unlock(&k->mu);
+    int rc = transit_post(k, "wrap", "encrypt", body, (size_t)blen, &doc, err, errlen);
     OPENSSL_cleanse(body, sizeof(body));
     if (rc == 0)
         rc = take_ciphertext(doc, "wrap", out, out_len, err, errlen);
@@ -470,24 +502,8 @@ static int ob_wrap(ph_kek *base, const uint8_t *dek, uint8_t **out, size_t *out_
 static int ob_unwrap(ph_kek *base, const uint8_t *wrapped, size_t len, uint8_t *dek_out, char *err,
                      size_t errlen)
 {
-    ob_kek *k = (ob_kek *)base;
-    if (!ph_vault_ciphertext_ok(wrapped, len)) {
-        fmt_err(err, errlen, "openbao unwrap: wrapped key is not a Transit ciphertext");
-        return -1;
-    }
-    size_t blen = 0;
-    char *body = ciphertext_body(wrapped, len, &blen);
-    if (!body) {
-        fmt_err(err, errlen, "openbao unwrap: out of memory");
-        return -1;
-    }
-    char url[MAX_URL];
-    transit_url(k, url, sizeof(url), "decrypt");
     json_t *doc = NULL;
-    pthread_mutex_lock(&k->mu);
-    int rc = ob_call(k, "unwrap", "POST", url, body, blen, &doc, err, errlen);
-    pthread_mutex_unlock(&k->mu);
-    free(body);
+    int rc = ciphertext_post((ob_kek *)base, "unwrap", "decrypt", wrapped, len, &doc, err, errlen);
     if (rc == 0)
         rc = take_plaintext(doc, "unwrap", dek_out, err, errlen);
     ph_vault_wipe_free(doc);
@@ -497,14 +513,10 @@ static int ob_unwrap(ph_kek *base, const uint8_t *wrapped, size_t len, uint8_t *
 static int ob_generate(ph_kek *base, uint8_t *dek_out, uint8_t **wrapped, size_t *wrapped_len,
                        char *err, size_t errlen)
 {
-    ob_kek *k = (ob_kek *)base;
     static const char body[] = "{\"bits\":256}";
-    char url[MAX_URL];
-    transit_url(k, url, sizeof(url), "datakey/plaintext");
     json_t *doc = NULL;
-    pthread_mutex_lock(&k->mu);
-    int rc = ob_call(k, "generate", "POST", url, body, sizeof(body) - 1, &doc, err, errlen);
-    pthread_mutex_unlock(&k->mu);
+    int rc = transit_post((ob_kek *)base, "generate", "datakey/plaintext", body, sizeof(body) - 1,
+                          &doc, err, errlen);
     if (rc == 0)
         rc = take_plaintext(doc, "generate", dek_out, err, errlen);
     if (rc == 0) {
@@ -519,24 +531,8 @@ static int ob_generate(ph_kek *base, uint8_t *dek_out, uint8_t **wrapped, size_t
 static int ob_rewrap(ph_kek *base, const uint8_t *wrapped, size_t len, uint8_t **out,
                      size_t *out_len, char *err, size_t errlen)
 {
-    ob_kek *k = (ob_kek *)base;
-    if (!ph_vault_ciphertext_ok(wrapped, len)) {
-        fmt_err(err, errlen, "openbao rewrap: wrapped key is not a Transit ciphertext");
-        return -1;
-    }
-    size_t blen = 0;
-    char *body = ciphertext_body(wrapped, len, &blen);
-    if (!body) {
-        fmt_err(err, errlen, "openbao rewrap: out of memory");
-        return -1;
-    }
-    char url[MAX_URL];
-    transit_url(k, url, sizeof(url), "rewrap");
     json_t *doc = NULL;
-    pthread_mutex_lock(&k->mu);
-    int rc = ob_call(k, "rewrap", "POST", url, body, blen, &doc, err, errlen);
-    pthread_mutex_unlock(&k->mu);
-    free(body);
+    int rc = ciphertext_post((ob_kek *)base, "rewrap", "rewrap", wrapped, len, &doc, err, errlen);
     if (rc == 0)
         rc = take_ciphertext(doc, "rewrap", out, out_len, err, errlen);
     ph_vault_wipe_free(doc);
@@ -547,11 +543,9 @@ static int ob_rotate(ph_kek *base, char *err, size_t errlen)
 {
     ob_kek *k = (ob_kek *)base;
     char url[MAX_URL];
-    snprintf(url, sizeof(url), "%s/v1/%s/keys/%s/rotate", k->address, k->mount, k->key);
+    key_url(k, url, sizeof(url), "/rotate");
     json_t *doc = NULL;
-    pthread_mutex_lock(&k->mu);
     int rc = ob_call(k, "rotate", "POST", url, "", 0, &doc, err, errlen);
-    pthread_mutex_unlock(&k->mu);
     ph_vault_wipe_free(doc); /* 200 with key info (OpenBao) or 204 (older Vault) */
     return rc;
 }
@@ -559,22 +553,20 @@ static int ob_rotate(ph_kek *base, char *err, size_t errlen)
 int ph_kek_openbao_key_info(ph_kek *base, ph_openbao_key_info *out, char *err, size_t errlen)
 {
     if (!base || base->ops != &ob_ops || !out) {
-        fmt_err(err, errlen, "openbao key info: not an openbao provider");
+        ph_errf(err, errlen, "openbao key info: not an openbao provider");
         return -1;
     }
     ob_kek *k = (ob_kek *)base;
     char url[MAX_URL];
-    snprintf(url, sizeof(url), "%s/v1/%s/keys/%s", k->address, k->mount, k->key);
+    key_url(k, url, sizeof(url), "");
     json_t *doc = NULL;
-    pthread_mutex_lock(&k->mu);
     int rc = ob_call(k, "key info", "GET", url, NULL, 0, &doc, err, errlen);
-    pthread_mutex_unlock(&k->mu);
     if (rc == 0 && (ph_vault_get_uint(doc, "data", "latest_version", &out->latest_version) != 0 ||
                     ph_vault_get_uint(doc, "data", "min_decryption_version",
                                       &out->min_decryption_version) != 0 ||
                     ph_vault_get_uint(doc, "data", "min_encryption_version",
                                       &out->min_encryption_version) != 0)) {
-        fmt_err(err, errlen, "openbao key info: answer lacks the version fields");
+        ph_errf(err, errlen, "openbao key info: answer lacks the version fields");
         rc = -1;
     }
     ph_vault_wipe_free(doc);
@@ -617,7 +609,7 @@ static int setup_auth(ob_kek *k, const ph_keys_openbao_cfg *cfg, char *err, size
 {
     int n = (cfg->token != NULL) + (cfg->token_file != NULL) + (cfg->kubernetes_role != NULL);
     if (n != 1) {
-        fmt_err(err, errlen, "openbao: set exactly one of token, token_file, kubernetes_role");
+        ph_errf(err, errlen, "openbao: set exactly one of token, token_file, kubernetes_role");
         return -1;
     }
     int oom = 0;
@@ -625,7 +617,7 @@ static int setup_auth(ob_kek *k, const ph_keys_openbao_cfg *cfg, char *err, size
     if (cfg->token) {
         k->auth = AUTH_TOKEN;
         if (!token_ok(cfg->token, strlen(cfg->token))) {
-            fmt_err(err, errlen, "openbao: token is empty or has invalid characters");
+            ph_errf(err, errlen, "openbao: token is empty or has invalid characters");
             return -1;
         }
         k->token = dup_or_null(cfg->token, &oom);
@@ -634,11 +626,11 @@ static int setup_auth(ob_kek *k, const ph_keys_openbao_cfg *cfg, char *err, size
         k->token_file = dup_or_null(cfg->token_file, &oom);
         k->token = read_secret_file(cfg->token_file, "token_file", why, sizeof(why));
         if (!k->token) {
-            fmt_err(err, errlen, "openbao: %s", why);
+            ph_errf(err, errlen, "openbao: %s", why);
             return -1;
         }
         if (!token_ok(k->token, strlen(k->token))) {
-            fmt_err(err, errlen, "openbao: token in %s has invalid characters", cfg->token_file);
+            ph_errf(err, errlen, "openbao: token in %s has invalid characters", cfg->token_file);
             return -1;
         }
     } else {
@@ -648,15 +640,15 @@ static int setup_auth(ob_kek *k, const ph_keys_openbao_cfg *cfg, char *err, size
         const char *ap =
             cfg->kubernetes_auth_path ? cfg->kubernetes_auth_path : PH_KEYS_DEFAULT_K8S_AUTH_PATH;
         if (cfg->kubernetes_role[0] == '\0') {
-            fmt_err(err, errlen, "openbao: kubernetes_role is empty");
+            ph_errf(err, errlen, "openbao: kubernetes_role is empty");
             return -1;
         }
         if (!name_ok(ap, 1)) {
-            fmt_err(err, errlen, "openbao: invalid kubernetes_auth_path");
+            ph_errf(err, errlen, "openbao: invalid kubernetes_auth_path");
             return -1;
         }
         if (access(jwt, R_OK) != 0) {
-            fmt_err(err, errlen, "openbao: kubernetes_jwt_path %s: %m", jwt);
+            ph_errf(err, errlen, "openbao: kubernetes_jwt_path %s: %m", jwt);
             return -1;
         }
         k->k8s_role = dup_or_null(cfg->kubernetes_role, &oom);
@@ -664,7 +656,7 @@ static int setup_auth(ob_kek *k, const ph_keys_openbao_cfg *cfg, char *err, size
         k->k8s_auth_path = dup_or_null(ap, &oom);
     }
     if (oom) {
-        fmt_err(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -674,17 +666,17 @@ static int setup_names(ob_kek *k, const ph_keys_openbao_cfg *cfg, char *err, siz
 {
     const char *mount = cfg->mount ? cfg->mount : PH_KEYS_DEFAULT_MOUNT;
     if (!cfg->key_name || !name_ok(cfg->key_name, 0)) {
-        fmt_err(err, errlen,
+        ph_errf(err, errlen,
                 "openbao: key (the Transit key name) is required and may hold only "
                 "letters, digits, '_', '-', '.'");
         return -1;
     }
     if (!name_ok(mount, 1)) {
-        fmt_err(err, errlen, "openbao: invalid mount");
+        ph_errf(err, errlen, "openbao: invalid mount");
         return -1;
     }
     if (cfg->ca_file && access(cfg->ca_file, R_OK) != 0) {
-        fmt_err(err, errlen, "openbao: ca_file %s: %m", cfg->ca_file);
+        ph_errf(err, errlen, "openbao: ca_file %s: %m", cfg->ca_file);
         return -1;
     }
     k->address = normalize_address(cfg->address, err, errlen);
@@ -693,7 +685,7 @@ static int setup_names(ob_kek *k, const ph_keys_openbao_cfg *cfg, char *err, siz
     k->mount = strdup(mount);
     k->key = strdup(cfg->key_name);
     if (!k->mount || !k->key) {
-        fmt_err(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -702,18 +694,18 @@ static int setup_names(ob_kek *k, const ph_keys_openbao_cfg *cfg, char *err, siz
 ph_kek *ph_kek_openbao_open(const ph_keys_openbao_cfg *cfg, char *err, size_t errlen)
 {
     if (!cfg) {
-        fmt_err(err, errlen, "openbao: no settings");
+        ph_errf(err, errlen, "openbao: no settings");
         return NULL;
     }
     ob_kek *k = calloc(1, sizeof(*k));
     if (!k) {
-        fmt_err(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return NULL;
     }
     k->base.ops = &ob_ops;
     if (pthread_mutex_init(&k->mu, NULL) != 0) {
         free(k);
-        fmt_err(err, errlen, "openbao: mutex init failed");
+        ph_errf(err, errlen, "openbao: mutex init failed");
         return NULL;
     }
     char why[MSG_LEN + 64];
@@ -721,7 +713,7 @@ ph_kek *ph_kek_openbao_open(const ph_keys_openbao_cfg *cfg, char *err, size_t er
         goto fail;
     k->http = ph_http_new(cfg->ca_file, cfg->timeout_ms, why, sizeof(why));
     if (!k->http) {
-        fmt_err(err, errlen, "openbao: %s", why);
+        ph_errf(err, errlen, "openbao: %s", why);
         goto fail;
     }
     snprintf(k->base.id, sizeof(k->base.id), "openbao:%.50s/v1/%.24s/keys/%.32s", k->address,
@@ -730,4 +722,63 @@ ph_kek *ph_kek_openbao_open(const ph_keys_openbao_cfg *cfg, char *err, size_t er
 fail:
     ob_destroy(&k->base);
     return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Creating the Transit key (`phantom keys init-kek`)                        */
+
+/* 1 when the answer's top-level "warnings" say the key already existed. */
+static int key_existed(const json_t *doc)
+{
+    const json_t *w = json_object_get(doc, "warnings");
+    size_t i;
+    const json_t *s;
+    json_array_foreach(w, i, s)
+    {
+        if (json_is_string(s) && strstr(json_string_value(s), "already existed"))
+            return 1;
+    }
+    return 0;
+}
+
+/* Reads the key info of the answer into *out; refuses unsuitable types. */
+static int take_created(const json_t *doc, const char *key, ph_kek_created *out, char *err,
+                        size_t errlen)
+{
+    size_t tlen = 0;
+    const char *type = ph_vault_get_string(doc, "data", "type", &tlen);
+    if (!type || tlen >= sizeof out->type ||
+        ph_vault_get_uint(doc, "data", "latest_version", &out->version) != 0)
+        return ph_errf(err, errlen,
+                       "openbao " CREATE_WHAT ": answer lacks data.type / data.latest_version");
+    memcpy(out->type, type, tlen + 1);
+    out->existed = key_existed(doc);
+    if (strcmp(type, PH_KEK_OPENBAO_KEY_TYPE) != 0 && strcmp(type, "chacha20-poly1305") != 0)
+        return ph_errf(err, errlen,
+                       "openbao " CREATE_WHAT ": Transit key %s exists with type %s; phantom "
+                       "needs a 256-bit AEAD key (%s or chacha20-poly1305)",
+                       key, out->type, PH_KEK_OPENBAO_KEY_TYPE);
+    return 0;
+}
+
+int ph_kek_openbao_create_key(const ph_keys_openbao_cfg *cfg, ph_kek_created *out, char *err,
+                              size_t errlen)
+{
+    static const char body[] = "{\"type\":\"" PH_KEK_OPENBAO_KEY_TYPE "\"}";
+    memset(out, 0, sizeof(*out));
+    ph_kek *base = ph_kek_openbao_open(cfg, err, errlen); /* validates every setting */
+    if (!base)
+        return -1;
+    ob_kek *k = (ob_kek *)base;
+    char url[MAX_URL];
+    key_url(k, url, sizeof(url), "");
+    json_t *doc = NULL;
+    int rc = ob_call(k, CREATE_WHAT, "POST", url, body, sizeof(body) - 1, &doc, err, errlen);
+    if (rc == 0 && !doc) /* older Vault: 204, created without a body; read the key back */
+        rc = ob_call(k, CREATE_WHAT, "GET", url, NULL, 0, &doc, err, errlen);
+    if (rc == 0)
+        rc = take_created(doc, k->key, out, err, errlen);
+    ph_vault_wipe_free(doc);
+    ob_destroy(base);
+    return rc;
 }

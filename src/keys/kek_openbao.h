@@ -34,6 +34,24 @@
 
 ph_kek *ph_kek_openbao_open(const ph_keys_openbao_cfg *cfg, char *err, size_t errlen);
 
+/* The Transit key type ph_kek_openbao_create_key creates, and the ones it
+ * accepts when the key exists already (both 256-bit AEADs). */
+#define PH_KEK_OPENBAO_KEY_TYPE "aes256-gcm96"
+
+/*
+ * Creates the Transit key of cfg: POST /v1/{mount}/keys/{key}
+ * {"type":"aes256-gcm96"}, authenticated like every other call (token,
+ * token_file or a Kubernetes login; that identity needs create rights on
+ * the path). Transit creates the key, or answers with the existing one
+ * (warning "key NAME already existed": out->existed = 1, nothing changed);
+ * an older Vault's empty 204 answer is followed by a GET of the key. An
+ * existing key of another type than aes256-gcm96 or chacha20-poly1305 is
+ * refused. Returns 0 with out->version and out->type, or -1 with a reason
+ * ("openbao create key: ...", never the token).
+ */
+int ph_kek_openbao_create_key(const ph_keys_openbao_cfg *cfg, ph_kek_created *out, char *err,
+                              size_t errlen);
+
 /* GET /v1/{mount}/keys/{key}: version information of the Transit key. */
 typedef struct ph_openbao_key_info {
     unsigned long long latest_version;

@@ -11,6 +11,7 @@
 #include "keys/kek_pkcs11.h"
 
 #include "common/bytes.h"
+#include "common/err.h"
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -18,7 +19,6 @@
 #include <openssl/rand.h>
 #include <p11-kit/pkcs11.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,19 +40,6 @@ _Static_assert(HDR_LEN + IV_LEN + SEALED_LEN == PH_PKCS11_BLOB_LEN, "blob layout
 
 /* ------------------------------------------------------------------------ */
 /* Errors                                                                    */
-
-static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const char *rv_name(CK_RV rv)
 {
@@ -111,7 +98,7 @@ static const char *rv_name(CK_RV rv)
 /* "C_Login: CKR_PIN_INCORRECT (0xa0)" */
 static void rv_err(char *err, size_t errlen, const char *what, const char *fn, CK_RV rv)
 {
-    fmt_err(err, errlen, "pkcs11 %s: %s failed: %s (0x%lx)", what, fn, rv_name(rv),
+    ph_errf(err, errlen, "pkcs11 %s: %s failed: %s (0x%lx)", what, fn, rv_name(rv),
             (unsigned long)rv);
 }
 
@@ -136,7 +123,7 @@ static p11_module *module_load(const char *real, char *err, size_t errlen)
     void *dl = dlopen(real, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
         const char *why = dlerror();
-        fmt_err(err, errlen, "pkcs11: cannot load module %s: %s", real, why ? why : "dlopen");
+        ph_errf(err, errlen, "pkcs11: cannot load module %s: %s", real, why ? why : "dlopen");
         return NULL;
     }
     CK_C_GetFunctionList gfl = (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList");
@@ -144,7 +131,7 @@ static p11_module *module_load(const char *real, char *err, size_t errlen)
     CK_RV rv = gfl ? gfl(&fl) : CKR_FUNCTION_FAILED;
     if (rv != CKR_OK || !fl) {
         dlclose(dl);
-        fmt_err(err, errlen, "pkcs11: %s is not a PKCS#11 module (C_GetFunctionList)", real);
+        ph_errf(err, errlen, "pkcs11: %s is not a PKCS#11 module (C_GetFunctionList)", real);
         return NULL;
     }
     CK_C_INITIALIZE_ARGS args;
@@ -164,7 +151,7 @@ static p11_module *module_load(const char *real, char *err, size_t errlen)
         dlclose(dl);
         free(m);
         free(p);
-        fmt_err(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return NULL;
     }
     m->path = p;
@@ -179,7 +166,7 @@ static p11_module *module_acquire(const char *path, char *err, size_t errlen)
 {
     char real[PATH_MAX];
     if (!realpath(path, real)) {
-        fmt_err(err, errlen, "pkcs11: cannot load module %s: %m", path);
+        ph_errf(err, errlen, "pkcs11: cannot load module %s: %m", path);
         return NULL;
     }
     pthread_mutex_lock(&g_mods_mu);
@@ -250,7 +237,7 @@ static int find_slot(p11_kek *k, CK_SLOT_ID *out, char *err, size_t errlen)
         free(slots);
         slots = calloc(n ? n : 1, sizeof(*slots));
         if (!slots) {
-            fmt_err(err, errlen, "out of memory");
+            ph_errf(err, errlen, "out of memory");
             return -1;
         }
         rv = k->fl->C_GetSlotList(CK_TRUE, slots, &n);
@@ -277,11 +264,11 @@ static int find_slot(p11_kek *k, CK_SLOT_ID *out, char *err, size_t errlen)
     }
     free(slots);
     if (found == 0) {
-        fmt_err(err, errlen, "pkcs11: no token labelled '%s' in %s", k->token_label, k->mod->path);
+        ph_errf(err, errlen, "pkcs11: no token labelled '%s' in %s", k->token_label, k->mod->path);
         return -1;
     }
     if (found > 1) {
-        fmt_err(err, errlen, "pkcs11: %d tokens are labelled '%s'", found, k->token_label);
+        ph_errf(err, errlen, "pkcs11: %d tokens are labelled '%s'", found, k->token_label);
         return -1;
     }
     return 0;
@@ -313,7 +300,7 @@ static int session_open(p11_kek *k, char *err, size_t errlen)
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
         session_close(k);
         if (rv == CKR_PIN_INCORRECT)
-            fmt_err(err, errlen, "pkcs11: login to token '%s' failed: wrong PIN (%s)",
+            ph_errf(err, errlen, "pkcs11: login to token '%s' failed: wrong PIN (%s)",
                     k->token_label, rv_name(rv));
         else
             rv_err(err, errlen, "login", "C_Login", rv);
@@ -419,7 +406,7 @@ static int key_attrs_ok(p11_kek *k, CK_OBJECT_HANDLE h, const char *label, const
         return -1;
     }
     if (sensitive != CK_TRUE || extractable != CK_FALSE) {
-        fmt_err(err, errlen,
+        ph_errf(err, errlen,
                 "pkcs11 %s: key '%s' is extractable or not sensitive; refusing it as a KEK", what,
                 label);
         return -1;
@@ -442,7 +429,7 @@ static int find_version(p11_kek *k, unsigned v, CK_OBJECT_HANDLE *h, const char 
     }
     if (n != 1) {
         free(hs);
-        fmt_err(err, errlen,
+        ph_errf(err, errlen,
                 n ? "pkcs11 %s: several AES keys are labelled '%s'"
                   : "pkcs11 %s: no AES key labelled '%s' on the token",
                 what, label);
@@ -515,14 +502,14 @@ static int latest_version(p11_kek *k, unsigned *v, CK_OBJECT_HANDLE *h, const ch
     if (scan_versions(k, &vs, what, rvp, err, errlen) != 0)
         return -1;
     if (vs.latest == 0) {
-        fmt_err(err, errlen, "pkcs11 %s: no AES key labelled '%s' on token '%s'", what,
+        ph_errf(err, errlen, "pkcs11 %s: no AES key labelled '%s' on token '%s'", what,
                 k->key_label, k->token_label);
         return -1;
     }
     char label[MAX_KEY_LABEL + 16];
     version_label(k, vs.latest, label, sizeof(label));
     if (vs.latest_dup) {
-        fmt_err(err, errlen, "pkcs11 %s: several AES keys are labelled '%s'", what, label);
+        ph_errf(err, errlen, "pkcs11 %s: several AES keys are labelled '%s'", what, label);
         return -1;
     }
     *v = vs.latest;
@@ -591,7 +578,7 @@ static int wrap_once(p11_kek *k, op_ctx *c, CK_RV *rvp, char *err, size_t errlen
     b[0] = FORMAT_V1;
     ph_put_u32(b + 1, v);
     if (RAND_bytes(b + HDR_LEN, IV_LEN) != 1) {
-        fmt_err(err, errlen, "pkcs11 wrap: RAND_bytes failed");
+        ph_errf(err, errlen, "pkcs11 wrap: RAND_bytes failed");
         return -1;
     }
     CK_GCM_PARAMS p;
@@ -605,7 +592,7 @@ static int wrap_once(p11_kek *k, op_ctx *c, CK_RV *rvp, char *err, size_t errlen
     *rvp = rv;
     if (rv != CKR_OK || outlen != SEALED_LEN) {
         if (rv == CKR_OK)
-            fmt_err(err, errlen, "pkcs11 wrap: token returned %lu bytes, want %d",
+            ph_errf(err, errlen, "pkcs11 wrap: token returned %lu bytes, want %d",
                     (unsigned long)outlen, SEALED_LEN);
         else
             rv_err(err, errlen, "wrap", "C_Encrypt", rv);
@@ -620,7 +607,7 @@ static int unwrap_once(p11_kek *k, op_ctx *c, CK_RV *rvp, char *err, size_t errl
     uint32_t v = ph_get_u32(b + 1);
     CK_OBJECT_HANDLE h;
     if (v == 0 || v > MAX_VERSION) {
-        fmt_err(err, errlen, "pkcs11 unwrap: wrapped key names KEK version %u", (unsigned)v);
+        ph_errf(err, errlen, "pkcs11 unwrap: wrapped key names KEK version %u", (unsigned)v);
         return -1;
     }
     if (find_version(k, v, &h, "unwrap", rvp, err, errlen) != 0)
@@ -641,12 +628,12 @@ static int unwrap_once(p11_kek *k, op_ctx *c, CK_RV *rvp, char *err, size_t errl
         memcpy(c->dek_out, out, PH_DEK_LEN);
         rc = 0;
     } else if (rv == CKR_OK) {
-        fmt_err(err, errlen, "pkcs11 unwrap: token returned %lu bytes, want %d",
+        ph_errf(err, errlen, "pkcs11 unwrap: token returned %lu bytes, want %d",
                 (unsigned long)outlen, PH_DEK_LEN);
     } else if (session_lost(rv)) {
         rv_err(err, errlen, "unwrap", "C_Decrypt", rv);
     } else {
-        fmt_err(err, errlen,
+        ph_errf(err, errlen,
                 "pkcs11 unwrap: authentication failed (wrapped key altered or made under "
                 "another KEK): %s",
                 rv_name(rv));
@@ -661,11 +648,11 @@ static int rotate_once(p11_kek *k, op_ctx *c, CK_RV *rvp, char *err, size_t errl
     if (scan_versions(k, &vs, "rotate", rvp, err, errlen) != 0)
         return -1;
     if (vs.latest == 0) {
-        fmt_err(err, errlen, "pkcs11 rotate: no AES key labelled '%s' to rotate", k->key_label);
+        ph_errf(err, errlen, "pkcs11 rotate: no AES key labelled '%s' to rotate", k->key_label);
         return -1;
     }
     if (vs.latest >= MAX_VERSION) {
-        fmt_err(err, errlen, "pkcs11 rotate: too many versions");
+        ph_errf(err, errlen, "pkcs11 rotate: too many versions");
         return -1;
     }
     return generate_version(k, vs.latest + 1, rvp, err, errlen);
@@ -700,7 +687,7 @@ static int p11_wrap(ph_kek *base, const uint8_t *dek, uint8_t **out, size_t *out
 {
     uint8_t *b = malloc(PH_PKCS11_BLOB_LEN);
     if (!b) {
-        fmt_err(err, errlen, "pkcs11 wrap: out of memory");
+        ph_errf(err, errlen, "pkcs11 wrap: out of memory");
         return -1;
     }
     op_ctx c = {.in = dek, .blob_out = b};
@@ -717,7 +704,7 @@ static int p11_unwrap(ph_kek *base, const uint8_t *wrapped, size_t len, uint8_t 
                       size_t errlen)
 {
     if (len != PH_PKCS11_BLOB_LEN || wrapped[0] != FORMAT_V1) {
-        fmt_err(err, errlen, "pkcs11 unwrap: not a pkcs11-wrapped key (%zu bytes)", len);
+        ph_errf(err, errlen, "pkcs11 unwrap: not a pkcs11-wrapped key (%zu bytes)", len);
         return -1;
     }
     op_ctx c = {.in = wrapped, .dek_out = dek_out};
@@ -761,7 +748,7 @@ static const ph_kek_ops p11_ops = {
 int ph_kek_pkcs11_key_info(ph_kek *base, ph_pkcs11_key_info *out, char *err, size_t errlen)
 {
     if (!base || base->ops != &p11_ops || !out) {
-        fmt_err(err, errlen, "pkcs11 key info: not a pkcs11 provider");
+        ph_errf(err, errlen, "pkcs11 key info: not a pkcs11 provider");
         return -1;
     }
     p11_kek *k = (p11_kek *)base;
@@ -785,7 +772,7 @@ int ph_kek_pkcs11_key_info(ph_kek *base, ph_pkcs11_key_info *out, char *err, siz
 static int read_pin(p11_kek *k, const ph_keys_pkcs11_cfg *cfg, char *err, size_t errlen)
 {
     if ((cfg->pin != NULL) == (cfg->pin_file != NULL)) {
-        fmt_err(err, errlen, "pkcs11: set exactly one of pin, pin_file");
+        ph_errf(err, errlen, "pkcs11: set exactly one of pin, pin_file");
         return -1;
     }
     char buf[MAX_PIN_LEN + 2];
@@ -793,14 +780,14 @@ static int read_pin(p11_kek *k, const ph_keys_pkcs11_cfg *cfg, char *err, size_t
     if (cfg->pin) {
         n = strlen(cfg->pin);
         if (n > MAX_PIN_LEN) {
-            fmt_err(err, errlen, "pkcs11: pin is longer than %d bytes", MAX_PIN_LEN);
+            ph_errf(err, errlen, "pkcs11: pin is longer than %d bytes", MAX_PIN_LEN);
             return -1;
         }
         memcpy(buf, cfg->pin, n);
     } else {
         FILE *f = fopen(cfg->pin_file, "rb");
         if (!f) {
-            fmt_err(err, errlen, "pkcs11: cannot read pin_file %s: %m", cfg->pin_file);
+            ph_errf(err, errlen, "pkcs11: cannot read pin_file %s: %m", cfg->pin_file);
             return -1;
         }
         n = fread(buf, 1, sizeof(buf), f);
@@ -810,12 +797,12 @@ static int read_pin(p11_kek *k, const ph_keys_pkcs11_cfg *cfg, char *err, size_t
             n--;
         if (bad || n > MAX_PIN_LEN) {
             OPENSSL_cleanse(buf, sizeof(buf));
-            fmt_err(err, errlen, "pkcs11: pin_file %s is unreadable or too long", cfg->pin_file);
+            ph_errf(err, errlen, "pkcs11: pin_file %s is unreadable or too long", cfg->pin_file);
             return -1;
         }
     }
     if (n == 0) {
-        fmt_err(err, errlen, "pkcs11: the PIN is empty");
+        ph_errf(err, errlen, "pkcs11: the PIN is empty");
         return -1;
     }
     k->pin = malloc(n);
@@ -825,7 +812,7 @@ static int read_pin(p11_kek *k, const ph_keys_pkcs11_cfg *cfg, char *err, size_t
     }
     OPENSSL_cleanse(buf, sizeof(buf));
     if (!k->pin) {
-        fmt_err(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -834,17 +821,17 @@ static int read_pin(p11_kek *k, const ph_keys_pkcs11_cfg *cfg, char *err, size_t
 static int check_names(const ph_keys_pkcs11_cfg *cfg, char *err, size_t errlen)
 {
     if (!cfg->module || !cfg->module[0]) {
-        fmt_err(err, errlen, "pkcs11: module (path of the PKCS#11 library) is required");
+        ph_errf(err, errlen, "pkcs11: module (path of the PKCS#11 library) is required");
         return -1;
     }
     size_t tl = cfg->token_label ? strlen(cfg->token_label) : 0;
     if (tl == 0 || tl > TOKEN_LABEL_LEN) {
-        fmt_err(err, errlen, "pkcs11: token_label is required (1-%d bytes)", TOKEN_LABEL_LEN);
+        ph_errf(err, errlen, "pkcs11: token_label is required (1-%d bytes)", TOKEN_LABEL_LEN);
         return -1;
     }
     size_t kl = cfg->key_label ? strlen(cfg->key_label) : 0;
     if (kl == 0 || kl > MAX_KEY_LABEL || strchr(cfg->key_label, '#')) {
-        fmt_err(err, errlen, "pkcs11: key_label is required (1-%d bytes, no '#')", MAX_KEY_LABEL);
+        ph_errf(err, errlen, "pkcs11: key_label is required (1-%d bytes, no '#')", MAX_KEY_LABEL);
         return -1;
     }
     return 0;
@@ -854,20 +841,20 @@ static int check_names(const ph_keys_pkcs11_cfg *cfg, char *err, size_t errlen)
 static p11_kek *p11_connect(const ph_keys_pkcs11_cfg *cfg, char *err, size_t errlen)
 {
     if (!cfg) {
-        fmt_err(err, errlen, "pkcs11: no settings");
+        ph_errf(err, errlen, "pkcs11: no settings");
         return NULL;
     }
     if (check_names(cfg, err, errlen) != 0)
         return NULL;
     p11_kek *k = calloc(1, sizeof(*k));
     if (!k) {
-        fmt_err(err, errlen, "out of memory");
+        ph_errf(err, errlen, "out of memory");
         return NULL;
     }
     k->base.ops = &p11_ops;
     if (pthread_mutex_init(&k->mu, NULL) != 0) {
         free(k);
-        fmt_err(err, errlen, "pkcs11: mutex init failed");
+        ph_errf(err, errlen, "pkcs11: mutex init failed");
         return NULL;
     }
     snprintf(k->token_label, sizeof(k->token_label), "%s", cfg->token_label);
@@ -911,7 +898,7 @@ int ph_kek_pkcs11_create_key(const ph_keys_pkcs11_cfg *cfg, char *err, size_t er
     CK_RV rv;
     int rc = scan_versions(k, &vs, "create", &rv, err, errlen);
     if (rc == 0 && vs.count > 0) {
-        fmt_err(err, errlen, "pkcs11 create: key '%s' already exists on token '%s'", k->key_label,
+        ph_errf(err, errlen, "pkcs11 create: key '%s' already exists on token '%s'", k->key_label,
                 k->token_label);
         rc = -1;
     }

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,20 +18,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/err.h"
 #include "keys/atomic_file.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- memory -------------------------------------------------------------- */
 
@@ -277,7 +264,7 @@ static int only_keys(pctx *c, json_t *o, const char *what, const char *const *al
         for (const char *const *a = allowed; *a; a++)
             ok |= strcmp(*a, k) == 0;
         if (!ok)
-            return fail(c->err, c->errlen, "%s: unknown key \"%.40s\"", what, k);
+            return ph_errf(c->err, c->errlen, "%s: unknown key \"%.40s\"", what, k);
     }
     return 0;
 }
@@ -302,26 +289,26 @@ static int parse_wrapped(pctx *c, json_t *w, ph_wrapped_dek *out)
 {
     static const char *const keys[] = {"kek", "role", "blob", NULL};
     if (!json_is_object(w))
-        return fail(c->err, c->errlen, "%s: a \"wrapped\" entry must be an object", c->where);
+        return ph_errf(c->err, c->errlen, "%s: a \"wrapped\" entry must be an object", c->where);
     if (only_keys(c, w, c->where, keys) != 0)
         return -1;
     json_t *kek = json_object_get(w, "kek"), *role = json_object_get(w, "role"),
            *blob = json_object_get(w, "blob");
     if (!json_is_string(kek) || !valid_kek_id(json_string_value(kek)))
-        return fail(c->err, c->errlen, "%s: \"kek\" must be a KEK id of 1..%u bytes", c->where,
-                    PH_KEYRING_MAX_KEK_ID);
+        return ph_errf(c->err, c->errlen, "%s: \"kek\" must be a KEK id of 1..%u bytes", c->where,
+                       PH_KEYRING_MAX_KEK_ID);
     const char *r = json_is_string(role) ? json_string_value(role) : "";
     if (strcmp(r, "primary") == 0)
         out->role = PH_WRAP_PRIMARY;
     else if (strcmp(r, "escrow") == 0)
         out->role = PH_WRAP_ESCROW;
     else
-        return fail(c->err, c->errlen, "%s: \"role\" must be primary or escrow", c->where);
+        return ph_errf(c->err, c->errlen, "%s: \"role\" must be primary or escrow", c->where);
     if (!json_is_string(blob) || !(out->blob = b64_decode(json_string_value(blob), &out->blob_len)))
-        return fail(c->err, c->errlen, "%s: \"blob\" must be base64 of 1..%u bytes", c->where,
-                    PH_KEYRING_MAX_BLOB);
+        return ph_errf(c->err, c->errlen, "%s: \"blob\" must be base64 of 1..%u bytes", c->where,
+                       PH_KEYRING_MAX_BLOB);
     if (!(out->kek = strdup(json_string_value(kek))))
-        return fail(c->err, c->errlen, "out of memory");
+        return ph_errf(c->err, c->errlen, "out of memory");
     return 0;
 }
 
@@ -329,13 +316,13 @@ static int parse_usage(pctx *c, json_t *u, ph_dek_version *v)
 {
     static const char *const keys[] = {"rows", "checked", NULL};
     if (!json_is_object(u) || only_keys(c, u, c->where, keys) != 0)
-        return fail(c->err, c->errlen, "%s: \"usage\" must be {\"rows\": N, \"checked\": TIME}",
-                    c->where);
+        return ph_errf(c->err, c->errlen, "%s: \"usage\" must be {\"rows\": N, \"checked\": TIME}",
+                       c->where);
     json_t *rows = json_object_get(u, "rows");
     if (!json_is_integer(rows) || json_integer_value(rows) < 0 ||
         get_time(u, "checked", &v->usage_checked) != 0)
-        return fail(c->err, c->errlen, "%s: \"usage\" must be {\"rows\": N, \"checked\": TIME}",
-                    c->where);
+        return ph_errf(c->err, c->errlen, "%s: \"usage\" must be {\"rows\": N, \"checked\": TIME}",
+                       c->where);
     v->usage_known = 1;
     v->usage_rows = (uint64_t)json_integer_value(rows);
     return 0;
@@ -346,12 +333,12 @@ static int parse_version(pctx *c, json_t *j, ph_dek_version *v)
     static const char *const keys[] = {"version", "key_id", "state",   "created",
                                        "retired", "usage",  "wrapped", NULL};
     if (!json_is_object(j))
-        return fail(c->err, c->errlen, "%s: a version must be an object", c->where);
+        return ph_errf(c->err, c->errlen, "%s: a version must be an object", c->where);
     if (only_keys(c, j, c->where, keys) != 0)
         return -1;
     if (get_u32(j, "version", &v->version) != 0 || get_u32(j, "key_id", &v->key_id) != 0)
-        return fail(c->err, c->errlen, "%s: \"version\" and \"key_id\" must be 1..4294967295",
-                    c->where);
+        return ph_errf(c->err, c->errlen, "%s: \"version\" and \"key_id\" must be 1..4294967295",
+                       c->where);
     json_t *st = json_object_get(j, "state");
     const char *s = json_is_string(st) ? json_string_value(st) : "";
     if (strcmp(s, "active") == 0)
@@ -359,33 +346,33 @@ static int parse_version(pctx *c, json_t *j, ph_dek_version *v)
     else if (strcmp(s, "retired") == 0)
         v->state = PH_DEK_RETIRED;
     else
-        return fail(c->err, c->errlen, "%s v%u: \"state\" must be active or retired", c->where,
-                    (unsigned)v->version);
+        return ph_errf(c->err, c->errlen, "%s v%u: \"state\" must be active or retired", c->where,
+                       (unsigned)v->version);
     if (get_time(j, "created", &v->created) != 0)
-        return fail(c->err, c->errlen, "%s v%u: \"created\" must be YYYY-MM-DDTHH:MM:SSZ", c->where,
-                    (unsigned)v->version);
+        return ph_errf(c->err, c->errlen, "%s v%u: \"created\" must be YYYY-MM-DDTHH:MM:SSZ",
+                       c->where, (unsigned)v->version);
     json_t *ret = json_object_get(j, "retired");
     if ((v->state == PH_DEK_RETIRED) != (ret != NULL) ||
         (ret && get_time(j, "retired", &v->retired) != 0))
-        return fail(c->err, c->errlen, "%s v%u: \"retired\" (a time) is required iff retired",
-                    c->where, (unsigned)v->version);
+        return ph_errf(c->err, c->errlen, "%s v%u: \"retired\" (a time) is required iff retired",
+                       c->where, (unsigned)v->version);
     json_t *u = json_object_get(j, "usage");
     if (u && parse_usage(c, u, v) != 0)
         return -1;
     json_t *w = json_object_get(j, "wrapped");
     if (!json_is_array(w))
-        return fail(c->err, c->errlen, "%s v%u: \"wrapped\" must be an array", c->where,
-                    (unsigned)v->version);
+        return ph_errf(c->err, c->errlen, "%s v%u: \"wrapped\" must be an array", c->where,
+                       (unsigned)v->version);
     size_t n = json_array_size(w);
     if ((v->state == PH_DEK_RETIRED) != (n == 0))
-        return fail(c->err, c->errlen,
-                    "%s v%u: an active version needs a wrapping, a retired one has none", c->where,
-                    (unsigned)v->version);
+        return ph_errf(c->err, c->errlen,
+                       "%s v%u: an active version needs a wrapping, a retired one has none",
+                       c->where, (unsigned)v->version);
     if (n > 64)
-        return fail(c->err, c->errlen, "%s v%u: too many wrappings", c->where,
-                    (unsigned)v->version);
+        return ph_errf(c->err, c->errlen, "%s v%u: too many wrappings", c->where,
+                       (unsigned)v->version);
     if (n && !(v->wrapped = calloc(n, sizeof *v->wrapped)))
-        return fail(c->err, c->errlen, "out of memory");
+        return ph_errf(c->err, c->errlen, "out of memory");
     for (size_t i = 0; i < n; i++) {
         v->n_wrapped = i + 1;
         if (parse_wrapped(c, json_array_get(w, i), &v->wrapped[i]) != 0)
@@ -399,28 +386,30 @@ static int parse_domain(pctx *c, ph_keyring *kr, const char *name, json_t *j)
     static const char *const keys[] = {"active", "versions", NULL};
     c->where = name;
     if (!ph_keyring_valid_domain(name))
-        return fail(c->err, c->errlen, "invalid key domain name \"%.60s\"", name);
+        return ph_errf(c->err, c->errlen, "invalid key domain name \"%.60s\"", name);
     if (!json_is_object(j) || only_keys(c, j, name, keys) != 0)
-        return fail(c->err, c->errlen, "%s: must be {\"active\": N, \"versions\": [...]}", name);
+        return ph_errf(c->err, c->errlen, "%s: must be {\"active\": N, \"versions\": [...]}", name);
     ph_key_domain *d = insert_domain(kr, name);
     if (!d)
-        return fail(c->err, c->errlen, "out of memory");
+        return ph_errf(c->err, c->errlen, "out of memory");
     json_t *vs = json_object_get(j, "versions");
     if (get_u32(j, "active", &d->active) != 0 || !json_is_array(vs) || json_array_size(vs) == 0)
-        return fail(c->err, c->errlen, "%s: needs \"active\" and a non-empty \"versions\"", name);
+        return ph_errf(c->err, c->errlen, "%s: needs \"active\" and a non-empty \"versions\"",
+                       name);
     size_t n = json_array_size(vs);
     if (!(d->versions = calloc(n, sizeof *d->versions)))
-        return fail(c->err, c->errlen, "out of memory");
+        return ph_errf(c->err, c->errlen, "out of memory");
     for (size_t i = 0; i < n; i++) {
         d->n_versions = i + 1;
         if (parse_version(c, json_array_get(vs, i), &d->versions[i]) != 0)
             return -1;
         if (i > 0 && d->versions[i].version <= d->versions[i - 1].version)
-            return fail(c->err, c->errlen, "%s: versions must be strictly increasing", name);
+            return ph_errf(c->err, c->errlen, "%s: versions must be strictly increasing", name);
     }
     ph_dek_version *act = ph_keyring_version(d, d->active);
     if (!act || act->state != PH_DEK_ACTIVE)
-        return fail(c->err, c->errlen, "%s: \"active\" must name a version in state active", name);
+        return ph_errf(c->err, c->errlen, "%s: \"active\" must name a version in state active",
+                       name);
     return 0;
 }
 
@@ -432,9 +421,10 @@ static int check_key_ids(pctx *c, const ph_keyring *kr)
             ph_key_domain *d;
             ph_dek_version *v;
             if (id >= kr->next_key_id)
-                return fail(c->err, c->errlen, "key id %u is not below next_key_id", (unsigned)id);
+                return ph_errf(c->err, c->errlen, "key id %u is not below next_key_id",
+                               (unsigned)id);
             if (ph_keyring_by_key_id(kr, id, &d, &v) == 0 && v != &kr->domains[i].versions[j])
-                return fail(c->err, c->errlen, "key id %u is used twice", (unsigned)id);
+                return ph_errf(c->err, c->errlen, "key id %u is used twice", (unsigned)id);
         }
     return 0;
 }
@@ -444,21 +434,21 @@ static int parse_root(pctx *c, json_t *root, ph_keyring *kr)
     static const char *const keys[] = {"format",      "version", "generation",
                                        "next_key_id", "domains", NULL};
     if (!json_is_object(root))
-        return fail(c->err, c->errlen, "not a keyring (expected a JSON object)");
+        return ph_errf(c->err, c->errlen, "not a keyring (expected a JSON object)");
     json_t *fmt = json_object_get(root, "format"), *ver = json_object_get(root, "version");
     if (!json_is_string(fmt) || strcmp(json_string_value(fmt), PH_KEYRING_FORMAT) != 0)
-        return fail(c->err, c->errlen, "not a keyring (\"format\" is not \"%s\")",
-                    PH_KEYRING_FORMAT);
+        return ph_errf(c->err, c->errlen, "not a keyring (\"format\" is not \"%s\")",
+                       PH_KEYRING_FORMAT);
     if (!json_is_integer(ver) || json_integer_value(ver) != PH_KEYRING_VERSION)
-        return fail(c->err, c->errlen, "unsupported keyring version (this build reads %d)",
-                    PH_KEYRING_VERSION);
+        return ph_errf(c->err, c->errlen, "unsupported keyring version (this build reads %d)",
+                       PH_KEYRING_VERSION);
     if (only_keys(c, root, "keyring", keys) != 0)
         return -1;
     json_t *gen = json_object_get(root, "generation"), *doms = json_object_get(root, "domains");
     if (!json_is_integer(gen) || json_integer_value(gen) < 0 ||
         json_integer_value(gen) >= INT64_MAX || /* room for the next save */
         get_u32(root, "next_key_id", &kr->next_key_id) != 0 || !json_is_object(doms))
-        return fail(c->err, c->errlen, "needs \"generation\", \"next_key_id\" and \"domains\"");
+        return ph_errf(c->err, c->errlen, "needs \"generation\", \"next_key_id\" and \"domains\"");
     kr->generation = (uint64_t)json_integer_value(gen);
     const char *name;
     json_t *d;
@@ -476,10 +466,10 @@ int ph_keyring_parse(const char *json, size_t len, ph_keyring **out, char *err, 
     json_error_t je;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return fail(err, errlen, "line %d: %s", je.line, je.text);
+        return ph_errf(err, errlen, "line %d: %s", je.line, je.text);
     ph_keyring *kr = ph_keyring_new();
     pctx c = {err, errlen, ""};
-    int rc = kr ? parse_root(&c, root, kr) : fail(err, errlen, "out of memory");
+    int rc = kr ? parse_root(&c, root, kr) : ph_errf(err, errlen, "out of memory");
     json_decref(root);
     if (rc != 0) {
         ph_keyring_free(kr);
@@ -588,26 +578,26 @@ int ph_keyring_load(const char *path, int missing_ok, ph_keyring **out, char *er
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && missing_ok) {
         *out = ph_keyring_new();
-        return *out ? 0 : fail(err, errlen, "out of memory");
+        return *out ? 0 : ph_errf(err, errlen, "out of memory");
     }
     if (fd < 0)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return ph_errf(err, errlen, "%s: %s", path, strerror(errno));
     struct stat st;
     int rc = 0;
     char *data = NULL;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        rc = fail(err, errlen, "%s: not a regular file", path);
+        rc = ph_errf(err, errlen, "%s: not a regular file", path);
     else if (st.st_size > (off_t)PH_KEYRING_MAX_FILE)
-        rc = fail(err, errlen, "%s: larger than %u bytes", path, PH_KEYRING_MAX_FILE);
+        rc = ph_errf(err, errlen, "%s: larger than %u bytes", path, PH_KEYRING_MAX_FILE);
     else if (!(data = malloc((size_t)st.st_size + 1)))
-        rc = fail(err, errlen, "out of memory");
+        rc = ph_errf(err, errlen, "out of memory");
     size_t len = 0;
     while (rc == 0 && len < (size_t)st.st_size) {
         ssize_t n = read(fd, data + len, (size_t)st.st_size - len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            rc = fail(err, errlen, "%s: read: %s", path, n < 0 ? strerror(errno) : "short");
+            rc = ph_errf(err, errlen, "%s: read: %s", path, n < 0 ? strerror(errno) : "short");
         else
             len += (size_t)n;
     }
@@ -615,7 +605,7 @@ int ph_keyring_load(const char *path, int missing_ok, ph_keyring **out, char *er
     if (rc == 0) {
         char reason[200];
         if (ph_keyring_parse(data, len, out, reason, sizeof reason) != 0)
-            rc = fail(err, errlen, "%s: %s", path, reason);
+            rc = ph_errf(err, errlen, "%s: %s", path, reason);
     }
     free(data);
     return rc;
@@ -626,7 +616,7 @@ int ph_keyring_save(ph_keyring *kr, const char *path, char *err, size_t errlen)
     kr->generation++;
     size_t len = 0;
     char *s = ph_keyring_serialize(kr, &len);
-    int rc = s ? 0 : fail(err, errlen, "out of memory");
+    int rc = s ? 0 : ph_errf(err, errlen, "out of memory");
     if (rc == 0) {
         s[len] = '\n'; /* replace the NUL: files end with a newline */
         rc = ph_atomic_write(path, s, len + 1, 0600, err, errlen);
@@ -642,11 +632,11 @@ int ph_keyring_lock(const char *path, unsigned timeout_ms, char *err, size_t err
     size_t n = strlen(path) + sizeof ".lock";
     char *lp = malloc(n);
     if (!lp)
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     snprintf(lp, n, "%s.lock", path);
     int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        fail(err, errlen, "%s: %s", lp, strerror(errno));
+        ph_errf(err, errlen, "%s: %s", lp, strerror(errno));
         free(lp);
         return -1;
     }
@@ -654,8 +644,8 @@ int ph_keyring_lock(const char *path, unsigned timeout_ms, char *err, size_t err
         if (flock(fd, LOCK_EX | LOCK_NB) == 0)
             break;
         if ((errno != EWOULDBLOCK && errno != EINTR) || waited >= timeout_ms) {
-            fail(err, errlen, "%s: %s", lp,
-                 errno == EWOULDBLOCK ? "locked by another process" : strerror(errno));
+            ph_errf(err, errlen, "%s: %s", lp,
+                    errno == EWOULDBLOCK ? "locked by another process" : strerror(errno));
             close(fd);
             free(lp);
             return -1;
@@ -692,9 +682,9 @@ static int check_wrapping_args(const char *kek_id, const uint8_t *blob, size_t b
                                size_t errlen)
 {
     if (!valid_kek_id(kek_id))
-        return fail(err, errlen, "invalid KEK id");
+        return ph_errf(err, errlen, "invalid KEK id");
     if (!blob || blob_len == 0 || blob_len > PH_KEYRING_MAX_BLOB)
-        return fail(err, errlen, "wrapped key must be 1..%u bytes", PH_KEYRING_MAX_BLOB);
+        return ph_errf(err, errlen, "wrapped key must be 1..%u bytes", PH_KEYRING_MAX_BLOB);
     return 0;
 }
 
@@ -703,36 +693,36 @@ int ph_keyring_add_version(ph_keyring *kr, const char *domain, int create, const
                            size_t errlen)
 {
     if (!ph_keyring_valid_domain(domain))
-        return fail(err, errlen, "invalid key domain name (1..%u of A-Z a-z 0-9 _ . : / @ -)",
-                    PH_KEYRING_MAX_DOMAIN);
+        return ph_errf(err, errlen, "invalid key domain name (1..%u of A-Z a-z 0-9 _ . : / @ -)",
+                       PH_KEYRING_MAX_DOMAIN);
     if (check_wrapping_args(kek_id, blob, blob_len, err, errlen) != 0)
         return -1;
     if (kr->next_key_id == 0 || kr->next_key_id == UINT32_MAX)
-        return fail(err, errlen, "key ids exhausted");
+        return ph_errf(err, errlen, "key ids exhausted");
     ph_key_domain *d = ph_keyring_domain(kr, domain);
     if (create && d)
-        return fail(err, errlen, "key domain %s already exists (use rotate)", domain);
+        return ph_errf(err, errlen, "key domain %s already exists (use rotate)", domain);
     if (!create && !d)
-        return fail(err, errlen, "no key domain %s (use create)", domain);
+        return ph_errf(err, errlen, "no key domain %s (use create)", domain);
     uint32_t version = d ? d->versions[d->n_versions - 1].version + 1 : 1;
     if (d && version == 0)
-        return fail(err, errlen, "%s: versions exhausted", domain);
+        return ph_errf(err, errlen, "%s: versions exhausted", domain);
     ph_dek_version nv = {.version = version,
                          .key_id = kr->next_key_id,
                          .state = PH_DEK_ACTIVE,
                          .created = (int64_t)time(NULL)};
     if (add_wrapping(&nv, PH_WRAP_PRIMARY, kek_id, blob, blob_len) != 0)
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     if (!d && !(d = insert_domain(kr, domain))) {
         version_clear(&nv);
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     }
     ph_dek_version *g = realloc(d->versions, (d->n_versions + 1) * sizeof *g);
     if (!g) {
         version_clear(&nv);
         if (d->n_versions == 0) /* undo the domain just inserted */
             remove_domain(kr, d);
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     }
     d->versions = g;
     g[d->n_versions++] = nv;
@@ -747,11 +737,11 @@ int ph_keyring_set_wrapping(ph_dek_version *v, ph_wrap_role role, const char *ke
                             const uint8_t *blob, size_t blob_len, char *err, size_t errlen)
 {
     if (v->state != PH_DEK_ACTIVE)
-        return fail(err, errlen, "version %u is retired", (unsigned)v->version);
+        return ph_errf(err, errlen, "version %u is retired", (unsigned)v->version);
     if (check_wrapping_args(kek_id, blob, blob_len, err, errlen) != 0)
         return -1;
     if (add_wrapping(v, role, kek_id, blob, blob_len) != 0)
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     /* The new wrapping (last) takes the place of the first one of its role;
      * any other of that role is dropped; the order of the rest is kept. */
     ph_wrapped_dek fresh = v->wrapped[--v->n_wrapped];
@@ -780,30 +770,31 @@ ph_retire_check ph_keyring_retire_check(const ph_keyring *kr, const char *domain
     ph_key_domain *d = ph_keyring_domain(kr, domain);
     ph_dek_version *v = ph_keyring_version(d, version);
     if (!v) {
-        fail(err, errlen, "no version %u in key domain %s", (unsigned)version, domain);
+        ph_errf(err, errlen, "no version %u in key domain %s", (unsigned)version, domain);
         return PH_RETIRE_IMPOSSIBLE;
     }
     if (v->state == PH_DEK_RETIRED) {
-        fail(err, errlen, "%s version %u is already retired", domain, (unsigned)version);
+        ph_errf(err, errlen, "%s version %u is already retired", domain, (unsigned)version);
         return PH_RETIRE_IMPOSSIBLE;
     }
     if (d->active == version) {
-        fail(err, errlen, "%s version %u is the active version (new writes use it); rotate first",
-             domain, (unsigned)version);
+        ph_errf(err, errlen,
+                "%s version %u is the active version (new writes use it); rotate first", domain,
+                (unsigned)version);
         return PH_RETIRE_IMPOSSIBLE;
     }
     if (!v->usage_known) {
-        fail(err, errlen,
-             "%s version %u may still encrypt data: no scan has shown it unused (run the "
-             "re-encryption scanner first)",
-             domain, (unsigned)version);
+        ph_errf(err, errlen,
+                "%s version %u may still encrypt data: no scan has shown it unused (run the "
+                "re-encryption scanner first)",
+                domain, (unsigned)version);
         return PH_RETIRE_USAGE_UNKNOWN;
     }
     if (v->usage_rows > 0) {
         char when[32];
         ph_keyring_format_time(v->usage_checked, when, sizeof when);
-        fail(err, errlen, "%s version %u still encrypts %llu row(s) (counted %s)", domain,
-             (unsigned)version, (unsigned long long)v->usage_rows, when);
+        ph_errf(err, errlen, "%s version %u still encrypts %llu row(s) (counted %s)", domain,
+                (unsigned)version, (unsigned long long)v->usage_rows, when);
         return PH_RETIRE_IN_USE;
     }
     if (err && errlen)
@@ -829,9 +820,9 @@ int ph_keyring_record_usage(ph_keyring *kr, const char *domain, uint32_t version
 {
     ph_dek_version *v = ph_keyring_version(ph_keyring_domain(kr, domain), version);
     if (!v)
-        return fail(err, errlen, "no version %u in key domain %s", (unsigned)version, domain);
+        return ph_errf(err, errlen, "no version %u in key domain %s", (unsigned)version, domain);
     if (rows > (uint64_t)INT64_MAX)
-        return fail(err, errlen, "row count out of range");
+        return ph_errf(err, errlen, "row count out of range");
     v->usage_known = 1;
     v->usage_rows = rows;
     v->usage_checked = when;

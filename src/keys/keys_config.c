@@ -5,7 +5,6 @@
 #include "keys/keys_config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,18 +12,9 @@
 #include <openssl/crypto.h>
 #include <yaml.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#include "common/err.h"
+#include "common/file.h"
+#include "common/yaml_doc.h"
 
 static void free_str(char **s)
 {
@@ -140,46 +130,20 @@ const char *ph_kek_kind_name(ph_kek_kind kind)
 typedef struct {
     ph_keys_config *kc;
     yaml_document_t *doc;
-    const char *name;
-    char *err;
-    size_t errlen;
+    ph_yaml_src src;
 } loader;
-
-static int fail_at(loader *ld, const yaml_node_t *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail_at(loader *ld, const yaml_node_t *n, const char *fmt, ...)
-{
-    char reason[200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    return fail(ld->err, ld->errlen, "%s:%zu: %s", ld->name, n->start_mark.line + 1, reason);
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static int is_null(const yaml_node_t *n)
-{
-    const char *v = scalar(n);
-    return v && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-           (strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || v[0] == '\0');
-}
 
 /* The scalar value of n, NULL for null; *ok = 0 on a non-scalar or NUL byte. */
 static const char *value_of(loader *ld, const yaml_node_t *n, const char *key, int *ok)
 {
-    const char *v = scalar(n);
+    const char *v = ph_yaml_scalar(n);
     *ok = 0;
     if (!v)
-        return (void)fail_at(ld, n, "keys: \"%s\" expects a single value", key), NULL;
+        return (void)ph_yaml_fail(&ld->src, n, "keys: \"%s\" expects a single value", key), NULL;
     if (n->data.scalar.length != strlen(v))
-        return (void)fail_at(ld, n, "keys: \"%s\" contains a NUL byte", key), NULL;
+        return (void)ph_yaml_fail(&ld->src, n, "keys: \"%s\" contains a NUL byte", key), NULL;
     *ok = 1;
-    return is_null(n) ? NULL : v;
+    return ph_yaml_is_null(n) ? NULL : v;
 }
 
 static int load_string(loader *ld, const yaml_node_t *vn, const char *key, char **dst, int secret)
@@ -189,7 +153,7 @@ static int load_string(loader *ld, const yaml_node_t *vn, const char *key, char 
     if (!ok)
         return -1;
     if ((secret ? set_secret(dst, v) : set_str(dst, v)) != 0)
-        return fail(ld->err, ld->errlen, "out of memory");
+        return ph_errf(ld->src.err, ld->src.errlen, "out of memory");
     return 0;
 }
 
@@ -242,18 +206,20 @@ typedef int (*pair_fn)(loader *ld, void *target, const char *key, yaml_node_t *k
 static int each_pair(loader *ld, yaml_node_t *map, const char *what, pair_fn fn, void *target)
 {
     if (map->type != YAML_MAPPING_NODE)
-        return fail_at(ld, map, "keys: \"%s\" must be a mapping", what);
+        return ph_yaml_fail(&ld->src, map, "keys: \"%s\" must be a mapping", what);
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
-        const char *k = scalar(kn);
+        const char *k = ph_yaml_scalar(kn);
         if (!k || !vn)
-            return fail_at(ld, kn ? kn : map, "keys: expected a setting name in \"%s\"", what);
+            return ph_yaml_fail(&ld->src, kn ? kn : map, "keys: expected a setting name in \"%s\"",
+                                what);
         for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
-            const char *other = scalar(yaml_document_get_node(ld->doc, q->key));
+            const char *other = ph_yaml_scalar(yaml_document_get_node(ld->doc, q->key));
             if (other && strcmp(other, k) == 0)
-                return fail_at(ld, kn, "keys: duplicate setting \"%.60s\" in \"%s\"", k, what);
+                return ph_yaml_fail(&ld->src, kn, "keys: duplicate setting \"%.60s\" in \"%s\"", k,
+                                    what);
         }
         if (fn(ld, target, k, kn, vn) != 0)
             return -1;
@@ -263,7 +229,7 @@ static int each_pair(loader *ld, yaml_node_t *map, const char *what, pair_fn fn,
 
 static int unknown(loader *ld, yaml_node_t *kn, const char *k, const char *what)
 {
-    return fail_at(ld, kn, "keys: unknown setting \"%.60s\" in \"%s\"", k, what);
+    return ph_yaml_fail(&ld->src, kn, "keys: unknown setting \"%.60s\" in \"%s\"", k, what);
 }
 
 static int file_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_node_t *vn)
@@ -274,14 +240,27 @@ static int file_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_n
     return unknown(ld, kn, k, "file");
 }
 
+/* A string setting: its name, where it goes, whether it is a secret. */
+typedef struct {
+    const char *name;
+    char **dst;
+    int secret;
+} str_setting;
+
+/* Loads setting k into its entry of strs[n]; 1 when k is none of them. */
+static int load_named(loader *ld, const yaml_node_t *vn, const char *k, const str_setting *strs,
+                      size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(k, strs[i].name) == 0)
+            return load_string(ld, vn, k, strs[i].dst, strs[i].secret);
+    return 1;
+}
+
 static int openbao_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_node_t *vn)
 {
     ph_keys_openbao_cfg *o = t;
-    struct {
-        const char *name;
-        char **dst;
-        int secret;
-    } strs[] = {
+    const str_setting strs[] = {
         {"address", &o->address, 0},
         {"mount", &o->mount, 0},
         {"key", &o->key_name, 0},
@@ -293,9 +272,9 @@ static int openbao_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yam
         {"kubernetes_jwt_path", &o->kubernetes_jwt_path, 0},
         {"kubernetes_auth_path", &o->kubernetes_auth_path, 0},
     };
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (strcmp(k, strs[i].name) == 0)
-            return load_string(ld, vn, k, strs[i].dst, strs[i].secret);
+    int rc = load_named(ld, vn, k, strs, sizeof strs / sizeof strs[0]);
+    if (rc != 1)
+        return rc;
     if (strcmp(k, "timeout_ms") == 0) {
         int ok;
         const char *v = value_of(ld, vn, k, &ok);
@@ -304,7 +283,7 @@ static int openbao_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yam
         if (!v)
             o->timeout_ms = PH_KEYS_DEFAULT_TIMEOUT_MS;
         else if (parse_uint(v, 3600000, 1, &o->timeout_ms) != 0 || o->timeout_ms == 0)
-            return fail_at(ld, vn, "keys: openbao.timeout_ms must be 1..3600000");
+            return ph_yaml_fail(&ld->src, vn, "keys: openbao.timeout_ms must be 1..3600000");
         return 0;
     }
     return unknown(ld, kn, k, "openbao");
@@ -313,18 +292,12 @@ static int openbao_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yam
 static int pkcs11_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_node_t *vn)
 {
     ph_keys_pkcs11_cfg *p = t;
-    struct {
-        const char *name;
-        char **dst;
-        int secret;
-    } strs[] = {
+    const str_setting strs[] = {
         {"module", &p->module, 0},     {"token_label", &p->token_label, 0}, {"pin", &p->pin, 1},
         {"pin_file", &p->pin_file, 0}, {"key_label", &p->key_label, 0},
     };
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        if (strcmp(k, strs[i].name) == 0)
-            return load_string(ld, vn, k, strs[i].dst, strs[i].secret);
-    return unknown(ld, kn, k, "pkcs11");
+    int rc = load_named(ld, vn, k, strs, sizeof strs / sizeof strs[0]);
+    return rc != 1 ? rc : unknown(ld, kn, k, "pkcs11");
 }
 
 /* Settings shared by `keys:` and `keys.escrow:`; 1 = not a provider key. */
@@ -336,7 +309,7 @@ static int provider_pair(loader *ld, ph_keys_provider_cfg *p, const char *k, yam
         if (!ok)
             return -1;
         if (parse_kind(v, &p->kind) != 0)
-            return fail_at(ld, vn, "keys: provider must be file, openbao or pkcs11");
+            return ph_yaml_fail(&ld->src, vn, "keys: provider must be file, openbao or pkcs11");
         return 0;
     }
     if (strcmp(k, "file") == 0)
@@ -367,11 +340,11 @@ static int keys_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_n
         if (!ok)
             return -1;
         if (parse_ttl(v, &kc->cache_ttl_s) != 0 || kc->cache_ttl_s == 0)
-            return fail_at(ld, vn, "keys: cache_ttl must be 1s..24h (N, Ns, Nm or Nh)");
+            return ph_yaml_fail(&ld->src, vn, "keys: cache_ttl must be 1s..24h (N, Ns, Nm or Nh)");
         return 0;
     }
     if (strcmp(k, "escrow") == 0) {
-        if (is_null(vn))
+        if (ph_yaml_is_null(vn))
             return 0;
         kc->has_escrow = 1;
         kc->escrow.kind = PH_KEK_KIND_FILE;
@@ -389,14 +362,14 @@ static int load_root(loader *ld, yaml_node_t *root)
          p++) {
         yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(ld->doc, p->value);
-        const char *k = scalar(kn);
+        const char *k = ph_yaml_scalar(kn);
         if (!k || !vn || strcmp(k, "keys") != 0)
             continue;
         if (ld->kc->present)
-            return fail_at(ld, kn, "duplicate \"keys\" section");
+            return ph_yaml_fail(&ld->src, kn, "duplicate \"keys\" section");
         ld->kc->present = 1;
-        ld->kc->line = kn->start_mark.line + 1;
-        if (is_null(vn))
+        ld->kc->line = ph_yaml_line(kn);
+        if (ph_yaml_is_null(vn))
             continue;
         if (each_pair(ld, vn, "keys", keys_pair, ld->kc) != 0)
             return -1;
@@ -407,12 +380,12 @@ static int load_root(loader *ld, yaml_node_t *root)
 static int finish(ph_keys_config *kc, char *err, size_t errlen)
 {
     if (provider_fill(&kc->primary) != 0 || provider_fill(&kc->escrow) != 0)
-        return fail(err, errlen, "out of memory");
+        return ph_errf(err, errlen, "out of memory");
     if (kc->keyring && !kc->audit_log) {
         size_t n = strlen(kc->keyring) + sizeof ".audit.jsonl";
         kc->audit_log = malloc(n);
         if (!kc->audit_log)
-            return fail(err, errlen, "out of memory");
+            return ph_errf(err, errlen, "out of memory");
         snprintf(kc->audit_log, n, "%s.audit.jsonl", kc->keyring);
     }
     return 0;
@@ -421,120 +394,83 @@ static int finish(ph_keys_config *kc, char *err, size_t errlen)
 int ph_keys_config_load_string(ph_keys_config *kc, const char *name, const char *doc, size_t len,
                                char *err, size_t errlen)
 {
-    yaml_parser_t parser;
     yaml_document_t ydoc;
-    if (!yaml_parser_initialize(&parser))
-        return fail(err, errlen, "%s: out of memory", name);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)doc, len);
-    if (!yaml_parser_load(&parser, &ydoc)) {
-        int rc = fail(err, errlen, "%s:%zu: %s", name, parser.problem_mark.line + 1,
-                      parser.problem ? parser.problem : "invalid YAML");
-        yaml_parser_delete(&parser);
-        return rc;
-    }
-    yaml_parser_delete(&parser);
-    loader ld = {kc, &ydoc, name, err, errlen};
+    if (ph_yaml_load(&ydoc, doc, len, name, err, errlen) != 0)
+        return -1;
+    loader ld = {kc, &ydoc, {name, err, errlen}};
     yaml_node_t *root = yaml_document_get_root_node(&ydoc);
     int rc = root ? load_root(&ld, root) : 0;
     yaml_document_delete(&ydoc);
     if (rc == 0)
         rc = finish(kc, err, errlen);
     if (rc == 0 && set_str(&kc->source_path, name) != 0)
-        rc = fail(err, errlen, "out of memory");
+        rc = ph_errf(err, errlen, "out of memory");
     return rc;
 }
 
 int ph_keys_config_load_file(ph_keys_config *kc, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
-    char *data = NULL;
-    size_t len = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        if (len == cap) {
-            char *grown = cap < (16u << 20) ? realloc(data, cap ? cap * 2 : 4096) : NULL;
-            if (!grown) {
-                rc = fail(err, errlen, "%s: file too large (16 MiB at most)", path);
-                break;
-            }
-            data = grown;
-            cap = cap ? cap * 2 : 4096;
-        }
-        size_t n = fread(data + len, 1, cap - len, f);
-        len += n;
-        if (n == 0) {
-            if (ferror(f))
-                rc = fail(err, errlen, "%s: read error", path);
-            break;
-        }
-    }
-    fclose(f);
-    if (rc == 0)
-        rc = ph_keys_config_load_string(kc, path, data, len, err, errlen);
-    if (data)
-        OPENSSL_cleanse(data, cap); /* the file may hold a token or PIN */
+    char *data;
+    size_t len;
+    /* The file may hold a token or PIN: every copy of it is wiped. */
+    if (ph_file_read(path, PH_YAML_FILE_MAX, PH_FILE_SECRET, &data, &len, err, errlen) != 0)
+        return -1;
+    int rc = ph_keys_config_load_string(kc, path, data, len, err, errlen);
+    OPENSSL_cleanse(data, len);
     free(data);
     return rc;
 }
 
 /* ---- validation ---------------------------------------------------------- */
 
-static int need(const ph_keys_config *kc, const char *v, const char *what, char *err, size_t errlen)
+/* "FILE:LINE: keys: <pre><what> is required" unless v is set. */
+static int need(const ph_keys_config *kc, const char *pre, const char *what, const char *v,
+                char *err, size_t errlen)
 {
     if (v && *v)
         return 0;
-    return fail(err, errlen, "%s:%zu: keys: %s is required",
-                kc->source_path ? kc->source_path : "-", kc->line, what);
+    return ph_errf(err, errlen, "%s:%zu: keys: %s%s is required",
+                   kc->source_path ? kc->source_path : "-", kc->line, pre, what);
 }
 
 static int validate_provider(const ph_keys_config *kc, const ph_keys_provider_cfg *p,
                              const char *pre, char *err, size_t errlen)
 {
-    char what[96];
     const char *src = kc->source_path ? kc->source_path : "-";
+    const ph_keys_openbao_cfg *o = &p->openbao;
+    const ph_keys_pkcs11_cfg *k = &p->pkcs11;
     switch (p->kind) {
     case PH_KEK_KIND_FILE:
-        snprintf(what, sizeof what, "%sfile.path", pre);
-        return need(kc, p->file.path, what, err, errlen);
+        return need(kc, pre, "file.path", p->file.path, err, errlen);
     case PH_KEK_KIND_OPENBAO:
-        snprintf(what, sizeof what, "%sopenbao.address", pre);
-        if (need(kc, p->openbao.address, what, err, errlen) != 0)
+        if (need(kc, pre, "openbao.address", o->address, err, errlen) != 0 ||
+            need(kc, pre, "openbao.key", o->key_name, err, errlen) != 0)
             return -1;
-        snprintf(what, sizeof what, "%sopenbao.key", pre);
-        if (need(kc, p->openbao.key_name, what, err, errlen) != 0)
-            return -1;
-        if (!p->openbao.token && !p->openbao.token_file && !p->openbao.kubernetes_role)
-            return fail(err, errlen,
-                        "%s:%zu: keys: %sopenbao needs token, token_file or kubernetes_role", src,
-                        kc->line, pre);
+        if (!o->token && !o->token_file && !o->kubernetes_role)
+            return ph_errf(err, errlen,
+                           "%s:%zu: keys: %sopenbao needs token, token_file or kubernetes_role",
+                           src, kc->line, pre);
         return 0;
     case PH_KEK_KIND_PKCS11:
-        snprintf(what, sizeof what, "%spkcs11.module", pre);
-        if (need(kc, p->pkcs11.module, what, err, errlen) != 0)
+        if (need(kc, pre, "pkcs11.module", k->module, err, errlen) != 0 ||
+            need(kc, pre, "pkcs11.token_label", k->token_label, err, errlen) != 0 ||
+            need(kc, pre, "pkcs11.key_label", k->key_label, err, errlen) != 0)
             return -1;
-        snprintf(what, sizeof what, "%spkcs11.token_label", pre);
-        if (need(kc, p->pkcs11.token_label, what, err, errlen) != 0)
-            return -1;
-        snprintf(what, sizeof what, "%spkcs11.key_label", pre);
-        if (need(kc, p->pkcs11.key_label, what, err, errlen) != 0)
-            return -1;
-        if (!p->pkcs11.pin && !p->pkcs11.pin_file)
-            return fail(err, errlen, "%s:%zu: keys: %spkcs11 needs pin or pin_file", src, kc->line,
-                        pre);
+        if (!k->pin && !k->pin_file)
+            return ph_errf(err, errlen, "%s:%zu: keys: %spkcs11 needs pin or pin_file", src,
+                           kc->line, pre);
         return 0;
     default:
-        return fail(err, errlen, "%s:%zu: keys: no %sprovider selected", src, kc->line, pre);
+        return ph_errf(err, errlen, "%s:%zu: keys: no %sprovider selected", src, kc->line, pre);
     }
 }
 
 int ph_keys_config_validate(const ph_keys_config *kc, char *err, size_t errlen)
 {
     if (!kc->present)
-        return fail(err, errlen, "%s: no \"keys:\" section",
-                    kc->source_path ? kc->source_path : "-");
-    if (need(kc, kc->keyring, "keyring", err, errlen) != 0)
+        return ph_errf(err, errlen, "%s: no \"keys:\" section",
+                       kc->source_path ? kc->source_path : "-");
+    if (need(kc, "", "keyring", kc->keyring, err, errlen) != 0)
         return -1;
     if (validate_provider(kc, &kc->primary, "", err, errlen) != 0)
         return -1;

@@ -182,6 +182,21 @@ static pgf_want s2c_header(void *ud, uint8_t type, uint32_t total)
     return c->sess ? ph_session_s2c_header(c->sess, type, total) : PGF_PASS;
 }
 
+/* Queues what the engine wants sent upstream before the client's first
+ * request (its catalog query) behind the bytes already queued for the server. */
+static int inject_upstream(ph_conn *c)
+{
+    ph_buf up = {0};
+    int rc = ph_session_startup_inject(c->sess, &up);
+    if (rc == 1) {
+        size_t n;
+        uint8_t *bytes = ph_buf_steal(&up, &n);
+        rc = pg_outq_own(&c->c2s.out, bytes, n) == 0 ? 0 : -1;
+    }
+    ph_buf_free(&up);
+    return rc < 0 ? -1 : 0;
+}
+
 static int s2c_message(void *ud, const uint8_t *msg, uint32_t total, ph_buf *rep)
 {
     ph_conn *c = ud;
@@ -196,6 +211,8 @@ static int s2c_message(void *ud, const uint8_t *msg, uint32_t total, ph_buf *rep
         return -1;
     int verdict = PGF_KEEP;
     if (c->sess) {
+        if (ph_dir_idle(&c->c2s) && pgf_at_boundary(&c->c2s.fr) && inject_upstream(c) != 0)
+            return -1;
         /* The engine tells its own injected queries' ReadyForQuery apart:
          * only those the client sees answer one of its Sync/Query. */
         ph_session_s2c_header(c->sess, msg[0], total);

@@ -22,8 +22,8 @@ typedef struct ph_runtime {
     const ph_config *cfg;
     char target_host[256];
     char target_port[16];
-    SSL_CTX *upstream_tls; /* NULL when sslmode = disable */
-    SSL_CTX *client_tls;   /* NULL when client TLS is not configured */
+    SSL_CTX *upstream_tls;   /* NULL when sslmode = disable */
+    SSL_CTX *client_tls;     /* NULL when client TLS is not configured */
     const ph_engine *engine; /* NULL: pure pass-through (nothing is protected) */
     atomic_uint connections;
     atomic_uint workers_running; /* threads still in their event loop */

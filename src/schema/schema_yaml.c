@@ -8,10 +8,12 @@
  * "NAME:LINE: reason" diagnostics for every rejected entry.
  */
 #include "schema/schema.h"
+
+#include "common/err.h"
+#include "common/yaml_doc.h"
 #include "schema/schema_internal.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +22,7 @@
 
 typedef struct {
     yaml_document_t *doc;
-    const char *name;
-    char *err;
-    size_t errlen;
+    ph_yaml_src src;
     ph_schema *s;
 } loader;
 
@@ -47,48 +47,11 @@ typedef struct {
     size_t n, cap;
 } key_refs;
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-static int fail_line(loader *ld, size_t line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail_line(loader *ld, size_t line, const char *fmt, ...)
-{
-    char reason[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    return fail(ld->err, ld->errlen, "%s:%zu: %s", ld->name, line, reason);
-}
-
-static size_t line_of(const yaml_node_t *n)
-{
-    return n ? n->start_mark.line + 1 : 1;
-}
-
+/* The scalar text of n; NULL also for text with an embedded NUL. */
 static const char *scalar(const yaml_node_t *n)
 {
-    if (!n || n->type != YAML_SCALAR_NODE)
-        return NULL;
-    if (n->data.scalar.length != strlen((const char *)n->data.scalar.value))
-        return NULL; /* embedded NUL */
-    return (const char *)n->data.scalar.value;
-}
-
-static int is_null(const yaml_node_t *n)
-{
-    const char *v = scalar(n);
-    return v && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-           (!*v || strcmp(v, "~") == 0 || strcmp(v, "null") == 0);
+    const char *v = ph_yaml_scalar(n);
+    return v && n->data.scalar.length == strlen(v) ? v : NULL;
 }
 
 /* ---- SQL identifiers -------------------------------------------------------- */
@@ -250,18 +213,17 @@ static int push_key_ref(key_refs *kr, ph_schema_column *col, const char *ref, si
 
 static int check_mode_type(loader *ld, const col_spec *cs, const ph_schema_column *c)
 {
-    size_t line = line_of(cs->at);
     if (c->mode == PH_MODE_OPE && !ph_schema_ope_supports(c))
-        return fail_line(ld, cs->type_node ? line_of(cs->type_node) : line,
-                         "%s: mode ope needs an integer, date, timestamp or numeric(p,s) type, "
-                         "not %s (set `type:`)",
-                         c->qualified, ph_logical_type_name(c->type));
+        return ph_yaml_fail(&ld->src, cs->type_node ? cs->type_node : cs->at,
+                            "%s: mode ope needs an integer, date, timestamp or numeric(p,s) type, "
+                            "not %s (set `type:`)",
+                            c->qualified, ph_logical_type_name(c->type));
     if (c->mode == PH_MODE_TOKEN && !ph_logical_type_compatible(c->type, PH_TYPE_TEXT))
-        return fail_line(ld, line, "%s: mode token needs a text type, not %s", c->qualified,
-                         ph_logical_type_name(c->type));
+        return ph_yaml_fail(&ld->src, cs->at, "%s: mode token needs a text type, not %s",
+                            c->qualified, ph_logical_type_name(c->type));
     if (cs->format && c->mode != PH_MODE_TOKEN)
-        return fail_line(ld, line_of(cs->format_node), "%s: `format` applies to mode token only",
-                         c->qualified);
+        return ph_yaml_fail(&ld->src, cs->format_node, "%s: `format` applies to mode token only",
+                            c->qualified);
     return 0;
 }
 
@@ -271,21 +233,22 @@ static int fill_column(loader *ld, const col_spec *cs, ph_schema_column *c)
     c->type = PH_TYPE_TEXT;
     c->typmod_a = c->typmod_b = -1;
     if (cs->mode && parse_mode(cs->mode, &c->mode) != 0)
-        return fail_line(ld, line_of(cs->mode_node),
-                         "%s: unknown mode \"%.40s\" (expected randomized, deterministic, ope or "
-                         "token)",
-                         c->qualified, cs->mode);
+        return ph_yaml_fail(
+            &ld->src, cs->mode_node,
+            "%s: unknown mode \"%.40s\" (expected randomized, deterministic, ope or "
+            "token)",
+            c->qualified, cs->mode);
     if (cs->type && ph_logical_type_parse(cs->type, &c->type, &c->typmod_a, &c->typmod_b) != 0)
-        return fail_line(ld, line_of(cs->type_node),
-                         "%s: unknown type \"%.40s\" (expected text, varchar, int2, int4, int8, "
-                         "numeric(p,s), date, timestamp, timestamptz, bool, json, jsonb or "
-                         "bytea)",
-                         c->qualified, cs->type);
+        return ph_yaml_fail(&ld->src, cs->type_node,
+                            "%s: unknown type \"%.40s\" (expected text, varchar, int2, int4, int8, "
+                            "numeric(p,s), date, timestamp, timestamptz, bool, json, jsonb or "
+                            "bytea)",
+                            c->qualified, cs->type);
     if (cs->format && parse_format(cs->format, &c->format) != 0)
-        return fail_line(ld, line_of(cs->format_node),
-                         "%s: unknown token format \"%.40s\" (expected random, digits, alnum or "
-                         "card)",
-                         c->qualified, cs->format);
+        return ph_yaml_fail(&ld->src, cs->format_node,
+                            "%s: unknown token format \"%.40s\" (expected random, digits, alnum or "
+                            "card)",
+                            c->qualified, cs->format);
     return check_mode_type(ld, cs, c);
 }
 
@@ -294,12 +257,13 @@ static int add_column(loader *ld, ph_schema_table *t, const col_spec *cs, key_re
     char name[PH_SCHEMA_MAX_IDENT + 2];
     const char *p = cs->name;
     if (!p || parse_ident(&p, name, sizeof name) != 0 || *p)
-        return fail_line(ld, line_of(cs->name_node ? cs->name_node : cs->at),
-                         "invalid column name \"%.64s\" in %s", cs->name ? cs->name : "", t->name);
+        return ph_yaml_fail(&ld->src, cs->name_node ? cs->name_node : cs->at,
+                            "invalid column name \"%.64s\" in %s", cs->name ? cs->name : "",
+                            t->name);
     const ph_schema_column *dup = ph_schema_find_column(t, name);
     if (dup)
-        return fail_line(ld, line_of(cs->at), "duplicate column %s (first at line %zu)",
-                         dup->qualified, dup->line);
+        return ph_yaml_fail(&ld->src, cs->at, "duplicate column %s (first at line %zu)",
+                            dup->qualified, dup->line);
     ph_schema_column *c = calloc(1, sizeof *c);
     if (!c || !(c->name = strdup(name)) ||
         !(c->qualified = qualified_name(t->schema, t->name, name))) {
@@ -307,20 +271,20 @@ static int add_column(loader *ld, ph_schema_table *t, const col_spec *cs, key_re
             free(c->name);
             free(c);
         }
-        return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+        return ph_errf(ld->src.err, ld->src.errlen, "%s: out of memory", ld->src.name);
     }
     c->table = t;
-    c->line = line_of(cs->at);
+    c->line = ph_yaml_line(cs->at);
     if (add_column_ptr(t, c) != 0) {
         free(c->qualified);
         free(c->name);
         free(c);
-        return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+        return ph_errf(ld->src.err, ld->src.errlen, "%s: out of memory", ld->src.name);
     }
     if (fill_column(ld, cs, c) != 0)
         return -1;
-    if (cs->key && push_key_ref(kr, c, cs->key, line_of(cs->key_node)) != 0)
-        return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+    if (cs->key && push_key_ref(kr, c, cs->key, ph_yaml_line(cs->key_node)) != 0)
+        return ph_errf(ld->src.err, ld->src.errlen, "%s: out of memory", ld->src.name);
     return 0;
 }
 
@@ -333,9 +297,9 @@ static int read_attrs(loader *ld, const yaml_node_t *map, col_spec *cs, int allo
         yaml_node_t *vn = yaml_document_get_node(ld->doc, pr->value);
         const char *k = scalar(kn), *v = scalar(vn);
         if (!k)
-            return fail_line(ld, line_of(kn ? kn : map), "expected an attribute name");
-        if (!v || is_null(vn))
-            return fail_line(ld, line_of(vn ? vn : kn), "attribute \"%.40s\" needs a value", k);
+            return ph_yaml_fail(&ld->src, kn ? kn : map, "expected an attribute name");
+        if (!v || ph_yaml_is_null(vn))
+            return ph_yaml_fail(&ld->src, vn ? vn : kn, "attribute \"%.40s\" needs a value", k);
         const char **slot = NULL;
         const yaml_node_t **slot_node = NULL;
         if (allow_column && strcmp(k, "column") == 0) {
@@ -354,13 +318,13 @@ static int read_attrs(loader *ld, const yaml_node_t *map, col_spec *cs, int allo
             slot = &cs->format;
             slot_node = &cs->format_node;
         } else {
-            return fail_line(ld, line_of(kn),
-                             "unknown column attribute \"%.40s\" (expected %smode, type, key or "
-                             "format)",
-                             k, allow_column ? "column, " : "");
+            return ph_yaml_fail(&ld->src, kn,
+                                "unknown column attribute \"%.40s\" (expected %smode, type, key or "
+                                "format)",
+                                k, allow_column ? "column, " : "");
         }
         if (*slot)
-            return fail_line(ld, line_of(kn), "attribute \"%.40s\" given twice", k);
+            return ph_yaml_fail(&ld->src, kn, "attribute \"%.40s\" given twice", k);
         *slot = v;
         *slot_node = vn;
     }
@@ -377,7 +341,7 @@ static int load_item(loader *ld, ph_schema_table *t, const yaml_node_t *item, ke
         return add_column(ld, t, &cs, kr);
     }
     if (item->type != YAML_MAPPING_NODE)
-        return fail_line(ld, line_of(item), "a column entry must be a name or a mapping");
+        return ph_yaml_fail(&ld->src, item, "a column entry must be a name or a mapping");
     yaml_node_pair_t *first = item->data.mapping.pairs.start;
     size_t npairs = (size_t)(item->data.mapping.pairs.top - first);
     yaml_node_t *k0 = npairs ? yaml_document_get_node(ld->doc, first->key) : NULL;
@@ -394,17 +358,17 @@ static int load_item(loader *ld, ph_schema_table *t, const yaml_node_t *item, ke
         return add_column(ld, t, &cs, kr);
     }
     if (npairs != 1 || !k0s)
-        return fail_line(ld, line_of(item),
-                         "a column entry is `name`, `name: mode` or a mapping with `column:`");
+        return ph_yaml_fail(&ld->src, item,
+                            "a column entry is `name`, `name: mode` or a mapping with `column:`");
     yaml_node_t *vn = yaml_document_get_node(ld->doc, first->value);
     cs.name = k0s;
     cs.name_node = k0;
     if (vn && vn->type == YAML_MAPPING_NODE) {
         if (read_attrs(ld, vn, &cs, 0) != 0)
             return -1;
-    } else if (vn && !is_null(vn)) {
+    } else if (vn && !ph_yaml_is_null(vn)) {
         if (!(cs.mode = scalar(vn)))
-            return fail_line(ld, line_of(vn), "expected a mode for column \"%.64s\"", k0s);
+            return ph_yaml_fail(&ld->src, vn, "expected a mode for column \"%.64s\"", k0s);
         cs.mode_node = vn;
     }
     return add_column(ld, t, &cs, kr);
@@ -416,22 +380,22 @@ static int new_table(loader *ld, const yaml_node_t *kn, ph_schema_table **out)
     int n;
     const char *k = scalar(kn);
     if (!k || parse_qualified(k, parts, &n) != 0 || n > 2)
-        return fail_line(ld, line_of(kn),
-                         "invalid table name \"%.64s\" (expected table or schema.table)",
-                         k ? k : "");
+        return ph_yaml_fail(&ld->src, kn,
+                            "invalid table name \"%.64s\" (expected table or schema.table)",
+                            k ? k : "");
     const char *schema = n == 2 ? parts[0] : PH_SCHEMA_DEFAULT_SCHEMA;
     const char *table = parts[n - 1];
     const ph_schema_table *dup = ph_schema_find_table(ld->s, schema, table, NULL);
     if (dup)
-        return fail_line(ld, line_of(kn), "table %s.%s is listed twice (first at line %zu)", schema,
-                         table, dup->line);
+        return ph_yaml_fail(&ld->src, kn, "table %s.%s is listed twice (first at line %zu)", schema,
+                            table, dup->line);
     ph_schema_table *t = calloc(1, sizeof *t);
     if (!t || !(t->schema = strdup(schema)) || !(t->name = strdup(table)) ||
         add_table_ptr(ld->s, t) != 0) {
         ph_schema_table_free(t);
-        return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+        return ph_errf(ld->src.err, ld->src.errlen, "%s: out of memory", ld->src.name);
     }
-    t->line = line_of(kn);
+    t->line = ph_yaml_line(kn);
     *out = t;
     return 0;
 }
@@ -441,14 +405,14 @@ static int load_table(loader *ld, const yaml_node_t *kn, const yaml_node_t *vn, 
     ph_schema_table *t = NULL;
     if (new_table(ld, kn, &t) != 0)
         return -1;
-    if (!vn || is_null(vn))
-        return fail_line(ld, line_of(kn), "table %s lists no columns", t->name);
+    if (!vn || ph_yaml_is_null(vn))
+        return ph_yaml_fail(&ld->src, kn, "table %s lists no columns", t->name);
     if (vn->type == YAML_SEQUENCE_NODE) {
         for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top;
              it++) {
             yaml_node_t *item = yaml_document_get_node(ld->doc, *it);
             if (!item || load_item(ld, t, item, kr) != 0)
-                return item ? -1 : fail_line(ld, line_of(vn), "invalid column entry");
+                return item ? -1 : ph_yaml_fail(&ld->src, vn, "invalid column entry");
         }
     } else if (vn->type == YAML_MAPPING_NODE) {
         /* `table: {email: deterministic, full_name: randomized}` */
@@ -460,19 +424,19 @@ static int load_table(loader *ld, const yaml_node_t *kn, const yaml_node_t *vn, 
             if (cv && cv->type == YAML_MAPPING_NODE) {
                 if (read_attrs(ld, cv, &cs, 0) != 0)
                     return -1;
-            } else if (cv && !is_null(cv)) {
+            } else if (cv && !ph_yaml_is_null(cv)) {
                 if (!(cs.mode = scalar(cv)))
-                    return fail_line(ld, line_of(cv), "expected a mode");
+                    return ph_yaml_fail(&ld->src, cv, "expected a mode");
                 cs.mode_node = cv;
             }
             if (add_column(ld, t, &cs, kr) != 0)
                 return -1;
         }
     } else {
-        return fail_line(ld, line_of(vn), "table %s: expected a list of columns", t->name);
+        return ph_yaml_fail(&ld->src, vn, "table %s: expected a list of columns", t->name);
     }
     if (t->ncolumns == 0)
-        return fail_line(ld, line_of(kn), "table %s lists no columns", t->name);
+        return ph_yaml_fail(&ld->src, kn, "table %s lists no columns", t->name);
     return 0;
 }
 
@@ -506,32 +470,36 @@ static int resolve_key(loader *ld, const key_ref *r, const key_refs *kr)
             break;
         const ph_schema_column *next = find_ref(ld->s, kref->ref);
         if (!next)
-            return fail_line(ld, kref->line,
-                             "%s: key \"%.64s\" does not name a configured column (expected "
-                             "table.column or schema.table.column)",
-                             kref->col->qualified, kref->ref);
+            return ph_yaml_fail_line(
+                &ld->src, kref->line,
+                "%s: key \"%.64s\" does not name a configured column (expected "
+                "table.column or schema.table.column)",
+                kref->col->qualified, kref->ref);
         if (next == target)
             break; /* a column naming itself */
         if (steps > kr->n)
-            return fail_line(ld, r->line, "%s: key references form a cycle", r->col->qualified);
+            return ph_yaml_fail_line(&ld->src, r->line, "%s: key references form a cycle",
+                                     r->col->qualified);
         target = next;
     }
     if (target->mode != r->col->mode)
-        return fail_line(ld, r->line,
-                         "%s: key domain %s is %s but this column is %s; columns sharing a key "
-                         "must share a mode",
-                         r->col->qualified, target->qualified, ph_enc_mode_name(target->mode),
-                         ph_enc_mode_name(r->col->mode));
+        return ph_yaml_fail_line(
+            &ld->src, r->line,
+            "%s: key domain %s is %s but this column is %s; columns sharing a key "
+            "must share a mode",
+            r->col->qualified, target->qualified, ph_enc_mode_name(target->mode),
+            ph_enc_mode_name(r->col->mode));
     if (!ph_logical_type_compatible(target->type, r->col->type))
-        return fail_line(ld, r->line,
-                         "%s: key domain %s has type %s but this column is %s; columns sharing "
-                         "a key must share a type",
-                         r->col->qualified, target->qualified, ph_logical_type_name(target->type),
-                         ph_logical_type_name(r->col->type));
+        return ph_yaml_fail_line(
+            &ld->src, r->line,
+            "%s: key domain %s has type %s but this column is %s; columns sharing "
+            "a key must share a type",
+            r->col->qualified, target->qualified, ph_logical_type_name(target->type),
+            ph_logical_type_name(r->col->type));
     free(r->col->key_domain);
     r->col->key_domain = strdup(target->qualified);
     if (!r->col->key_domain)
-        return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+        return ph_errf(ld->src.err, ld->src.errlen, "%s: out of memory", ld->src.name);
     return 0;
 }
 
@@ -541,7 +509,7 @@ static int resolve_keys(loader *ld, const key_refs *kr)
         ph_schema_table *t = ld->s->tables[i];
         for (size_t j = 0; j < t->ncolumns; j++)
             if (!(t->columns[j]->key_domain = strdup(t->columns[j]->qualified)))
-                return fail(ld->err, ld->errlen, "%s: out of memory", ld->name);
+                return ph_errf(ld->src.err, ld->src.errlen, "%s: out of memory", ld->src.name);
     }
     for (size_t i = 0; i < kr->n; i++)
         if (resolve_key(ld, &kr->v[i], kr) != 0)
@@ -553,11 +521,11 @@ static int resolve_keys(loader *ld, const key_refs *kr)
 
 static int load_section(loader *ld, const yaml_node_t *node)
 {
-    if (!node || is_null(node))
+    if (!node || ph_yaml_is_null(node))
         return 0;
     if (node->type != YAML_MAPPING_NODE)
-        return fail_line(ld, line_of(node),
-                         "the encrypt section must map table names to lists of columns");
+        return ph_yaml_fail(&ld->src, node,
+                            "the encrypt section must map table names to lists of columns");
     key_refs kr = {0};
     int rc = 0;
     for (yaml_node_pair_t *pr = node->data.mapping.pairs.start;
@@ -576,9 +544,9 @@ int ph_schema_load_node(ph_schema **out, struct yaml_document_s *doc,
                         const struct yaml_node_s *node, const char *name, char *err, size_t errlen)
 {
     *out = NULL;
-    loader ld = {doc, name ? name : "<config>", err, errlen, ph_schema_new_empty()};
+    loader ld = {doc, {name ? name : "<config>", err, errlen}, ph_schema_new_empty()};
     if (!ld.s)
-        return fail(err, errlen, "%s: out of memory", ld.name);
+        return ph_errf(err, errlen, "%s: out of memory", ld.src.name);
     if (load_section(&ld, node) != 0) {
         ph_schema_free(ld.s);
         return -1;
@@ -592,10 +560,10 @@ static const yaml_node_t *find_encrypt(loader *ld, const yaml_node_t *root, int 
 {
     const yaml_node_t *found = NULL;
     *bad = 0;
-    if (!root || is_null(root))
+    if (!root || ph_yaml_is_null(root))
         return NULL;
     if (root->type != YAML_MAPPING_NODE) {
-        *bad = fail_line(ld, line_of(root), "the configuration must be a mapping of settings");
+        *bad = ph_yaml_fail(&ld->src, root, "the configuration must be a mapping of settings");
         return NULL;
     }
     for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
@@ -605,7 +573,7 @@ static const yaml_node_t *find_encrypt(loader *ld, const yaml_node_t *root, int 
         if (!k || strcmp(k, "encrypt") != 0)
             continue;
         if (found) {
-            *bad = fail_line(ld, line_of(kn), "`encrypt` is given twice");
+            *bad = ph_yaml_fail(&ld->src, kn, "`encrypt` is given twice");
             return NULL;
         }
         found = yaml_document_get_node(ld->doc, pr->value);
@@ -616,21 +584,12 @@ static const yaml_node_t *find_encrypt(loader *ld, const yaml_node_t *root, int 
 static int load_buffer(ph_schema **out, const char *data, size_t len, const char *name, char *err,
                        size_t errlen, int whole_config)
 {
-    yaml_parser_t parser;
     yaml_document_t doc;
     *out = NULL;
     name = name ? name : "<config>";
-    if (!yaml_parser_initialize(&parser))
-        return fail(err, errlen, "%s: out of memory", name);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        int rc = fail(err, errlen, "%s:%zu: %s", name, parser.problem_mark.line + 1,
-                      parser.problem ? parser.problem : "invalid YAML");
-        yaml_parser_delete(&parser);
-        return rc;
-    }
-    yaml_parser_delete(&parser);
-    loader ld = {&doc, name, err, errlen, NULL};
+    if (ph_yaml_load(&doc, data, len, name, err, errlen) != 0)
+        return -1;
+    loader ld = {&doc, {name, err, errlen}, NULL};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     int bad = 0;
     const yaml_node_t *section = root;

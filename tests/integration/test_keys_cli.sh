@@ -16,22 +16,7 @@ mkdir -p "$T"
 CFG="$T/phantom.yaml"
 LOG="$T/keyring.json.audit.jsonl"
 
-# run NAME CMD... : runs CMD, keeps stdout in $OUT, stderr in $ERR, status in $RC
-run() {
-    local name="$1"
-    shift
-    "$@" >"$T/$name.out" 2>"$T/$name.err"
-    RC=$?
-    OUT="$(cat "$T/$name.out")"
-    ERR="$(cat "$T/$name.err")"
-    if grep -q "Sanitizer" "$T/$name.err"; then
-        cat "$T/$name.err" >&2
-        fail "$name: sanitizer report"
-    fi
-}
-
-# kcvs: "domain version kcv" lines from `keys check`
-kcvs() { sed -n 's/^ok \([^ ]*\) version \([0-9]*\) .* kcv=\([0-9a-f]*\)$/\1 \2 \3/p' <<<"$1"; }
+. "$(dirname "$0")/../lib/keys_cli.sh" # run, kcvs
 
 # ---- master keys ---------------------------------------------------------------
 run init "$P" keys init-master --out "$T/master.key"

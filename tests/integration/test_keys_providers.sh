@@ -24,22 +24,7 @@ TOKEN="s.phantom-test-root-token"
 PIN="Qz7-pin-Wx"
 WRONG_PIN="Kq9-wrong-Vy"
 
-# run NAME CMD... : runs CMD, keeps stdout in $OUT, stderr in $ERR, status in $RC
-run() {
-    local name="$1"
-    shift
-    "$@" >"$T/$name.out" 2>"$T/$name.err"
-    RC=$?
-    OUT="$(cat "$T/$name.out")"
-    ERR="$(cat "$T/$name.err")"
-    if grep -q "Sanitizer" "$T/$name.err"; then
-        cat "$T/$name.err" >&2
-        fail "$name: sanitizer report"
-    fi
-}
-
-# kcvs: "domain version kcv" lines from `keys check`
-kcvs() { sed -n 's/^ok \([^ ]*\) version \([0-9]*\) .* kcv=\([0-9a-f]*\)$/\1 \2 \3/p' <<<"$1"; }
+. "$(dirname "$0")/../lib/keys_cli.sh" # run, kcvs
 
 # ---- the OpenBao double over HTTPS ---------------------------------------------------------
 mkdir -p "$T/tls"

@@ -52,14 +52,7 @@ phx_stop || fail "proxy did not shut down cleanly after the plaintext run (see a
 ok "proxy shut down cleanly after the plaintext run"
 
 CONF="$PGH_TMP/phantom-tls.yaml"
-cat >"$CONF" <<EOF
-upstream_tls:
-  sslmode: verify-full
-  sslrootcert: $T/ca.crt
-client_tls:
-  cert: $T/server.crt
-  key: $T/server.key
-EOF
+pgh_tls_conf "$CONF"
 phx_start --config "$CONF"
 run_suite "TLS both legs" PROXY_TLS_CA="$T/ca.crt" PROXY_OTHER_CA="$T/other-ca.crt"
 phx_stop || fail "proxy did not shut down cleanly after the TLS run (see above)"

@@ -41,14 +41,7 @@ ok "proxy shut down cleanly after the plaintext run"
 
 # 2. TLS both legs.
 CONF="$PGH_TMP/phantom-tls.yaml"
-cat >"$CONF" <<EOF
-upstream_tls:
-  sslmode: verify-full
-  sslrootcert: $T/ca.crt
-client_tls:
-  cert: $T/server.crt
-  key: $T/server.key
-EOF
+pgh_tls_conf "$CONF"
 phx_start --config "$CONF"
 run_suite "TLS both legs" \
     "host=localhost port=$PHX_PORT sslmode=verify-full sslrootcert=$T/ca.crt channel_binding=disable $common" yes

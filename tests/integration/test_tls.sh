@@ -133,14 +133,7 @@ assert_eq "phantom_scram t" "$out" "SCRAM, plaintext client, TLS upstream"
 
 # ------------------------------------------------------------ client-side TLS
 CONF="$PGH_TMP/phantom-client-tls.yaml"
-cat >"$CONF" <<EOF
-upstream_tls:
-  sslmode: verify-full
-  sslrootcert: $T/ca.crt
-client_tls:
-  cert: $T/server.crt
-  key: $T/server.key
-EOF
+pgh_tls_conf "$CONF"
 phx_start --config "$CONF"
 P_CTLS=$PHX_PORT PID_CTLS=$PHX_PID
 CB="channel_binding=disable" # see KNOWN LIMIT above

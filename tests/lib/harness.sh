@@ -16,6 +16,10 @@
 #       IP:127.0.0.1) in $PGH_TLS_DIR (ca.crt, server.crt, server.key) and
 #       turns ssl on; hostssl and host lines both accept.
 #   pgh_admin_psql ARGS...     psql as the bootstrap superuser over the socket
+#   pgh_tls_conf FILE          writes a proxy config with TLS on both legs (after
+#                              pgh_start --ssl): upstream verify-full against
+#                              $PGH_TLS_DIR/ca.crt, client_tls with the server's
+#                              certificate (valid for localhost and 127.0.0.1)
 #   phx_start [ARGS...]        starts "$PHANTOM_BIN proxy --listen 127.0.0.1:P
 #                              --target 127.0.0.1:$PGH_PORT ARGS..."; exports
 #                              PHX_PORT PHX_PID PHX_LOG. Extra --target in ARGS wins.
@@ -203,6 +207,17 @@ EOF
 
 pgh_admin_psql() {
     psql -X -v ON_ERROR_STOP=1 -h "$PGH_SOCK" -p "$PGH_PORT" -U postgres "$@"
+}
+
+pgh_tls_conf() {
+    cat >"$1" <<EOF
+upstream_tls:
+  sslmode: verify-full
+  sslrootcert: $PGH_TLS_DIR/ca.crt
+client_tls:
+  cert: $PGH_TLS_DIR/server.crt
+  key: $PGH_TLS_DIR/server.key
+EOF
 }
 
 # Restart/stop helpers for fault tests.

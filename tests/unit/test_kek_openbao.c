@@ -34,6 +34,8 @@
 #include "keys/kek.h"
 #include "keys/kek_openbao.h"
 
+#include "test_keys_fixture.h"
+
 #define ROOT_TOKEN "root-token-7f3a9c"
 #define K8S_JWT    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwaGFudG9tIn0.c2lnbmF0dXJl"
 #define K8S_ROLE   "phantom"
@@ -69,15 +71,6 @@ static const char *double_script(void)
         if (access(cands[i], R_OK) == 0)
             return cands[i];
     return cands[0];
-}
-
-static int write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
 }
 
 static int make_certs(void)
@@ -171,8 +164,7 @@ static int group_setup(void **state)
 {
     (void)state;
     signal(SIGPIPE, SIG_IGN);
-    snprintf(g.dir, sizeof(g.dir), "/tmp/phantom-obt.XXXXXX");
-    if (!mkdtemp(g.dir))
+    if (fx_mkdtemp(g.dir, sizeof(g.dir), "phantom-obt") != 0)
         return -1;
     snprintf(g.ca, sizeof(g.ca), "%s/ca.crt", g.dir);
     snprintf(g.other_ca, sizeof(g.other_ca), "%s/other-ca.crt", g.dir);
@@ -180,7 +172,7 @@ static int group_setup(void **state)
     snprintf(g.key, sizeof(g.key), "%s/server.key", g.dir);
     snprintf(g.jwt, sizeof(g.jwt), "%s/sa-token", g.dir);
     snprintf(g.log, sizeof(g.log), "%s/double.log", g.dir);
-    if (make_certs() != 0 || write_file(g.jwt, K8S_JWT "\n") != 0)
+    if (make_certs() != 0 || fx_write_file(g.jwt, K8S_JWT "\n") != 0)
         return -1;
     g.https_pid = start_double(1, &g.https_port);
     g.http_pid = start_double(0, &g.http_port);
@@ -198,12 +190,7 @@ static int group_teardown(void **state)
     (void)state;
     stop_double(g.https_pid);
     stop_double(g.http_pid);
-    if (g.dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", g.dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", g.dir);
-    }
+    fx_rm_rf(g.dir);
     return 0;
 }
 
@@ -286,22 +273,6 @@ static int blob_has_prefix(const uint8_t *b, size_t n, const char *prefix)
     return n > pl && memcmp(b, prefix, pl) == 0;
 }
 
-static int all_zero(const uint8_t *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (b[i])
-            return 0;
-    return 1;
-}
-
-static void expect_err(const char *err, const char *needle)
-{
-    if (getenv("PH_TEST_SHOW_ERRORS"))
-        fprintf(stderr, "  error: %s\n", err);
-    if (!strstr(err, needle))
-        fail_msg("error \"%s\" does not mention \"%s\"", err, needle);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Tests                                                                     */
 
@@ -318,7 +289,7 @@ static void test_round_trip(void **state)
     assert_int_equal(ph_kek_generate(k, dek, &blob, &blen, err, sizeof(err)), 0);
     assert_true(blob_has_prefix(blob, blen, "vault:v1:"));
     assert_null(memchr(blob, 0, blen));
-    assert_false(all_zero(dek, sizeof(dek)));
+    assert_false(fx_all_zero(dek, sizeof(dek)));
     assert_int_equal(ph_kek_unwrap(k, blob, blen, back, err, sizeof(err)), 0);
     assert_memory_equal(dek, back, PH_DEK_LEN);
     free(blob);
@@ -383,9 +354,9 @@ static void test_rotation_and_versions(void **state)
     assert_int_equal(info.min_decryption_version, 2);
     memset(back, 0xAA, sizeof(back));
     assert_int_equal(ph_kek_unwrap(k, b1, l1, back, err, sizeof(err)), -1);
-    expect_err(err, "HTTP 400");
-    expect_err(err, "too old");
-    assert_true(all_zero(back, sizeof(back)));
+    fx_expect_err(err, "HTTP 400");
+    fx_expect_err(err, "too old");
+    assert_true(fx_all_zero(back, sizeof(back)));
     assert_int_equal(ph_kek_unwrap(k, b1r, l1r, back, err, sizeof(err)), 0);
     assert_memory_equal(back, d1, PH_DEK_LEN);
     free(b1);
@@ -408,7 +379,7 @@ static void test_tampered_and_malformed_blobs(void **state)
     size_t i = l - 6; /* inside the base64 tag, away from padding */
     b[i] = b[i] == 'A' ? 'B' : 'A';
     assert_int_equal(ph_kek_unwrap(k, b, l, back, err, sizeof(err)), -1);
-    expect_err(err, "message authentication failed");
+    fx_expect_err(err, "message authentication failed");
 
     long before = stat_field("requests");
     static const char *const bad[] = {"plain", "vault:v1", "vault:vX:AAAA", "vault:v1:AA\"AA",
@@ -416,7 +387,7 @@ static void test_tampered_and_malformed_blobs(void **state)
     for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
         assert_int_equal(
             ph_kek_unwrap(k, (const uint8_t *)bad[j], strlen(bad[j]), back, err, sizeof(err)), -1);
-        expect_err(err, "not a Transit ciphertext");
+        fx_expect_err(err, "not a Transit ciphertext");
     }
     uint8_t *out = NULL;
     size_t ol = 0;
@@ -444,7 +415,7 @@ static void test_bad_token(void **state)
     assert_string_equal(err, "openbao wrap: permission denied (HTTP 403)");
     assert_null(strstr(err, "not-the-right-token"));
     assert_int_equal(ph_kek_rotate(k, err, sizeof(err)), -1);
-    expect_err(err, "permission denied");
+    fx_expect_err(err, "permission denied");
     ph_kek_destroy(k);
 }
 
@@ -454,7 +425,7 @@ static void test_token_file_reread(void **state)
     (void)state;
     char path[160], err[256];
     snprintf(path, sizeof(path), "%s/token", g.dir);
-    assert_int_equal(write_file(path, ROOT_TOKEN "\n"), 0);
+    assert_int_equal(fx_write_file(path, ROOT_TOKEN "\n"), 0);
     ph_keys_openbao_cfg c = base_cfg("phantom");
     c.token = NULL;
     c.token_file = path;
@@ -469,9 +440,9 @@ static void test_token_file_reread(void **state)
         call_double("POST", "/_double/set_static", "{\"token\":\"s.second-token\"}", NULL, NULL, 0),
         204);
     assert_int_equal(ph_kek_unwrap(k, b, l, back, err, sizeof(err)), -1);
-    expect_err(err, "permission denied");
+    fx_expect_err(err, "permission denied");
     /* The agent writes the new token: the next call succeeds after one 403. */
-    assert_int_equal(write_file(path, "s.second-token\n"), 0);
+    assert_int_equal(fx_write_file(path, "s.second-token\n"), 0);
     assert_int_equal(ph_kek_unwrap(k, b, l, back, err, sizeof(err)), 0);
     assert_memory_equal(back, dek, PH_DEK_LEN);
     assert_int_equal(
@@ -481,12 +452,12 @@ static void test_token_file_reread(void **state)
     ph_kek_destroy(k);
 
     /* An empty or missing token file is an open error. */
-    assert_int_equal(write_file(path, "\n"), 0);
+    assert_int_equal(fx_write_file(path, "\n"), 0);
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "is empty");
+    fx_expect_err(err, "is empty");
     c.token_file = "/nonexistent/token";
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "/nonexistent/token");
+    fx_expect_err(err, "/nonexistent/token");
 }
 
 static ph_keys_openbao_cfg k8s_cfg(void)
@@ -560,23 +531,24 @@ static void test_kubernetes_login_errors(void **state)
     c.kubernetes_role = "intruder";
     ph_kek *k = open_ok(&c);
     assert_int_equal(ph_kek_wrap(k, dek, &b, &l, err, sizeof(err)), -1);
-    expect_err(err, "openbao login: request rejected (HTTP 400): invalid role name \"intruder\"");
+    fx_expect_err(err,
+                  "openbao login: request rejected (HTTP 400): invalid role name \"intruder\"");
     ph_kek_destroy(k);
 
     snprintf(badjwt, sizeof(badjwt), "%s/bad-sa-token", g.dir);
-    assert_int_equal(write_file(badjwt, "eyJmb3JnZWQiOnRydWV9.eyJ4IjoxfQ.c2ln\n"), 0);
+    assert_int_equal(fx_write_file(badjwt, "eyJmb3JnZWQiOnRydWV9.eyJ4IjoxfQ.c2ln\n"), 0);
     c = k8s_cfg();
     c.kubernetes_jwt_path = badjwt;
     k = open_ok(&c);
     assert_int_equal(ph_kek_wrap(k, dek, &b, &l, err, sizeof(err)), -1);
-    expect_err(err, "openbao login: permission denied (HTTP 403)");
+    fx_expect_err(err, "openbao login: permission denied (HTTP 403)");
     assert_null(strstr(err, "eyJ"));
     ph_kek_destroy(k);
 
     c = k8s_cfg();
     c.kubernetes_jwt_path = "/nonexistent/sa-token";
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "kubernetes_jwt_path");
+    fx_expect_err(err, "kubernetes_jwt_path");
 }
 
 /* 5xx and injected 403 answers map to clear errors; the next call recovers. */
@@ -602,7 +574,7 @@ static void test_server_errors(void **state)
     fault("{\"mode\":\"status\",\"status\":403}");
     assert_int_equal(ph_kek_generate(k, back, &o, &ol, err, sizeof(err)), -1);
     assert_string_equal(err, "openbao generate: permission denied (HTTP 403)");
-    assert_true(all_zero(back, sizeof(back)));
+    assert_true(fx_all_zero(back, sizeof(back)));
 
     assert_int_equal(ph_kek_unwrap(k, b, l, back, err, sizeof(err)), 0);
     assert_memory_equal(back, dek, PH_DEK_LEN);
@@ -649,21 +621,21 @@ static void test_bad_answers(void **state)
     fault("{\"mode\":\"bad_json\"}");
     memset(back, 0x55, sizeof(back));
     assert_int_equal(ph_kek_unwrap(k, b, l, back, err, sizeof(err)), -1);
-    expect_err(err, "openbao unwrap: malformed answer: response is not valid JSON");
-    assert_true(all_zero(back, sizeof(back)));
+    fx_expect_err(err, "openbao unwrap: malformed answer: response is not valid JSON");
+    assert_true(fx_all_zero(back, sizeof(back)));
 
     fault("{\"mode\":\"wrong_shape\"}");
     assert_int_equal(ph_kek_unwrap(k, b, l, back, err, sizeof(err)), -1);
-    expect_err(err, "no valid 32-byte data.plaintext");
+    fx_expect_err(err, "no valid 32-byte data.plaintext");
 
     fault("{\"mode\":\"wrong_shape\"}");
     assert_int_equal(ph_kek_wrap(k, dek, &o, &ol, err, sizeof(err)), -1);
-    expect_err(err, "no valid data.ciphertext");
+    fx_expect_err(err, "no valid data.ciphertext");
     assert_null(o);
 
     fault("{\"mode\":\"wrong_shape\"}");
     assert_int_equal(ph_kek_generate(k, back, &o, &ol, err, sizeof(err)), -1);
-    assert_true(all_zero(back, sizeof(back)));
+    assert_true(fx_all_zero(back, sizeof(back)));
     free(b);
     ph_kek_destroy(k);
 }
@@ -680,13 +652,13 @@ static void test_tls_verification(void **state)
     c.ca_file = g.other_ca;
     ph_kek *k = open_ok(&c);
     assert_int_equal(ph_kek_wrap(k, dek, &b, &l, err, sizeof(err)), -1);
-    expect_err(err, "openbao wrap: TLS failure");
+    fx_expect_err(err, "openbao wrap: TLS failure");
     ph_kek_destroy(k);
 
     c.ca_file = NULL; /* system trust store: does not know the test CA */
     k = open_ok(&c);
     assert_int_equal(ph_kek_wrap(k, dek, &b, &l, err, sizeof(err)), -1);
-    expect_err(err, "TLS failure");
+    fx_expect_err(err, "TLS failure");
     ph_kek_destroy(k);
 
     /* Host name check: the certificate names DNS:localhost only, so the same
@@ -697,7 +669,7 @@ static void test_tls_verification(void **state)
     c.address = addr;
     k = open_ok(&c);
     assert_int_equal(ph_kek_wrap(k, dek, &b, &l, err, sizeof(err)), -1);
-    expect_err(err, "openbao wrap: TLS failure");
+    fx_expect_err(err, "openbao wrap: TLS failure");
     ph_kek_destroy(k);
 }
 
@@ -724,7 +696,7 @@ static void test_plain_http_and_unreachable(void **state)
     for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
         c.address = (char *)remote[i];
         assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-        expect_err(err, "only allowed to a loopback address");
+        fx_expect_err(err, "only allowed to a loopback address");
     }
     static const char *const local[] = {"http://localhost:8200", "http://127.0.0.53:1",
                                         "http://[::1]:8200", "http://localhost"};
@@ -740,7 +712,7 @@ static void test_plain_http_and_unreachable(void **state)
     c.timeout_ms = 2000;
     k = open_ok(&c);
     assert_int_equal(ph_kek_wrap(k, dek, &b, &l, err, sizeof(err)), -1);
-    expect_err(err, "openbao wrap: ");
+    fx_expect_err(err, "openbao wrap: ");
     assert_null(strstr(err, ROOT_TOKEN));
     ph_kek_destroy(k);
 }
@@ -755,46 +727,46 @@ static void test_config_validation(void **state)
     c = base_cfg("phantom");
     c.address = NULL;
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "address is required");
+    fx_expect_err(err, "address is required");
 
     c = base_cfg("phantom");
     c.address = "ftp://127.0.0.1";
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "https://");
+    fx_expect_err(err, "https://");
 
     c = base_cfg(NULL);
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "key");
+    fx_expect_err(err, "key");
 
     c = base_cfg("a/b");
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "key");
+    fx_expect_err(err, "key");
 
     c = base_cfg("phantom");
     c.mount = "../sys";
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "invalid mount");
+    fx_expect_err(err, "invalid mount");
 
     c = base_cfg("phantom");
     c.kubernetes_role = K8S_ROLE;
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "exactly one of token, token_file, kubernetes_role");
+    fx_expect_err(err, "exactly one of token, token_file, kubernetes_role");
 
     c = base_cfg("phantom");
     c.token = NULL;
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "exactly one");
+    fx_expect_err(err, "exactly one");
 
     c = base_cfg("phantom");
     c.token = "s.abc\r\nX-Injected: 1";
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "invalid characters");
+    fx_expect_err(err, "invalid characters");
     assert_null(strstr(err, "s.abc"));
 
     c = base_cfg("phantom");
     c.ca_file = "/nonexistent/ca.pem";
     assert_null(ph_kek_openbao_open(&c, err, sizeof(err)));
-    expect_err(err, "ca_file");
+    fx_expect_err(err, "ca_file");
 
     assert_null(ph_kek_openbao_open(NULL, err, sizeof(err)));
 
@@ -829,30 +801,74 @@ static void test_missing_transit_key(void **state)
                         "openbao generate: request rejected (HTTP 400): encryption key not found");
     ph_openbao_key_info info;
     assert_int_equal(ph_kek_openbao_key_info(k, &info, err, sizeof(err)), -1);
-    expect_err(err, "not found (HTTP 404)");
+    fx_expect_err(err, "not found (HTTP 404)");
     ph_kek_destroy(k);
     assert_int_equal(ph_kek_openbao_key_info(NULL, &info, err, sizeof(err)), -1);
 }
 
-typedef struct worker_arg {
-    ph_kek *k;
-    int failures;
-} worker_arg;
-
-static void *worker(void *p)
+/* ph_kek_openbao_create_key (`keys init-kek`): creates the Transit key
+ * (here with a Kubernetes login), leaves an existing one unchanged, refuses
+ * a weak existing type, and names server failures. */
+static void test_create_key(void **state)
 {
-    worker_arg *a = p;
-    for (int i = 0; i < 10; i++) {
-        uint8_t dek[PH_DEK_LEN], back[PH_DEK_LEN], *b = NULL;
-        size_t l = 0;
-        char err[256];
-        if (ph_kek_generate(a->k, dek, &b, &l, err, sizeof(err)) != 0 ||
-            ph_kek_unwrap(a->k, b, l, back, err, sizeof(err)) != 0 ||
-            memcmp(dek, back, PH_DEK_LEN) != 0)
-            a->failures++;
-        free(b);
-    }
-    return NULL;
+    (void)state;
+    char err[256] = "";
+    ph_kek_created made;
+    ph_keys_openbao_cfg c = k8s_cfg();
+    c.key_name = "made-by-init-kek";
+    long logins0 = stat_field("logins");
+    if (ph_kek_openbao_create_key(&c, &made, err, sizeof(err)) != 0)
+        fail_msg("create failed: %s", err);
+    assert_int_equal(made.existed, 0);
+    assert_int_equal(made.version, 1);
+    assert_string_equal(made.type, "aes256-gcm96");
+    assert_true(stat_field("logins") > logins0); /* created under the Kubernetes login */
+
+    ph_kek *k = open_ok(&c); /* the new key wraps */
+    uint8_t dek[PH_DEK_LEN], back[PH_DEK_LEN], *b = NULL;
+    size_t l = 0;
+    random_dek(dek);
+    assert_int_equal(ph_kek_wrap(k, dek, &b, &l, err, sizeof(err)), 0);
+    assert_int_equal(ph_kek_rotate(k, err, sizeof(err)), 0);
+
+    c = base_cfg("made-by-init-kek"); /* again, with a token: left unchanged */
+    assert_int_equal(ph_kek_openbao_create_key(&c, &made, err, sizeof(err)), 0);
+    assert_int_equal(made.existed, 1);
+    assert_int_equal(made.version, 2);
+    assert_int_equal(ph_kek_unwrap(k, b, l, back, err, sizeof(err)), 0);
+    assert_memory_equal(back, dek, PH_DEK_LEN);
+    free(b);
+    ph_kek_destroy(k);
+
+    assert_int_equal(call_double("POST", "/v1/transit/keys/weak-one", "{\"type\":\"aes128-gcm96\"}",
+                                 ROOT_TOKEN, NULL, 0),
+                     200);
+    c = base_cfg("weak-one");
+    assert_int_equal(ph_kek_openbao_create_key(&c, &made, err, sizeof(err)), -1);
+    assert_string_equal(err, "openbao create key: Transit key weak-one exists with type "
+                             "aes128-gcm96; phantom needs a 256-bit AEAD key (aes256-gcm96 or "
+                             "chacha20-poly1305)");
+
+    c = base_cfg("made-by-init-kek");
+    fault("{\"mode\":\"status\",\"status\":404,\"message\":\"no handler for route\"}");
+    assert_int_equal(ph_kek_openbao_create_key(&c, &made, err, sizeof(err)), -1);
+    assert_string_equal(err,
+                        "openbao create key: not found (is Transit mounted there?) (HTTP 404): "
+                        "no handler for route");
+    fault("{\"mode\":\"status\",\"status\":503}");
+    assert_int_equal(ph_kek_openbao_create_key(&c, &made, err, sizeof(err)), -1);
+    assert_string_equal(err, "openbao create key: server error (HTTP 503): Vault is sealed");
+    fault("{\"mode\":\"wrong_shape\"}");
+    assert_int_equal(ph_kek_openbao_create_key(&c, &made, err, sizeof(err)), -1);
+    assert_string_equal(err, "openbao create key: answer lacks data.type / data.latest_version");
+
+    c.token = "not-the-token"; /* a 403 never quotes the token */
+    assert_int_equal(ph_kek_openbao_create_key(&c, &made, err, sizeof(err)), -1);
+    fx_expect_err(err, "openbao create key: permission denied (HTTP 403)");
+    assert_null(strstr(err, "not-the-token"));
+    c = base_cfg("bad/name"); /* settings are checked before anything is sent */
+    assert_int_equal(ph_kek_openbao_create_key(&c, &made, err, sizeof(err)), -1);
+    fx_expect_err(err, "openbao: key (the Transit key name) is required");
 }
 
 /* Concurrent callers share one provider (and its connection) safely. */
@@ -861,16 +877,7 @@ static void test_threads(void **state)
     (void)state;
     ph_keys_openbao_cfg c = k8s_cfg();
     ph_kek *k = open_ok(&c);
-    pthread_t th[4];
-    worker_arg args[4];
-    for (int i = 0; i < 4; i++) {
-        args[i] = (worker_arg){.k = k, .failures = 0};
-        assert_int_equal(pthread_create(&th[i], NULL, worker, &args[i]), 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        pthread_join(th[i], NULL);
-        assert_int_equal(args[i].failures, 0);
-    }
+    fx_kek_threads(k, 10, 1);
     ph_kek_destroy(k);
 }
 
@@ -892,6 +899,7 @@ int main(void)
         cmocka_unit_test(test_plain_http_and_unreachable),
         cmocka_unit_test(test_config_validation),
         cmocka_unit_test(test_missing_transit_key),
+        cmocka_unit_test(test_create_key),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -28,6 +28,8 @@
 #include "keys/kek.h"
 #include "keys/kek_pkcs11.h"
 
+#include "test_keys_fixture.h"
+
 #define TOKEN  "phantom"
 #define PIN    "4711-user"
 #define SO_PIN "0000-so"
@@ -43,23 +45,13 @@ static struct {
 /* ------------------------------------------------------------------------ */
 /* Fixture                                                                   */
 
-static int write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(text, f);
-    return fclose(f);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
     g.module = getenv("PHANTOM_PKCS11_MODULE");
     if (!g.module)
         g.module = "/usr/lib/softhsm/libsofthsm2.so";
-    snprintf(g.dir, sizeof(g.dir), "/tmp/phantom-p11t.XXXXXX");
-    if (!mkdtemp(g.dir))
+    if (fx_mkdtemp(g.dir, sizeof(g.dir), "phantom-p11t") != 0)
         return -1;
     char tokens[128], text[512], cmd[512];
     snprintf(tokens, sizeof(tokens), "%s/tokens", g.dir);
@@ -69,8 +61,8 @@ static int group_setup(void **state)
              "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n"
              "slots.removable = false\n",
              tokens);
-    if (mkdir(tokens, 0700) != 0 || write_file(g.conf, text) != 0 ||
-        write_file(g.pin_file, PIN "\n") != 0)
+    if (mkdir(tokens, 0700) != 0 || fx_write_file(g.conf, text) != 0 ||
+        fx_write_file(g.pin_file, PIN "\n") != 0)
         return -1;
     setenv("SOFTHSM2_CONF", g.conf, 1);
     snprintf(cmd, sizeof(cmd),
@@ -98,12 +90,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    if (g.dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", g.dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", g.dir);
-    }
+    fx_rm_rf(g.dir);
     return 0;
 }
 
@@ -139,25 +126,9 @@ static void create_ok(const char *label)
         fail_msg("create failed: %s", err);
 }
 
-static void expect_err(const char *err, const char *needle)
-{
-    if (getenv("PH_TEST_SHOW_ERRORS"))
-        fprintf(stderr, "  error: %s\n", err);
-    if (!strstr(err, needle))
-        fail_msg("error \"%s\" does not mention \"%s\"", err, needle);
-}
-
 static uint32_t blob_version(const uint8_t *b)
 {
     return ((uint32_t)b[1] << 24) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 8) | b[4];
-}
-
-static int all_zero(const uint8_t *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (b[i])
-            return 0;
-    return 1;
 }
 
 /* Direct PKCS#11 access for independent checks (not through the provider). */
@@ -229,7 +200,7 @@ static void test_create_and_round_trip(void **state)
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err))); /* not there yet */
     create_ok("fresh-kek");
     assert_int_equal(ph_kek_pkcs11_create_key(&c, err, sizeof(err)), -1);
-    expect_err(err, "already exists");
+    fx_expect_err(err, "already exists");
 
     ph_kek *k = open_ok(&c);
     uint8_t dek[PH_DEK_LEN], back[PH_DEK_LEN], *b, *b2, *r;
@@ -249,7 +220,7 @@ static void test_create_and_round_trip(void **state)
     uint8_t gen[PH_DEK_LEN];
     free(b2);
     assert_int_equal(ph_kek_generate(k, gen, &b2, &l2, err, sizeof(err)), 0);
-    assert_false(all_zero(gen, sizeof(gen)));
+    assert_false(fx_all_zero(gen, sizeof(gen)));
     assert_int_equal(ph_kek_unwrap(k, b2, l2, back, err, sizeof(err)), 0);
     assert_memory_equal(back, gen, PH_DEK_LEN);
 
@@ -282,23 +253,23 @@ static void test_tamper_fails(void **state)
         t[pos[i]] ^= 0x01;
         memset(back, 0x77, sizeof(back));
         assert_int_equal(ph_kek_unwrap(k, t, l, back, err, sizeof(err)), -1);
-        expect_err(err, "authentication failed");
-        assert_true(all_zero(back, sizeof(back)));
+        fx_expect_err(err, "authentication failed");
+        assert_true(fx_all_zero(back, sizeof(back)));
     }
     uint8_t t[PH_PKCS11_BLOB_LEN];
     memcpy(t, b, l);
     t[4] = 9; /* version 9 does not exist */
     assert_int_equal(ph_kek_unwrap(k, t, l, back, err, sizeof(err)), -1);
-    expect_err(err, "no AES key labelled '" KEK "#9'");
+    fx_expect_err(err, "no AES key labelled '" KEK "#9'");
     t[4] = 0;
     assert_int_equal(ph_kek_unwrap(k, t, l, back, err, sizeof(err)), -1);
-    expect_err(err, "version 0");
+    fx_expect_err(err, "version 0");
     memcpy(t, b, l);
     t[0] = 2;
     assert_int_equal(ph_kek_unwrap(k, t, l, back, err, sizeof(err)), -1);
-    expect_err(err, "not a pkcs11-wrapped key");
+    fx_expect_err(err, "not a pkcs11-wrapped key");
     assert_int_equal(ph_kek_unwrap(k, b, l - 1, back, err, sizeof(err)), -1);
-    expect_err(err, "not a pkcs11-wrapped key");
+    fx_expect_err(err, "not a pkcs11-wrapped key");
     /* The untouched blob still unwraps. */
     assert_int_equal(ph_kek_unwrap(k, b, l, back, err, sizeof(err)), 0);
     assert_memory_equal(back, dek, PH_DEK_LEN);
@@ -351,7 +322,7 @@ static void test_rotation(void **state)
     ph_keys_pkcs11_cfg oc = cfg_for(KEK);
     ph_kek *other = open_ok(&oc);
     assert_int_equal(ph_kek_unwrap(other, b1, l1, back, err, sizeof(err)), -1);
-    expect_err(err, "authentication failed");
+    fx_expect_err(err, "authentication failed");
     ph_kek_destroy(other);
     free(b1);
     free(b2);
@@ -366,7 +337,7 @@ static void test_wrong_pin(void **state)
     ph_keys_pkcs11_cfg c = cfg_for(KEK);
     c.pin = "1111-wrong";
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "login to token 'phantom' failed: wrong PIN");
+    fx_expect_err(err, "login to token 'phantom' failed: wrong PIN");
     assert_null(strstr(err, "1111"));
 }
 
@@ -382,17 +353,17 @@ static void test_pin_file_and_pin_settings(void **state)
 
     c.pin_file = "/nonexistent/pin";
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "cannot read pin_file /nonexistent/pin");
+    fx_expect_err(err, "cannot read pin_file /nonexistent/pin");
 
     c.pin = PIN;
     c.pin_file = g.pin_file;
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "exactly one of pin, pin_file");
+    fx_expect_err(err, "exactly one of pin, pin_file");
 
     c.pin = "";
     c.pin_file = NULL;
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "PIN is empty");
+    fx_expect_err(err, "PIN is empty");
 }
 
 static void test_missing_key_token_module(void **state)
@@ -401,36 +372,36 @@ static void test_missing_key_token_module(void **state)
     char err[256];
     ph_keys_pkcs11_cfg c = cfg_for("absent-kek");
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "no AES key labelled 'absent-kek' on token 'phantom'");
+    fx_expect_err(err, "no AES key labelled 'absent-kek' on token 'phantom'");
 
     c = cfg_for(KEK);
     c.token_label = "no-such-token";
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "no token labelled 'no-such-token'");
+    fx_expect_err(err, "no token labelled 'no-such-token'");
 
     c = cfg_for(KEK);
     c.module = "/nonexistent/libpkcs11.so";
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "cannot load module /nonexistent/libpkcs11.so");
+    fx_expect_err(err, "cannot load module /nonexistent/libpkcs11.so");
 
     /* A shared library that is not a PKCS#11 module. */
     Dl_info info;
     assert_true(dladdr((void *)RAND_bytes, &info) != 0);
     c.module = (char *)info.dli_fname;
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "is not a PKCS#11 module");
+    fx_expect_err(err, "is not a PKCS#11 module");
 
     c = cfg_for("bad#label");
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "no '#'");
+    fx_expect_err(err, "no '#'");
     c = cfg_for(KEK);
     c.token_label = "a-token-label-longer-than-32-bytes";
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "token_label");
+    fx_expect_err(err, "token_label");
     c = cfg_for(KEK);
     c.module = NULL;
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "module");
+    fx_expect_err(err, "module");
     assert_null(ph_kek_pkcs11_open(NULL, err, sizeof(err)));
     assert_int_equal(ph_kek_pkcs11_key_info(NULL, NULL, err, sizeof(err)), -1);
 }
@@ -473,7 +444,7 @@ static void test_key_not_extractable(void **state)
     char err[256];
     ph_keys_pkcs11_cfg c = cfg_for("weak-kek");
     assert_null(ph_kek_pkcs11_open(&c, err, sizeof(err)));
-    expect_err(err, "extractable or not sensitive; refusing it");
+    fx_expect_err(err, "extractable or not sensitive; refusing it");
     direct_close(&d);
 }
 
@@ -499,44 +470,13 @@ static void test_session_recovery(void **state)
     direct_close(&d);
 }
 
-typedef struct worker_arg {
-    ph_kek *k;
-    int failures;
-} worker_arg;
-
-static void *worker(void *p)
-{
-    worker_arg *a = p;
-    for (int i = 0; i < 25; i++) {
-        uint8_t dek[PH_DEK_LEN], back[PH_DEK_LEN], *b = NULL;
-        size_t l = 0;
-        char err[256];
-        if (RAND_bytes(dek, sizeof(dek)) != 1 ||
-            ph_kek_wrap(a->k, dek, &b, &l, err, sizeof(err)) != 0 ||
-            ph_kek_unwrap(a->k, b, l, back, err, sizeof(err)) != 0 ||
-            memcmp(dek, back, PH_DEK_LEN) != 0)
-            a->failures++;
-        free(b);
-    }
-    return NULL;
-}
-
 /* Concurrent callers share one provider safely. */
 static void test_threads(void **state)
 {
     (void)state;
     ph_keys_pkcs11_cfg c = cfg_for(KEK);
     ph_kek *k = open_ok(&c);
-    pthread_t th[4];
-    worker_arg args[4];
-    for (int i = 0; i < 4; i++) {
-        args[i] = (worker_arg){.k = k, .failures = 0};
-        assert_int_equal(pthread_create(&th[i], NULL, worker, &args[i]), 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        pthread_join(th[i], NULL);
-        assert_int_equal(args[i].failures, 0);
-    }
+    fx_kek_threads(k, 25, 0);
     ph_kek_destroy(k);
 }
 

@@ -14,7 +14,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,31 +22,21 @@
 #include "keys/kek.h"
 #include "keys/kek_file.h"
 
+#include "test_keys_fixture.h"
+
 static char g_dir[64];
 static char g_key[128];
 
 static int setup_dir(void **state)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/ph-kekfile-XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
+    assert_int_equal(fx_mkdtemp(g_dir, sizeof g_dir, "ph-kekfile"), 0);
     snprintf(g_key, sizeof g_key, "%s/master.key", g_dir);
     return 0;
 }
 
 static int teardown_dir(void **state)
 {
-    DIR *d = opendir(g_dir);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", g_dir, de->d_name);
-        if (de->d_name[0] != '.' || strlen(de->d_name) > 2)
-            if (rmdir(p) != 0)
-                unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(g_dir);
+    fx_rm_rf(g_dir);
     return 0;
 }
 

@@ -22,32 +22,21 @@
 
 #include "keys/keyring.h"
 
+#include "test_keys_fixture.h"
+
 /* ---- helpers -------------------------------------------------------------- */
 
 static char g_dir[64];
 
 static int setup_dir(void **state)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/ph-keyring-XXXXXX");
-    assert_non_null(mkdtemp(g_dir));
+    assert_int_equal(fx_mkdtemp(g_dir, sizeof g_dir, "ph-keyring"), 0);
     return 0;
 }
 
 static int teardown_dir(void **state)
 {
-    DIR *d = opendir(g_dir);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        char p[512];
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof p, "%s/%s", g_dir, de->d_name);
-        if (rmdir(p) != 0)
-            unlink(p);
-    }
-    if (d)
-        closedir(d);
-    rmdir(g_dir);
+    fx_rm_rf(g_dir);
     return 0;
 }
 
