@@ -163,6 +163,7 @@ typedef struct eng_ex {
     /* EX_BIND, EX_DESC_PORTAL, EX_INJ_DESC, EX_EXECUTE */
     eng_portal *portal;
     bool desc_ready; /* EX_EXECUTE: s->cur was built for it */
+    bool refusal;    /* EX_QUERY: the DO statement that raises a refusal */
 } eng_ex;
 
 /* ---- the catalog -------------------------------------------------------------------- */
@@ -283,6 +284,9 @@ int eng_refuse_query(ph_session *s, ph_buf *rep, const char *sqlstate, const cha
 int eng_refuse_extended(ph_session *s, ph_buf *rep, const char *sqlstate, const char *message);
 /* A rewriter outcome's client-facing message (syntax errors lose the quoted token). */
 void eng_refusal_message(const ph_rw_result *r, char *out, size_t outlen);
+/* The ErrorResponse a refusal raised, without the PL/pgSQL CONTEXT line the
+ * DO statement adds (the client's statement never ran inside a function). */
+int eng_refusal_error(const uint8_t *msg, uint32_t total, ph_buf *rep);
 
 /* session_copy.c */
 bool eng_copy_wanted(const ph_session *s);

@@ -85,7 +85,31 @@ int eng_refuse_query(ph_session *s, ph_buf *rep, const char *sqlstate, const cha
     if (!x)
         return -1;
     x->gen = ++s->gen;
+    x->refusal = true;
     return 0;
+}
+
+int eng_refusal_error(const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    size_t start = rep->len;
+    if (ph_buf_append_u8(rep, 'E') || ph_buf_append_u32(rep, 0))
+        return -1;
+    uint32_t i = 5;
+    while (i < total && msg[i] != 0) {
+        const uint8_t *end = memchr(msg + i + 1, 0, total - i - 1);
+        if (!end) { /* malformed: pass the server's message as it is */
+            rep->len = start;
+            return PGF_KEEP;
+        }
+        size_t n = (size_t)(end - (msg + i)) + 1;
+        if (msg[i] != 'W' && ph_buf_append(rep, msg + i, n))
+            return -1;
+        i += (uint32_t)n;
+    }
+    if (ph_buf_append_u8(rep, 0))
+        return -1;
+    ph_put_u32(rep->data + start + 1, (uint32_t)(rep->len - start - 1));
+    return PGF_REPLACED;
 }
 
 int eng_refuse_extended(ph_session *s, ph_buf *rep, const char *sqlstate, const char *message)

@@ -204,6 +204,8 @@ static bool s2c_needs_body(ph_session *s, uint8_t type)
     case 'G':
     case 'H':
         return eng_copy_wanted(s);
+    case 'E':
+        return h && (h->kind == EX_REFUSE_EXEC || (h->kind == EX_QUERY && h->refusal));
     case 'd':
     case 'c':
         return s->copy_out != NULL;
@@ -358,7 +360,12 @@ static bool advance(ph_session *s, uint8_t type, const uint8_t *msg, uint32_t to
 /* Content changes of one server message (only with its body). */
 static int transform(ph_session *s, uint8_t type, const uint8_t *msg, uint32_t total, ph_buf *rep)
 {
+    const eng_ex *h = s->head;
     switch (type) {
+    case 'E':
+        if (h && (h->kind == EX_REFUSE_EXEC || (h->kind == EX_QUERY && h->refusal)))
+            return eng_refusal_error(msg, total, rep);
+        return PGF_KEEP;
     case 'T':
         return eng_s2c_rowdesc(s, msg, total, rep);
     case 'D':
