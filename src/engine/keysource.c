@@ -163,7 +163,7 @@ ph_keysource *ph_keysource_open(const ph_keys_config *kc, const ph_schema *schem
         return NULL;
     }
     ph_keyring *kr = NULL;
-    if (ph_keyring_load(kc->keyring, 0, &kr, err, errlen) != 0)
+    if (ph_keyring_load(kc->keyring, 1, &kr, err, errlen) != 0) /* missing: no keys yet */
         return NULL;
     ph_kek *kek = ph_kek_open(kc, err, errlen);
     if (!kek) {
