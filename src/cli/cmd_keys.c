@@ -25,6 +25,7 @@
 
 #include "cli/cli.h"
 #include "common/err.h"
+#include "common/file.h"
 #include "common/hex.h"
 #include "keys/audit.h"
 #include "keys/kek.h"
@@ -35,6 +36,7 @@
 #include "keys/keyring.h"
 #include "keys/keys_config.h"
 #include "keys/secmem.h"
+#include "schema/schema.h"
 
 #define LOCK_TIMEOUT_MS 10000u
 
@@ -61,7 +63,9 @@ void ph_cmd_keys_usage(void *stream)
             "                                 pkcs11   an AES-256 key labelled key_label on\n"
             "                                          the token, sensitive and\n"
             "                                          non-extractable (refused if it exists)\n"
-            "  create DOMAIN...             create version 1 of each domain's DEK\n"
+            "  create [DOMAIN...]           create version 1 of each domain's DEK (no\n"
+            "                               domain: every key domain of the config's\n"
+            "                               encrypt: section that has no key yet)\n"
             "  list [--json]                domains, versions, states, creation times and\n"
             "                               the KEKs wrapping each (never key material)\n"
             "  rotate DOMAIN...             add a new DEK version: new writes use it, every\n"
@@ -464,8 +468,75 @@ static int cmd_init_kek(kctx *c)
     return rc == 0 && arc == 0 ? 0 : 1;
 }
 
+/* The key domains of the config's encrypt: section that have no key yet
+ * (into a heap array of pointers into *schema, which the caller frees). */
+static int missing_domains(kctx *c, ph_schema **schema, char ***out, int *n)
+{
+    char *doc = NULL, err[512];
+    size_t len = 0;
+    if (ph_file_read(c->config_path, 16u << 20, 0, &doc, &len, err, sizeof err) != 0 ||
+        ph_schema_load_buffer(schema, doc, len, c->config_path, err, sizeof err) != 0) {
+        free(doc);
+        return errorf(c, "%s", err);
+    }
+    free(doc);
+    const ph_schema *s = *schema;
+    size_t cap = 0;
+    for (size_t t = 0; t < s->ntables; t++)
+        cap += s->tables[t]->ncolumns;
+    *out = calloc(cap ? cap : 1, sizeof **out);
+    if (!*out)
+        return errorf(c, "out of memory");
+    for (size_t t = 0; t < s->ntables; t++)
+        for (size_t k = 0; k < s->tables[t]->ncolumns; k++) {
+            const ph_schema_column *col = s->tables[t]->columns[k];
+            int seen = col->mode == PH_MODE_TOKEN || ph_keyring_domain(c->kr, col->key_domain);
+            for (int i = 0; i < *n && !seen; i++)
+                seen = strcmp((*out)[i], col->key_domain) == 0;
+            if (!seen)
+                (*out)[(*n)++] = col->key_domain;
+        }
+    return 0;
+}
+
+/* create with no domains: every key domain of the encrypt: section lacking one. */
+static int cmd_create_all(kctx *c)
+{
+    int rc = setup(c, NEED_PRIMARY | WRITE | ESCROW_IF_CONFIGURED | KEYRING_MAY_BE_MISSING);
+    if (rc != 0)
+        return rc;
+    ph_schema *schema = NULL;
+    char **domains = NULL;
+    int n = 0;
+    rc = missing_domains(c, &schema, &domains, &n);
+    if (rc == 0 && n == 0)
+        printf("every key domain of the encrypt section has a key already\n");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        char err[512];
+        ph_dek_version *made;
+        if (new_version(c, domains[i], 1, &made, err, sizeof err) != 0) {
+            audit_admin(c, "error", c->primary->id, domains[i], NULL, err, NULL);
+            rc = errorf(c, "%s: %s (nothing changed)", domains[i], err);
+        }
+    }
+    if (rc == 0 && n > 0 && save(c) != 0)
+        rc = 1;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        ph_dek_version *v = ph_keyring_active(ph_keyring_domain(c->kr, domains[i]));
+        rc |= audit_admin(c, "ok", c->primary->id, domains[i], v, NULL,
+                          c->escrow ? "with escrow" : NULL) != 0;
+        printf("created %s version %u (key id %u)%s\n", domains[i], (unsigned)v->version,
+               (unsigned)v->key_id, c->escrow ? ", escrowed" : "");
+    }
+    free(domains);
+    ph_schema_free(schema);
+    return rc ? 1 : 0;
+}
+
 static int cmd_create_or_rotate(kctx *c, int create)
 {
+    if (c->nargs == 0 && create)
+        return cmd_create_all(c);
     if (c->nargs == 0)
         return errorf(c, "name at least one key domain") + 1;
     for (int i = 0; i < c->nargs; i++)

@@ -8,6 +8,7 @@
 #   * --keys with a key domain missing from the keyring: exit 1 and the
 #     `phantom keys create` command that fixes it; `phantom proxy` refuses to
 #     start on the same file (exit 2) — fail closed, never a proxy without keys;
+#   * `keys create` without domains creates exactly the missing key domains;
 #   * a wrong master-key file mode (0644) is refused the same way.
 # No PostgreSQL needed.
 set -u
@@ -67,6 +68,21 @@ assert_eq 0 "$RC" "keys create"
 run check-config --keys "$good"
 assert_eq 0 "$RC" "check-config --keys exits 0 once every key exists"
 assert_contains "$OUT" "every key loaded" "check-config --keys loaded the keys"
+
+run keys create --config "$good"
+assert_eq 0 "$RC" "keys create without domains when every domain has a key"
+assert_contains "$OUT" "has a key already" "keys create without domains: nothing to do"
+more="$T/more.yaml"
+{ cat "$good"; printf '  orders:\n    - note\n    - column: total\n      mode: ope\n      type: int8\n'; } >"$more"
+run check-config --keys "$more"
+assert_eq 1 "$RC" "a new table's key domains are missing"
+run keys create --config "$more"
+assert_eq 0 "$RC" "keys create without domains creates the missing ones"
+assert_contains "$OUT" "created orders.note version 1" "orders.note created"
+assert_contains "$OUT" "created orders.total version 1" "orders.total created"
+case "$OUT" in *customers.email*) fail "an existing domain was created again: $OUT" ;; esac
+run check-config --keys "$more"
+assert_eq 0 "$RC" "every key of the larger config loads"
 
 chmod 0644 "$T/master.key"
 run check-config --keys "$good"
