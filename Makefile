@@ -118,6 +118,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash bench/passthrough
 	@bash bench/crypto
+	@bash bench/encrypted
 
 lint:
 	clang-format --dry-run --Werror $$(find src tests/unit fuzz -name '*.[ch]')

@@ -1,16 +1,19 @@
 -- demo/schema.sql — the financial-SaaS schema of the seed ("Managed Databases",
 -- "Real-World Example: Financial SaaS"), created through the proxy by demo/run.sh.
 --
--- Column classification from the seed (field encryption arrives with issue 5;
--- until then every column is stored as sent):
+-- This is the application's own DDL, unchanged: the proxy (demo/phantom.yaml,
+-- encrypt section) rewrites the protected columns to bytea on the way through:
 --   customers.email         deterministic (AES-256-SIV) - login lookups WHERE email = ?
 --   customers.full_name     randomized (AES-256-GCM)    - display only
 --   customers.phone         randomized                  - display only
 --   customers.tax_id        randomized                  - never searched in the database
---   customers.address       randomized                  - display and shipping only
+--   customers.address       randomized (jsonb)          - display and shipping only
 --   payments.card_number    randomized
 --   payments.bank_account   randomized
 --   everything else         not encrypted (ids, plan_tier, created_at, country_code, amounts)
+-- UNIQUE on email works (deterministic: equal emails, equal ciphertext); a
+-- DEFAULT or CHECK on a protected column would be refused (the database
+-- cannot evaluate it on ciphertext), so there are none.
 --
 -- The protected VARCHAR columns carry no length limit: their ciphertext (nonce,
 -- tag, envelope header) is longer than the plaintext.

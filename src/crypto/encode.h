@@ -113,4 +113,10 @@ ph_enc_status ph_canon_from_ope(ph_ltype t, int64_t v, const ph_enc_opts *o, ph_
 
 const char *ph_enc_strerror(ph_enc_status st);
 
+/* Applies a column's numeric(precision, scale) to a canonical numeric, as
+ * PostgreSQL's numeric input does: rounds half away from zero to scale
+ * digits, then PH_ENC_ERANGE if more than precision - scale digits remain
+ * before the point (or the value is ±Infinity). precision <= 0: no-op. */
+ph_enc_status ph_canon_numeric_typmod(ph_buf *canon, int precision, int scale);
+
 #endif

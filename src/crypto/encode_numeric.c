@@ -367,3 +367,69 @@ ph_enc_status ph_enc_numeric_from_fixed(int64_t v, int scale, ph_buf *out)
     int n = snprintf(d, sizeof d, "%" PRIu64, mag);
     return put_canonical(d, (size_t)n, (long)n - scale, v < 0, out);
 }
+
+/* ---- a column's numeric(p,s) ------------------------------------------------------ */
+
+/* Adds one unit in the last place of the digit string d[0..n) (in place);
+ * returns the carry out of the first digit. */
+static int add_ulp(char *d, size_t n)
+{
+    for (size_t i = n; i-- > 0;) {
+        if (d[i] != '9') {
+            d[i]++;
+            return 0;
+        }
+        d[i] = '0';
+    }
+    return 1;
+}
+
+ph_enc_status ph_canon_numeric_typmod(ph_buf *canon, int precision, int scale)
+{
+    if (precision <= 0 || scale < 0 || scale > precision)
+        return PH_ENC_OK; /* unconstrained */
+    const char *s = (const char *)canon->data;
+    size_t len = canon->len;
+    if (len == 3 && memcmp(s, "NaN", 3) == 0)
+        return PH_ENC_OK; /* numeric(p,s) accepts NaN */
+    int neg = len && s[0] == '-';
+    const char *p = s + neg, *end = s + len;
+    if (p < end && (*p == 'I' || *p == 'i'))
+        return PH_ENC_ERANGE; /* Infinity does not fit numeric(p,s) */
+    const char *dot = memchr(p, '.', (size_t)(end - p));
+    size_t ni = (size_t)((dot ? dot : end) - p), nf = dot ? (size_t)(end - dot - 1) : 0;
+    size_t keep = nf < (size_t)scale ? nf : (size_t)scale;
+    char *d = malloc(ni + keep + 2);
+    if (!d)
+        return PH_ENC_ENOMEM;
+    d[0] = '0'; /* room for a carry */
+    memcpy(d + 1, p, ni);
+    if (keep)
+        memcpy(d + 1 + ni, dot + 1, keep);
+    size_t n = 1 + ni + keep;
+    if (nf > keep && dot[1 + keep] >= '5') /* half away from zero, as numeric does */
+        (void)add_ulp(d, n);
+    /* d holds (1 + ni) integer digits then keep fraction digits */
+    long point = (long)(1 + ni);
+    ph_buf out = {0};
+    ph_enc_status st = put_canonical(d, n, point, neg, &out);
+    free(d);
+    if (st != PH_ENC_OK) {
+        ph_buf_free(&out);
+        return st;
+    }
+    /* digits before the decimal point must fit in precision - scale */
+    size_t at = out.data[0] == '-', int_digits = 0;
+    while (at + int_digits < out.len && out.data[at + int_digits] != '.')
+        int_digits++;
+    if (int_digits == 1 && out.data[at] == '0')
+        int_digits = 0;
+    if (int_digits > (size_t)(precision - scale)) {
+        ph_buf_free(&out);
+        return PH_ENC_ERANGE;
+    }
+    canon->len = 0;
+    st = ph_buf_append(canon, out.data, out.len) == 0 ? PH_ENC_OK : PH_ENC_ENOMEM;
+    ph_buf_free(&out);
+    return st;
+}

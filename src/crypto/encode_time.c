@@ -256,7 +256,7 @@ static ph_enc_status parse_dt(const char *s, size_t len, dt *t)
 {
     cur c = {s, len, 0};
     memset(t, 0, sizeof *t);
-    if (!read_num(&c, 1, MAX_YEAR_DIGITS, &t->year) || is_digit(peekc(&c)) || peekc(&c) != '-')
+    if (!read_num(&c, 3, MAX_YEAR_DIGITS, &t->year) || is_digit(peekc(&c)) || peekc(&c) != '-')
         return PH_ENC_ESYNTAX;
     c.i++;
     if (!read_num(&c, 1, 2, &t->mon) || peekc(&c) != '-')

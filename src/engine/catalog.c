@@ -205,9 +205,27 @@ void eng_catalog_row(ph_session *s, const uint8_t *msg, uint32_t total)
         s->cat_bad_row = true;
         return;
     }
+    if ((int16_t)attnum > ct->max_attnum)
+        ct->max_attnum = (int16_t)attnum;
     const ph_schema_column *col = ph_schema_find_column(t, att);
     if (col && add_att(&s->building, (uint32_t)oid, (int16_t)attnum, col) != 0)
         s->cat_bad_row = true;
+}
+
+/* Suspected OIDs the fresh catalog does not list are plain tables. */
+static void confirm_suspects(ph_session *s)
+{
+    for (size_t i = 0; i < s->n_suspect; i++) {
+        bool known = false;
+        for (size_t k = 0; k < s->cat.ntabs && !known; k++)
+            known = s->cat.tabs[k].oid == s->suspect_oids[i];
+        if (!known) {
+            if (s->n_plain == sizeof s->plain_oids / sizeof s->plain_oids[0])
+                s->n_plain = 0; /* forget the oldest: at worst one more retry */
+            s->plain_oids[s->n_plain++] = s->suspect_oids[i];
+        }
+    }
+    s->n_suspect = 0;
 }
 
 void eng_catalog_done(ph_session *s, bool ok)
@@ -218,6 +236,7 @@ void eng_catalog_done(ph_session *s, bool ok)
         memset(&s->building, 0, sizeof s->building);
         s->cat_state = CAT_OK;
         s->cat_have = true;
+        confirm_suspects(s);
         eng_map_clear(&s->plans); /* INSERT plans used the old column lists */
     } else {
         eng_catalog_clear(&s->building);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "crypto/field.h"
@@ -129,12 +130,35 @@ static const char *enc_sqlstate(ph_enc_status st)
     }
 }
 
+/* What PostgreSQL's own input function would also refuse for the column's
+ * declared type: invalid JSON, and numeric values outside numeric(p,s)
+ * (rounded to the scale first, as numeric input does). */
+static ph_enc_status check_declared(const ph_schema_column *col, ph_buf *canon)
+{
+    ph_ltype t = eng_col_ltype(col);
+    if (t == PH_LT_JSON || t == PH_LT_JSONB) {
+        json_error_t je;
+        json_t *j = json_loadb((const char *)canon->data, canon->len, JSON_DECODE_ANY, &je);
+        OPENSSL_cleanse(je.text, sizeof je.text); /* may quote the value */
+        OPENSSL_cleanse(je.source, sizeof je.source);
+        if (!j)
+            return PH_ENC_EINVAL;
+        json_decref(j);
+        return PH_ENC_OK;
+    }
+    if (t == PH_LT_NUMERIC && col->typmod_a > 0)
+        return ph_canon_numeric_typmod(canon, col->typmod_a, col->typmod_b < 0 ? 0 : col->typmod_b);
+    return PH_ENC_OK;
+}
+
 static int to_canonical(const ph_schema_column *col, const ph_enc_opts *o, int binary,
                         ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *canon,
                         eng_cc_err *err)
 {
     ph_enc_status st = binary ? ph_canon_from_binary(in_type, v, len, o, canon)
                               : ph_canon_from_text(in_type, (const char *)v, len, o, canon);
+    if (st == PH_ENC_OK)
+        st = check_declared(col, canon);
     if (st != PH_ENC_OK) {
         set_err(err, enc_sqlstate(st), "phantom: invalid value for %s (%s)", col->qualified,
                 ph_enc_strerror(st));

@@ -179,6 +179,7 @@ typedef struct eng_cat_table {
     uint32_t oid;
     char **names; /* attribute order */
     size_t n, cap;
+    int16_t max_attnum; /* a higher one was added after the catalog was read */
 } eng_cat_table;
 
 typedef struct eng_catalog {
@@ -230,6 +231,15 @@ struct ph_session {
     /* catalog */
     eng_catalog cat, building;
     eng_cat_state cat_state;
+    char rw_sqlstate[6]; /* why the rewriter's encrypt callback last failed */
+    /* Table OIDs a bytea field with a protected column's name came from that
+     * the catalog did not know: suspected of being a protected table recreated
+     * by another session (the catalog is reloaded), or confirmed plain (the
+     * reloaded catalog still does not list them). */
+    uint32_t suspect_oids[8];
+    size_t n_suspect;
+    uint32_t plain_oids[32];
+    size_t n_plain;
     bool cat_have;  /* cat holds a map that was loaded once */
     bool cat_stale; /* DDL on a protected table: reload at the next boundary */
     bool cat_bad_row;

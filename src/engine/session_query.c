@@ -39,6 +39,7 @@ int eng_rw_encrypt(void *ud, const ph_schema_column *col, const char *text_value
                         (const uint8_t *)text_value, len, out, &e) != 0) {
         const char *m = strncmp(e.message, "phantom: ", 9) == 0 ? e.message + 9 : e.message;
         snprintf(err, errlen, "%s", m);
+        memcpy(s->rw_sqlstate, e.sqlstate, sizeof s->rw_sqlstate);
         return -1;
     }
     return 0;
@@ -87,9 +88,14 @@ static eng_plan *plan_for(ph_session *s, const char *sql, size_t len, char *m, s
         return NULL;
     }
     p->refs = 1;
+    s->rw_sqlstate[0] = '\0';
     if (rewrite(s, sql, len, &p->res) != PH_RW_OK) {
         eng_refusal_message(&p->res, m, mlen);
-        memcpy(code, p->res.sqlstate, 6);
+        /* a literal the column's type refuses: the data exception, not XX000 */
+        if (p->res.status == PH_RW_INTERNAL_ERROR && s->rw_sqlstate[0])
+            memcpy(code, s->rw_sqlstate, 6);
+        else
+            memcpy(code, p->res.sqlstate, 6);
         code[5] = '\0';
         eng_plan_unref(p);
         return NULL;

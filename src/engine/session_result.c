@@ -90,21 +90,59 @@ static const ph_schema_column *plan_col(const ph_rw_stmt *p, uint16_t n, uint16_
     return NULL;
 }
 
-static bool cat_knows_table(const eng_catalog *c, uint32_t oid)
+static const eng_cat_table *cat_table(const eng_catalog *c, uint32_t oid)
 {
     for (size_t i = 0; i < c->ntabs; i++)
         if (c->tabs[i].oid == oid)
+            return &c->tabs[i];
+    return NULL;
+}
+
+static bool protected_name(const ph_schema *sc, const char *name)
+{
+    for (size_t t = 0; t < sc->ntables; t++)
+        if (ph_schema_find_column(sc->tables[t], name))
             return true;
     return false;
 }
 
-static const ph_schema_column *field_col(const ph_session *s, const ph_rw_stmt *plan, uint16_t n,
-                                         uint16_t i, uint32_t tableoid, int16_t attnum)
+static bool listed(const uint32_t *v, size_t n, uint32_t oid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == oid)
+            return true;
+    return false;
+}
+
+/*
+ * The protected column field i of n comes from, or NULL. *stale is set when
+ * a bytea field looks like a protected column the session's catalog does
+ * not know: a column added after the catalog was read, or a table with a
+ * protected column's name and an OID the catalog never saw (dropped and
+ * recreated by another session). Passing such a field through would hand
+ * the client ciphertext as if it were data.
+ */
+static const ph_schema_column *field_col(ph_session *s, const ph_rw_stmt *plan, uint16_t n,
+                                         uint16_t i, const char *name, uint32_t tableoid,
+                                         int16_t attnum, uint32_t typoid, bool *stale)
 {
     if (tableoid && s->cat_have) {
         const ph_schema_column *c = eng_catalog_column(&s->cat, tableoid, attnum);
-        if (c || cat_knows_table(&s->cat, tableoid))
+        const eng_cat_table *t = c ? NULL : cat_table(&s->cat, tableoid);
+        if (c)
             return c;
+        if (t) {
+            *stale |= typoid == OID_BYTEA && attnum > t->max_attnum;
+            return NULL;
+        }
+        if (typoid == OID_BYTEA && name && protected_name(s->e->schema, name) &&
+            !listed(s->plain_oids, s->n_plain, tableoid)) {
+            if (!listed(s->suspect_oids, s->n_suspect, tableoid) &&
+                s->n_suspect < sizeof s->suspect_oids / sizeof s->suspect_oids[0])
+                s->suspect_oids[s->n_suspect++] = tableoid;
+            *stale = true;
+            return NULL;
+        }
     }
     return plan_col(plan, n, i);
 }
@@ -173,14 +211,16 @@ int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *r
     eng_rdesc *d = eng_rdesc_new(n);
     if (!d)
         return -1;
+    bool stale = false;
     for (uint16_t i = 0; i < n; i++) {
-        (void)eng_rd_cstr(&r, NULL);
+        const char *fname = eng_rd_cstr(&r, NULL);
         uint32_t tableoid = eng_rd_u32(&r);
         int16_t attnum = (int16_t)eng_rd_u16(&r);
         uint32_t typoid = eng_rd_u32(&r);
         (void)eng_rd_bytes(&r, 6);
         int16_t fmt = (int16_t)eng_rd_u16(&r);
-        const ph_schema_column *c = field_col(s, plan, n, i, tableoid, attnum);
+        const ph_schema_column *c =
+            field_col(s, plan, n, i, fname, tableoid, attnum, typoid, &stale);
         d->f[i].fmt = fmt;
         if (c && typoid == OID_BYTEA) {
             d->f[i].col = c;
@@ -190,6 +230,14 @@ int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *r
     if (!eng_rd_done(&r)) {
         free(d);
         return -1;
+    }
+    if (stale) {
+        free(d);
+        s->cat_stale = true; /* reloaded before the next statement */
+        return eng_fail_result(s, rep, "55000",
+                               "phantom: a protected table changed since this connection read "
+                               "its definition; the definition is being reloaded: retry the "
+                               "statement");
     }
     if (plan && plan->touches_protected && plan_has_star(plan) && !s->cat_have) {
         free(d);

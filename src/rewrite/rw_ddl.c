@@ -119,6 +119,10 @@ static int declared_type(rw_ctx *c, const ph_schema_column *col, const PgQuery__
                          "phantom: %s must be declared with a scalar type (arrays and %%TYPE are "
                          "not supported)",
                          col->qualified);
+    /* bytea is the storage type itself: what a pg_dump taken through the
+     * proxy declares, since the catalog holds bytea. */
+    if (name && strcmp(name, "bytea") == 0)
+        return 0;
     if (!name || ph_logical_type_from_catalog(name, &t) != 0 ||
         !ph_logical_type_compatible(t, col->type))
         return rw_refuse(c, location,

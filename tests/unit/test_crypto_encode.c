@@ -501,6 +501,47 @@ static void test_numeric_fixed_point(void **state)
 
 /* ---- strings --------------------------------------------------------------------------------- */
 
+/* numeric(p,s) as PostgreSQL's numeric input applies it. */
+static void test_numeric_typmod(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int p, s;
+        const char *out; /* NULL: out of range */
+    } cases[] = {
+        {"1.005", 12, 2, "1.01"},       {"2.675", 12, 2, "2.68"},
+        {"-1.005", 12, 2, "-1.01"},     {"1.004", 12, 2, "1"},
+        {"0.004", 12, 2, "0"},          {"-0.004", 12, 2, "0"},
+        {"1234.5", 12, 2, "1234.5"},    {"9999999999.99", 12, 2, "9999999999.99"},
+        {"12345678901.5", 12, 2, NULL}, {"9999999999.995", 12, 2, NULL},
+        {"99.5", 3, 0, "100"},          {"999.5", 3, 0, NULL},
+        {"0.00001", 5, 5, "0.00001"},   {"0.999995", 5, 5, NULL},
+        {"NaN", 12, 2, "NaN"},          {"Infinity", 12, 2, NULL},
+        {"-Infinity", 12, 2, NULL},     {"123456789", 0, 0, "123456789"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ph_buf b = {0};
+        assert_int_equal(ph_buf_append(&b, cases[i].in, strlen(cases[i].in)), 0);
+        ph_enc_status st = ph_canon_numeric_typmod(&b, cases[i].p, cases[i].s);
+        if (!cases[i].out) {
+            if (st != PH_ENC_ERANGE)
+                fail_msg("%s numeric(%d,%d): expected out of range", cases[i].in, cases[i].p,
+                         cases[i].s);
+        } else if (st != PH_ENC_OK || b.len != strlen(cases[i].out) ||
+                   memcmp(b.data, cases[i].out, b.len) != 0) {
+            fail_msg("%s numeric(%d,%d): got %.*s (status %d), want %s", cases[i].in, cases[i].p,
+                     cases[i].s, (int)b.len, (const char *)b.data, (int)st, cases[i].out);
+        }
+        ph_buf_free(&b);
+    }
+    /* a two-digit year is not a date PostgreSQL accepts in ISO form */
+    ph_buf d = {0};
+    ph_enc_opts o = {0};
+    assert_int_not_equal(ph_canon_from_text(PH_LT_DATE, "24-02-03", 8, &o, &d), PH_ENC_OK);
+    ph_buf_free(&d);
+}
+
 static void test_text_json_bytea(void **state)
 {
     (void)state;
@@ -595,15 +636,11 @@ static void test_type_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ints),
-        cmocka_unit_test(test_bool),
-        cmocka_unit_test(test_date),
-        cmocka_unit_test(test_timestamp),
-        cmocka_unit_test(test_timestamptz),
-        cmocka_unit_test(test_numeric_text),
-        cmocka_unit_test(test_numeric_binary),
-        cmocka_unit_test(test_numeric_fixed_point),
-        cmocka_unit_test(test_text_json_bytea),
+        cmocka_unit_test(test_ints),           cmocka_unit_test(test_bool),
+        cmocka_unit_test(test_date),           cmocka_unit_test(test_timestamp),
+        cmocka_unit_test(test_timestamptz),    cmocka_unit_test(test_numeric_text),
+        cmocka_unit_test(test_numeric_binary), cmocka_unit_test(test_numeric_fixed_point),
+        cmocka_unit_test(test_numeric_typmod), cmocka_unit_test(test_text_json_bytea),
         cmocka_unit_test(test_type_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

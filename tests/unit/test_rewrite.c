@@ -417,6 +417,11 @@ static void test_ddl(void **state)
           "create table if not exists payments (id bigserial, customer_email bytea references "
           "customers (email), card_number bytea, paid_on bytea not null, amount numeric(12,2), "
           "unique (customer_email, paid_on))");
+    /* a pg_dump taken through the proxy declares the storage type: accepted */
+    check("create table payments (id bigint, customer_email bytea, card_number bytea, paid_on "
+          "bytea not null)",
+          "create table payments (id bigint, customer_email bytea, card_number bytea, paid_on "
+          "bytea not null)");
     check("alter table customers add column phone text not null, add column if not exists "
           "tax_id character varying(20)",
           "alter table customers add column phone bytea not null, add column if not exists "
