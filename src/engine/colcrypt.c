@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/hex.h"
+
 #include <jansson.h>
 #include <openssl/crypto.h>
 
@@ -300,17 +302,6 @@ int eng_col_decrypt(const ph_keysource *ks, const ph_schema_column *col, const p
     return rc;
 }
 
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int bytea_hex(const uint8_t *s, size_t len, ph_buf *out)
 {
     if (ph_buf_reserve(out, len / 2) != 0)
@@ -322,7 +313,7 @@ static int bytea_hex(const uint8_t *s, size_t len, ph_buf *out)
         }
         if (i + 1 >= len)
             return -1;
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        int hi = ph_hex_val(s[i]), lo = ph_hex_val(s[i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out->data[out->len++] = (uint8_t)(hi << 4 | lo);

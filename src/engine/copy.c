@@ -14,20 +14,9 @@
 
 static const uint8_t empty_value[1] = {0};
 
-int cp_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 int cp_oom(char *err, size_t errlen)
 {
-    return cp_err(err, errlen, "COPY: out of memory");
+    return ph_errf(err, errlen, "COPY: out of memory");
 }
 
 int cp_reserve(ph_buf *b, size_t extra)
@@ -92,8 +81,8 @@ int cp_call(ph_copy_xform *x, int col, const uint8_t *in, size_t len, bool is_nu
     if (x->fn(x->ud, col, in && len ? in : empty_value, is_null ? 0 : len, is_null, &x->rep,
               out_null, cberr, sizeof cberr) != 0) {
         cp_wipe(&x->rep);
-        return cp_err(err, errlen, "COPY row %llu, column %d: %s", x->line, col + 1,
-                      cberr[0] ? cberr : "the value could not be transformed");
+        return ph_errf(err, errlen, "COPY row %llu, column %d: %s", x->line, col + 1,
+                       cberr[0] ? cberr : "the value could not be transformed");
     }
     return 0;
 }
@@ -246,11 +235,11 @@ int ph_copy_xform_feed(ph_copy_xform *x, const uint8_t *data, size_t len, ph_buf
                        size_t errlen)
 {
     if (!x || !out || (len && !data))
-        return cp_err(err, errlen, "COPY: invalid arguments");
+        return ph_errf(err, errlen, "COPY: invalid arguments");
     if (x->failed)
-        return cp_err(err, errlen, "COPY: the data stream already failed");
+        return ph_errf(err, errlen, "COPY: the data stream already failed");
     if (x->finished)
-        return cp_err(err, errlen, "COPY: data after the end of the stream");
+        return ph_errf(err, errlen, "COPY: data after the end of the stream");
     size_t out0 = out->len;
     if (x->done && x->o.format != PH_COPY_BINARY)
         return 0; /* after the end marker: PostgreSQL ignores the rest */
@@ -269,9 +258,9 @@ int ph_copy_xform_feed(ph_copy_xform *x, const uint8_t *data, size_t len, ph_buf
 int ph_copy_xform_finish(ph_copy_xform *x, ph_buf *out, char *err, size_t errlen)
 {
     if (!x || !out)
-        return cp_err(err, errlen, "COPY: invalid arguments");
+        return ph_errf(err, errlen, "COPY: invalid arguments");
     if (x->failed)
-        return cp_err(err, errlen, "COPY: the data stream already failed");
+        return ph_errf(err, errlen, "COPY: the data stream already failed");
     if (x->finished)
         return 0;
     size_t out0 = out->len;

@@ -28,7 +28,7 @@ static step truncated(const ph_copy_xform *x, bool at_eof, char *err, size_t err
 {
     if (!at_eof)
         return ST_WAIT;
-    cp_err(err, errlen, "COPY row %llu: unexpected end of binary COPY data", x->line + 1);
+    ph_errf(err, errlen, "COPY row %llu: unexpected end of binary COPY data", x->line + 1);
     return ST_ERR;
 }
 
@@ -38,27 +38,27 @@ static step header(ph_copy_xform *x, bool at_eof, ph_buf *out, char *err, size_t
     const size_t n = avail(x, x->cur);
     if ((n == 0 && at_eof) ||
         (n > 0 && memcmp(b, signature, n < sizeof signature ? n : sizeof signature) != 0)) {
-        cp_err(err, errlen, "COPY file signature not recognized");
+        ph_errf(err, errlen, "COPY file signature not recognized");
         return ST_ERR;
     }
     if (n < HEADER_LEN) {
         if (!at_eof)
             return ST_WAIT;
-        cp_err(err, errlen, "invalid COPY file header (truncated)");
+        ph_errf(err, errlen, "invalid COPY file header (truncated)");
         return ST_ERR;
     }
     const uint32_t flags = ph_get_u32(b + 11);
     if (flags & (1u << 16)) {
-        cp_err(err, errlen, "invalid COPY file header (WITH OIDS)");
+        ph_errf(err, errlen, "invalid COPY file header (WITH OIDS)");
         return ST_ERR;
     }
     if ((flags & ~(1u << 16)) >> 16) {
-        cp_err(err, errlen, "unrecognized critical flags in COPY file header");
+        ph_errf(err, errlen, "unrecognized critical flags in COPY file header");
         return ST_ERR;
     }
     const int32_t ext = (int32_t)ph_get_u32(b + 15);
     if (ext < 0) {
-        cp_err(err, errlen, "invalid COPY file header (missing length)");
+        ph_errf(err, errlen, "invalid COPY file header (missing length)");
         return ST_ERR;
     }
     if (cp_append(out, b, HEADER_LEN) != 0) {
@@ -86,7 +86,7 @@ static step extension(ph_copy_xform *x, bool at_eof, ph_buf *out, char *err, siz
     if (x->ext_left) {
         if (!at_eof)
             return ST_WAIT;
-        cp_err(err, errlen, "invalid COPY file header (wrong length)");
+        ph_errf(err, errlen, "invalid COPY file header (wrong length)");
         return ST_ERR;
     }
     x->bstate = CP_BIN_TUPLE;
@@ -111,8 +111,8 @@ static step locate(ph_copy_xform *x, bool at_eof, char *err, size_t errlen)
             return ST_GO;
         }
         if (count != x->ncols) {
-            cp_err(err, errlen, "COPY row %llu: row field count is %d, expected %d", x->line + 1,
-                   (int)count, x->ncols);
+            ph_errf(err, errlen, "COPY row %llu: row field count is %d, expected %d", x->line + 1,
+                    (int)count, x->ncols);
             return ST_ERR;
         }
         x->bfield = 0;
@@ -123,12 +123,12 @@ static step locate(ph_copy_xform *x, bool at_eof, char *err, size_t errlen)
             return truncated(x, at_eof, err, errlen);
         const int32_t len = (int32_t)ph_get_u32(x->pend.data + x->bpos);
         if (len < -1) {
-            cp_err(err, errlen, "COPY row %llu: invalid field size", x->line + 1);
+            ph_errf(err, errlen, "COPY row %llu: invalid field size", x->line + 1);
             return ST_ERR;
         }
         const size_t need = 4 + (len > 0 ? (size_t)len : 0);
         if (x->bpos - x->cur + need > x->max_row) {
-            cp_err(err, errlen, "COPY row %llu is longer than %zu bytes", x->line + 1, x->max_row);
+            ph_errf(err, errlen, "COPY row %llu is longer than %zu bytes", x->line + 1, x->max_row);
             return ST_ERR;
         }
         if (avail(x, x->bpos) < need)
@@ -153,8 +153,8 @@ static int put_field(ph_copy_xform *x, int col, const cp_field *f, ph_buf *out, 
         const uint8_t minus1[4] = {0xff, 0xff, 0xff, 0xff};
         rc = cp_append(out, minus1, 4) != 0 ? cp_oom(err, errlen) : 0;
     } else if (x->rep.len > INT32_MAX) {
-        rc = cp_err(err, errlen, "COPY row %llu, column %d: the value is too long", x->line,
-                    col + 1);
+        rc = ph_errf(err, errlen, "COPY row %llu, column %d: the value is too long", x->line,
+                     col + 1);
     } else {
         uint8_t len[4];
         ph_put_u32(len, (uint32_t)x->rep.len);
@@ -221,7 +221,7 @@ int cp_binary_run(ph_copy_xform *x, bool at_eof, ph_buf *out, char *err, size_t 
             break;
         default:
             if (avail(x, x->cur))
-                return cp_err(err, errlen, "received copy data after EOF marker");
+                return ph_errf(err, errlen, "received copy data after EOF marker");
             return 0;
         }
         if (s == ST_ERR)

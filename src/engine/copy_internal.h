@@ -10,6 +10,7 @@
 #ifndef PHANTOM_ENGINE_COPY_INTERNAL_H
 #define PHANTOM_ENGINE_COPY_INTERNAL_H
 
+#include "common/err.h"
 #include "engine/copy.h"
 
 enum { CP_EOL_UNKNOWN = 0, CP_EOL_NL, CP_EOL_CR, CP_EOL_CRNL };
@@ -60,7 +61,6 @@ struct ph_copy_xform {
 };
 
 /* copy.c */
-int cp_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int cp_oom(char *err, size_t errlen);
 /* Appends, wiping the old block when the buffer moves. */
 int cp_reserve(ph_buf *b, size_t extra);

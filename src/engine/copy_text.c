@@ -12,6 +12,8 @@
 
 #include <string.h>
 
+#include "common/hex.h"
+
 typedef enum { SC_MORE = 0, SC_LINE, SC_END, SC_ERR } sc_status;
 
 typedef struct sc_line {
@@ -25,17 +27,6 @@ static bool is_csv(const ph_copy_xform *x)
     return x->o.format == PH_COPY_CSV;
 }
 
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_oct(uint8_t c)
 {
     return c >= '0' && c <= '7';
@@ -45,13 +36,13 @@ static bool is_oct(uint8_t c)
 
 static int eol_error(const ph_copy_xform *x, bool cr, char *err, size_t errlen)
 {
-    return cp_err(err, errlen, "COPY line %llu: %s %s found in data", x->line + 1,
-                  is_csv(x) ? "unquoted" : "literal", cr ? "carriage return" : "newline");
+    return ph_errf(err, errlen, "COPY line %llu: %s %s found in data", x->line + 1,
+                   is_csv(x) ? "unquoted" : "literal", cr ? "carriage return" : "newline");
 }
 
 static int nul_error(const ph_copy_xform *x, char *err, size_t errlen)
 {
-    return cp_err(err, errlen, "COPY line %llu: invalid byte sequence (a NUL byte)", x->line + 1);
+    return ph_errf(err, errlen, "COPY line %llu: invalid byte sequence (a NUL byte)", x->line + 1);
 }
 
 /* Remembers where the scan resumes (before the byte that needs lookahead). */
@@ -78,16 +69,16 @@ static int end_marker(ph_copy_xform *x, size_t bs, size_t p, bool at_eof, sc_lin
         c2 = p < n ? b[p++] : 0;
         if (c2 == '\n') {
             if (!csv)
-                return cp_err(err, errlen,
-                              "COPY line %llu: end-of-copy marker does not match previous "
-                              "newline style",
-                              x->line + 1);
+                return ph_errf(err, errlen,
+                               "COPY line %llu: end-of-copy marker does not match previous "
+                               "newline style",
+                               x->line + 1);
             return 0;
         }
         if (c2 != '\r') {
             if (!csv)
-                return cp_err(err, errlen, "COPY line %llu: end-of-copy marker corrupt",
-                              x->line + 1);
+                return ph_errf(err, errlen, "COPY line %llu: end-of-copy marker corrupt",
+                               x->line + 1);
             return 0;
         }
     }
@@ -96,14 +87,14 @@ static int end_marker(ph_copy_xform *x, size_t bs, size_t p, bool at_eof, sc_lin
     c2 = p < n ? b[p++] : 0;
     if (c2 != '\r' && c2 != '\n') {
         if (!csv)
-            return cp_err(err, errlen, "COPY line %llu: end-of-copy marker corrupt", x->line + 1);
+            return ph_errf(err, errlen, "COPY line %llu: end-of-copy marker corrupt", x->line + 1);
         return 0;
     }
     if ((x->eol == CP_EOL_NL && c2 != '\n') || (x->eol == CP_EOL_CRNL && c2 != '\n') ||
         (x->eol == CP_EOL_CR && c2 != '\r'))
-        return cp_err(err, errlen,
-                      "COPY line %llu: end-of-copy marker does not match previous newline style",
-                      x->line + 1);
+        return ph_errf(err, errlen,
+                       "COPY line %llu: end-of-copy marker does not match previous newline style",
+                       x->line + 1);
     r->content_end = bs;
     r->next = p;
     r->marker = true;
@@ -232,10 +223,10 @@ static uint8_t text_unescape(const uint8_t *b, size_t *pp, size_t e, uint8_t c)
         c = (uint8_t)(v & 0xff);
         break;
     case 'x':
-        if (p < e && hexval(b[p]) >= 0) {
-            v = (unsigned)hexval(b[p++]);
-            if (p < e && hexval(b[p]) >= 0)
-                v = (v << 4) + (unsigned)hexval(b[p++]);
+        if (p < e && ph_hex_val(b[p]) >= 0) {
+            v = (unsigned)ph_hex_val(b[p++]);
+            if (p < e && ph_hex_val(b[p]) >= 0)
+                v = (v << 4) + (unsigned)ph_hex_val(b[p++]);
             c = (uint8_t)v;
         }
         break;
@@ -324,8 +315,8 @@ static int csv_field(const ph_copy_xform *x, size_t *pp, size_t e, ph_buf *dec, 
         }
         for (;;) { /* in quotes */
             if (p >= e)
-                return cp_err(err, errlen, "COPY line %llu: unterminated CSV quoted field",
-                              x->line);
+                return ph_errf(err, errlen, "COPY line %llu: unterminated CSV quoted field",
+                               x->line);
             uint8_t c = b[p++];
             if (c == esc && p < e && (b[p] == esc || b[p] == quote)) {
                 if (dec)
@@ -354,15 +345,15 @@ static int split(ph_copy_xform *x, size_t s, size_t e, char *err, size_t errlen)
 {
     if (x->ncols == 0) {
         if (e != s)
-            return cp_err(err, errlen, "COPY line %llu: extra data after last expected column",
-                          x->line);
+            return ph_errf(err, errlen, "COPY line %llu: extra data after last expected column",
+                           x->line);
         return 0;
     }
     size_t p = s;
     for (int i = 0;; i++) {
         if (i == x->ncols)
-            return cp_err(err, errlen, "COPY line %llu: extra data after last expected column",
-                          x->line);
+            return ph_errf(err, errlen, "COPY line %llu: extra data after last expected column",
+                           x->line);
         const size_t fs = p;
         bool found, quoted = false;
         size_t ne;
@@ -378,8 +369,8 @@ static int split(ph_copy_xform *x, size_t s, size_t e, char *err, size_t errlen)
         f->null = !quoted && is_null_string(x, fs, ne);
         if (!found) {
             if (i + 1 < x->ncols)
-                return cp_err(err, errlen, "COPY line %llu: missing data for column %d", x->line,
-                              i + 2);
+                return ph_errf(err, errlen, "COPY line %llu: missing data for column %d", x->line,
+                               i + 2);
             return 0;
         }
     }
@@ -473,21 +464,21 @@ static int bytea_from_text(ph_copy_xform *x, int col, char *err, size_t errlen)
     const uint8_t *v = x->val.data;
     const size_t n = x->val.len;
     if (n < 2 || v[0] != '\\' || v[1] != 'x')
-        return cp_err(err, errlen,
-                      "COPY line %llu, column %d: unexpected bytea output format (set "
-                      "bytea_output=hex)",
-                      x->line, col + 1);
+        return ph_errf(err, errlen,
+                       "COPY line %llu, column %d: unexpected bytea output format (set "
+                       "bytea_output=hex)",
+                       x->line, col + 1);
     if ((n - 2) % 2)
-        return cp_err(err, errlen, "COPY line %llu, column %d: invalid hexadecimal bytea data",
-                      x->line, col + 1);
+        return ph_errf(err, errlen, "COPY line %llu, column %d: invalid hexadecimal bytea data",
+                       x->line, col + 1);
     cp_wipe(&x->tmp);
     if (cp_reserve(&x->tmp, (n - 2) / 2 + 1) != 0)
         return cp_oom(err, errlen);
     for (size_t i = 2; i < n; i += 2) {
-        int hi = hexval(v[i]), lo = hexval(v[i + 1]);
+        int hi = ph_hex_val(v[i]), lo = ph_hex_val(v[i + 1]);
         if (hi < 0 || lo < 0)
-            return cp_err(err, errlen, "COPY line %llu, column %d: invalid hexadecimal bytea data",
-                          x->line, col + 1);
+            return ph_errf(err, errlen, "COPY line %llu, column %d: invalid hexadecimal bytea data",
+                           x->line, col + 1);
         x->tmp.data[x->tmp.len++] = (uint8_t)(hi << 4 | lo);
     }
     ph_buf t = x->val;
@@ -518,10 +509,10 @@ static int put_bytea(ph_copy_xform *x, int col, ph_buf *out, char *err, size_t e
         return cp_oom(err, errlen);
     if (!is_csv(x) && out->len - o0 == x->null_len &&
         memcmp(out->data + o0, x->null_s, x->null_len) == 0)
-        return cp_err(err, errlen,
-                      "COPY line %llu, column %d: the encrypted value would read as the NULL "
-                      "string",
-                      x->line, col + 1);
+        return ph_errf(err, errlen,
+                       "COPY line %llu, column %d: the encrypted value would read as the NULL "
+                       "string",
+                       x->line, col + 1);
     return 0;
 }
 
@@ -529,8 +520,8 @@ static int put_bytea(ph_copy_xform *x, int col, ph_buf *out, char *err, size_t e
 static int put_plain(ph_copy_xform *x, int col, ph_buf *out, char *err, size_t errlen)
 {
     if (x->rep.len && memchr(x->rep.data, 0, x->rep.len))
-        return cp_err(err, errlen, "COPY line %llu, column %d: the value contains a NUL byte",
-                      x->line, col + 1);
+        return ph_errf(err, errlen, "COPY line %llu, column %d: the value contains a NUL byte",
+                       x->line, col + 1);
     if (encode(x, x->rep.data, x->rep.len, out) != 0)
         return cp_oom(err, errlen);
     return 0;
@@ -552,8 +543,8 @@ static int decode_field(ph_copy_xform *x, int col, const cp_field *f, char *err,
     if (x->dir == PH_COPY_DECRYPT)
         return bytea_from_text(x, col, err, errlen);
     if (x->val.len && memchr(x->val.data, 0, x->val.len))
-        return cp_err(err, errlen, "COPY line %llu, column %d: invalid byte sequence (a NUL byte)",
-                      x->line, col + 1);
+        return ph_errf(err, errlen, "COPY line %llu, column %d: invalid byte sequence (a NUL byte)",
+                       x->line, col + 1);
     return 0;
 }
 
@@ -613,8 +604,8 @@ int cp_text_run(ph_copy_xform *x, bool at_eof, ph_buf *out, char *err, size_t er
             return -1;
         if (st == SC_MORE) {
             if (x->pend.len - x->cur > x->max_row)
-                return cp_err(err, errlen, "COPY line %llu is longer than %zu bytes", x->line + 1,
-                              x->max_row);
+                return ph_errf(err, errlen, "COPY line %llu is longer than %zu bytes", x->line + 1,
+                               x->max_row);
             return 0;
         }
         const size_t s = x->cur;
