@@ -15,6 +15,7 @@
  */
 #include "engine/engine_internal.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -89,19 +90,28 @@ int eng_refuse_query(ph_session *s, ph_buf *rep, const char *sqlstate, const cha
     return 0;
 }
 
-int eng_refusal_error(const uint8_t *msg, uint32_t total, ph_buf *rep)
+/* The fields of an ErrorResponse body are NUL-terminated and end with a 0. */
+static bool well_formed_error(const uint8_t *msg, uint32_t total)
 {
-    size_t start = rep->len;
-    if (ph_buf_append_u8(rep, 'E') || ph_buf_append_u32(rep, 0))
-        return -1;
     uint32_t i = 5;
     while (i < total && msg[i] != 0) {
         const uint8_t *end = memchr(msg + i + 1, 0, total - i - 1);
-        if (!end) { /* malformed: pass the server's message as it is */
-            rep->len = start;
-            return PGF_KEEP;
-        }
-        size_t n = (size_t)(end - (msg + i)) + 1;
+        if (!end)
+            return false;
+        i = (uint32_t)(end - msg) + 1;
+    }
+    return i + 1 == total;
+}
+
+int eng_refusal_error(const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    if (total < 6 || !well_formed_error(msg, total))
+        return PGF_KEEP; /* not ours to fix: pass the server's message as it is */
+    size_t start = rep->len;
+    if (ph_buf_append_u8(rep, 'E') || ph_buf_append_u32(rep, 0))
+        return -1;
+    for (uint32_t i = 5; msg[i] != 0;) {
+        size_t n = strlen((const char *)msg + i) + 1;
         if (msg[i] != 'W' && ph_buf_append(rep, msg + i, n))
             return -1;
         i += (uint32_t)n;

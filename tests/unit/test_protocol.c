@@ -497,6 +497,45 @@ static void test_framer_hook_error_stops(void **state)
     ph_buf_free(&in);
 }
 
+/* A hook that starts a replacement, then keeps the message after all. */
+static pgf_want want_all(void *ud, uint8_t type, uint32_t total)
+{
+    (void)ud;
+    (void)type;
+    (void)total;
+    return PGF_INSPECT;
+}
+
+static int begin_then_keep(void *ud, const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    (void)ud;
+    (void)msg;
+    (void)total;
+    assert_int_equal(ph_buf_append(rep, "partial", 7), 0);
+    return PGF_KEEP;
+}
+
+static void test_framer_keep_discards_partial_replacement(void **state)
+{
+    (void)state;
+    static const pgf_hooks h = {want_all, begin_then_keep};
+    ph_buf in = {0}, out = {0};
+    put_msg(&in, 'A', "one", 3);
+    put_msg(&in, 'B', "two", 3);
+    pg_framer f;
+    pgf_init(&f, 1024);
+    pg_outq q = {0};
+    size_t used, need;
+    assert_int_equal(pgf_feed(&f, in.data, in.len, &h, NULL, &q, &used, &need), PGF_OK);
+    assert_int_equal(used, in.len);
+    drain_outq(&q, &out); /* the originals, unchanged; ASan reports any leaked buffer */
+    assert_int_equal(out.len, in.len);
+    assert_memory_equal(out.data, in.data, in.len);
+    pg_outq_clear(&q);
+    ph_buf_free(&in);
+    ph_buf_free(&out);
+}
+
 static void test_framer_truncated_stream(void **state)
 {
     (void)state;
@@ -541,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_framer_oversized_rejected_before_allocation),
         cmocka_unit_test(test_framer_length_below_minimum),
         cmocka_unit_test(test_framer_hook_error_stops),
+        cmocka_unit_test(test_framer_keep_discards_partial_replacement),
         cmocka_unit_test(test_framer_truncated_stream),
     };
     return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);

@@ -76,7 +76,9 @@ pgf_status pgf_feed(pg_framer *f, const uint8_t *buf, size_t len, const pgf_hook
             st = PGF_ERR_HOOK;
             break;
         }
-        if (v != PGF_KEEP) {
+        if (v == PGF_KEEP) {
+            ph_buf_free(&rep); /* a hook that began a replacement and kept the message */
+        } else {
             pgf_status s2 = splice(out, buf + run, pos - run, &rep, v);
             if (s2 != PGF_OK) {
                 *used = pos;
