@@ -101,7 +101,12 @@ static const ProtobufCMessage *node_inner(const rw_node *n)
     return *(ProtobufCMessage *const *)(const void *)((const char *)n + f->offset);
 }
 
-static int walk_message(rw_ctx *c, rw_scope *sc, const ProtobufCMessage *m, const char *what)
+/* Calls visit for every Node reachable from m through fields that are not
+ * Nodes themselves (lists, sub-messages); stops at the first nonzero result
+ * and returns it. The one walker behind every generic search below. */
+typedef int (*node_visit_fn)(void *arg, const rw_node *n);
+
+static int each_child_node(const ProtobufCMessage *m, node_visit_fn visit, void *arg)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     const char *base = (const char *)m;
@@ -123,13 +128,31 @@ static int walk_message(rw_ctx *c, rw_scope *sc, const ProtobufCMessage *m, cons
             if (!items[k])
                 continue;
             int rc = f->descriptor == &pg_query__node__descriptor
-                         ? walk_desc(c, sc, (const rw_node *)items[k], what)
-                         : walk_message(c, sc, items[k], what);
+                         ? visit(arg, (const rw_node *)items[k])
+                         : each_child_node(items[k], visit, arg);
             if (rc != 0)
-                return -1;
+                return rc;
         }
     }
     return 0;
+}
+
+typedef struct {
+    rw_ctx *c;
+    rw_scope *sc;
+    const char *what;
+} walk_arg;
+
+static int walk_visit(void *arg, const rw_node *n)
+{
+    walk_arg *a = arg;
+    return walk_desc(a->c, a->sc, n, a->what);
+}
+
+static int walk_message(rw_ctx *c, rw_scope *sc, const ProtobufCMessage *m, const char *what)
+{
+    walk_arg a = {c, sc, what};
+    return each_child_node(m, walk_visit, &a) != 0 ? -1 : 0;
 }
 
 static const char *node_desc(const rw_node *n)
@@ -885,36 +908,24 @@ static int find_in_node(rw_ctx *c, rw_scope *sc, const rw_node *n, const ph_sche
     return m ? find_in_message(c, sc, m, col, location) : 0;
 }
 
+typedef struct {
+    rw_ctx *c;
+    rw_scope *sc;
+    const ph_schema_column **col;
+    int *location;
+} find_arg;
+
+static int find_visit(void *arg, const rw_node *n)
+{
+    find_arg *a = arg;
+    return find_in_node(a->c, a->sc, n, a->col, a->location);
+}
+
 static int find_in_message(rw_ctx *c, rw_scope *sc, const ProtobufCMessage *m,
                            const ph_schema_column **col, int *location)
 {
-    const ProtobufCMessageDescriptor *d = m->descriptor;
-    const char *base = (const char *)m;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-            continue;
-        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-            *(const uint32_t *)(const void *)(base + f->quantifier_offset) != f->id)
-            continue;
-        size_t count = 1;
-        ProtobufCMessage *const *items =
-            (ProtobufCMessage *const *)(const void *)(base + f->offset);
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            count = *(const size_t *)(const void *)(base + f->quantifier_offset);
-            items = *(ProtobufCMessage *const *const *)(const void *)(base + f->offset);
-        }
-        for (size_t k = 0; k < count; k++) {
-            if (!items[k])
-                continue;
-            int rc = f->descriptor == &pg_query__node__descriptor
-                         ? find_in_node(c, sc, (const rw_node *)items[k], col, location)
-                         : find_in_message(c, sc, items[k], col, location);
-            if (rc != 0)
-                return rc;
-        }
-    }
-    return 0;
+    find_arg a = {c, sc, col, location};
+    return each_child_node(m, find_visit, &a);
 }
 
 int rw_find_protected(rw_ctx *c, rw_scope *sc, const rw_node *n, const ph_schema_column **col,
