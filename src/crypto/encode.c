@@ -156,14 +156,23 @@ ph_enc_status ph_canon_from_text(ph_ltype t, const char *s, size_t len, const ph
     return PH_ENC_EINVAL;
 }
 
+/* Checks the (bytes, len, out) arguments every conversion takes; a NULL
+ * pointer is allowed for an empty value and becomes a valid empty one. */
+static bool bytes_arg(const uint8_t **p, size_t len, const ph_buf *out)
+{
+    static const uint8_t empty[1] = {0};
+    if ((!*p && len) || !out)
+        return false;
+    if (!*p)
+        *p = empty;
+    return true;
+}
+
 ph_enc_status ph_canon_from_binary(ph_ltype t, const uint8_t *p, size_t len, const ph_enc_opts *o,
                                    ph_buf *out)
 {
-    static const uint8_t empty[1] = {0};
-    if ((!p && len) || !out)
+    if (!bytes_arg(&p, len, out))
         return PH_ENC_EINVAL;
-    if (!p)
-        p = empty;
     if (is_int(t))
         return ph_enc_int_from_binary(t, p, len, out);
     if (t == PH_LT_BOOL)
@@ -180,11 +189,8 @@ ph_enc_status ph_canon_from_binary(ph_ltype t, const uint8_t *p, size_t len, con
 ph_enc_status ph_canon_to_text(ph_ltype t, const uint8_t *c, size_t len, const ph_enc_opts *o,
                                ph_buf *out)
 {
-    static const uint8_t empty[1] = {0};
-    if ((!c && len) || !out)
+    if (!bytes_arg(&c, len, out))
         return PH_ENC_EINVAL;
-    if (!c)
-        c = empty;
     o = o ? o : &default_opts;
     if (is_int(t))
         return ph_enc_int_to_text(t, c, len, out);
@@ -202,11 +208,8 @@ ph_enc_status ph_canon_to_text(ph_ltype t, const uint8_t *c, size_t len, const p
 ph_enc_status ph_canon_to_binary(ph_ltype t, const uint8_t *c, size_t len, const ph_enc_opts *o,
                                  ph_buf *out)
 {
-    static const uint8_t empty[1] = {0};
-    if ((!c && len) || !out)
+    if (!bytes_arg(&c, len, out))
         return PH_ENC_EINVAL;
-    if (!c)
-        c = empty;
     o = o ? o : &default_opts;
     if (is_int(t))
         return ph_enc_int_to_binary(t, c, len, out);
