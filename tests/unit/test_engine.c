@@ -234,10 +234,7 @@ static void test_results_decrypted_text(void **state)
     fx_s2c(f, &ans, &down);
 
     fx_msgs ms;
-    char types[16];
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "TDDCZ");
+    fx_expect_types(&down, &ms, "TDDCZ");
     /* RowDescription: logical types, typlen, typmod -1 */
     fx_rd r = fx_reader(&ms.m[0]);
     assert_int_equal(fx_u16(&r), 5);
@@ -289,10 +286,7 @@ static void test_corrupt_envelope_fails_closed(void **state)
     put_ready(&ans, 'I');
     fx_s2c(f, &ans, &down);
     fx_msgs ms;
-    char types[16];
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "TDEZ");
+    fx_expect_types(&down, &ms, "TDEZ");
     fx_expect_field_str(&ms.m[1], 0, "Bob");
     assert_string_equal(fx_error_field(&ms.m[2], 'C'), "XX001");
     assert_non_null(strstr(fx_error_field(&ms.m[2], 'M'), "customers.full_name"));
@@ -306,9 +300,7 @@ static void test_corrupt_envelope_fails_closed(void **state)
     put_complete(&ans2, "SELECT 1");
     put_ready(&ans2, 'I');
     fx_s2c(f, &ans2, &down2);
-    fx_split(&down2, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "TDCZ");
+    fx_expect_types(&down2, &ms, "TDCZ");
     ph_buf *bufs[] = {&in, &up, &ans, &down, &e, &h, &hb, &in2, &up2, &ans2, &down2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         ph_buf_free(bufs[i]);
@@ -368,10 +360,7 @@ static void test_multi_statement(void **state)
     put_ready(&ans, 'I');
     fx_s2c(f, &ans, &down);
     fx_msgs ms;
-    char types[16];
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "TDCTDCZ");
+    fx_expect_types(&down, &ms, "TDCTDCZ");
     fx_expect_field_str(&ms.m[1], 1, "dan@example.com");
     fx_expect_field_str(&ms.m[4], 0, "4111111111111111");
     ph_buf *bufs[] = {&in, &up, &ans, &down, &e1, &h1, &e2, &h2};
@@ -406,10 +395,7 @@ static void test_async_messages_pass(void **state)
     put_ready(&ans, 'I');
     fx_s2c(f, &ans, &down);
     fx_msgs ms;
-    char types[16];
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "TNADCZ");
+    fx_expect_types(&down, &ms, "TNADCZ");
     fx_expect_field_str(&ms.m[3], 0, "+33 1 23");
     ph_buf *bufs[] = {&in, &up, &ans, &down, &e, &h};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -466,10 +452,7 @@ static void test_catalog_failure_fails_star_closed(void **state)
     put_complete(&ans, "SELECT 1");
     put_ready(&ans, 'I');
     fx_s2c(f, &ans, &down);
-    char types[16];
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "EZ");
+    fx_expect_types(&down, &ms, "EZ");
     assert_string_equal(fx_error_field(&ms.m[0], 'C'), "55000");
     (void)cat;
     /* the catalog is retried before the next statement */

@@ -261,10 +261,7 @@ static void test_copy_to_corrupt_fails(void **state)
     put_ready(&ans, 'I');
     fx_s2c(f, &ans, &down);
     fx_msgs ms;
-    char types[16];
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "EZ");
+    fx_expect_types(&down, &ms, "EZ");
     assert_string_equal(fx_error_field(&ms.m[0], 'C'), "XX001");
     FREE_ALL(&ans, &down, &e, &h, &row);
 }
@@ -294,10 +291,7 @@ static void test_copy_without_catalog_fails_closed(void **state)
     put_empty(&in2, 'c');
     fx_c2s(f, &in2, &up2);
     fx_msgs ms;
-    char types[16];
-    fx_split(&up2, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "f");
+    fx_expect_types(&up2, &ms, "f");
     assert_false(fx_contains(up2.data, up2.len, "secret"));
     FREE_ALL(&in, &up, &ans, &down, &empty, &in2, &up2);
 }

@@ -79,10 +79,7 @@ static void test_parse_bind_text_param(void **state)
     put_empty(&in, 'S');
     fx_c2s(f, &in, &up);
     fx_msgs ms;
-    char types[16];
-    fx_split(&up, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "PBDES");
+    fx_expect_types(&up, &ms, "PBDES");
     uint32_t t[4];
     const char *usql;
     assert_int_equal(parse_types(&ms.m[0], t, &usql), 1);
@@ -114,9 +111,7 @@ static void test_parse_bind_text_param(void **state)
     put_complete(&ans, "SELECT 1");
     put_ready(&ans, 'I');
     fx_s2c(f, &ans, &down);
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "12TDCZ");
+    fx_expect_types(&down, &ms, "12TDCZ");
     fx_expect_field_str(&ms.m[3], 0, "Alice");
     FREE_ALL(&in, &up, &det, &want, &ans, &down, &env, &hex);
 }
@@ -218,9 +213,7 @@ static void test_param_description_and_binary_results(void **state)
     fx_s2c(f, &ans, &down);
     fx_msgs ms;
     char types[16];
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "1tTZ");
+    fx_expect_types(&down, &ms, "1tTZ");
     fx_rd r = fx_reader(&ms.m[1]);
     assert_int_equal(fx_u16(&r), 2);
     assert_int_equal(fx_u32(&r), 25); /* email: text */
@@ -246,9 +239,7 @@ static void test_param_description_and_binary_results(void **state)
     put_complete(&ans2, "SELECT 1");
     put_ready(&ans2, 'I');
     fx_s2c(f, &ans2, &down2);
-    fx_split(&down2, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "2DCZ");
+    fx_expect_types(&down2, &ms, "2DCZ");
     fx_expect_field_str(&ms.m[1], 0, "x@example.com");
     const uint8_t *v;
     assert_int_equal(fx_datarow_field(&ms.m[1], 1, &v), 4);
@@ -269,9 +260,7 @@ static void test_describe_injected_before_execute(void **state)
     fx_c2s(f, &in, &up);
     fx_msgs ms;
     char types[16];
-    fx_split(&up, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "PBDES");
+    fx_expect_types(&up, &ms, "PBDES");
     put_target(&want, 'D', 'P', "p1");
     expect_msg_equal(&ms.m[2], &want);
 
@@ -308,10 +297,7 @@ static void test_portal_suspended(void **state)
     put_empty(&in, 'S');
     fx_c2s(f, &in, &up);
     fx_msgs ms;
-    char types[16];
-    fx_split(&up, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "PBDEES");
+    fx_expect_types(&up, &ms, "PBDEES");
     put_empty(&ans, '1');
     put_empty(&ans, '2');
     fx_field fl = {"phone", FX_CUST, 4, 17, -1, -1, 0};
@@ -327,9 +313,7 @@ static void test_portal_suspended(void **state)
     put_complete(&ans, "SELECT 1");
     put_ready(&ans, 'T');
     fx_s2c(f, &ans, &down);
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "12TDsDCZ");
+    fx_expect_types(&down, &ms, "12TDsDCZ");
     fx_expect_field_str(&ms.m[3], 0, "111");
     fx_expect_field_str(&ms.m[5], 0, "222");
     FREE_ALL(&in, &up, &ans, &down, &e1, &h1, &e2, &h2);
@@ -353,10 +337,7 @@ static void test_pipelined_batches(void **state)
     put_empty(&in, 'S');
     fx_c2s(f, &in, &up);
     fx_msgs ms;
-    char types[16];
-    fx_split(&up, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "PDBESBES");
+    fx_expect_types(&up, &ms, "PDBESBES");
     bind_view b;
     /* payments.customer_email shares the key domain of customers.email */
     fx_det(f, "customers", "email", "a@example.com", &d1);
@@ -388,9 +369,7 @@ static void test_pipelined_batches(void **state)
     put_complete(&ans, "SELECT 1");
     put_ready(&ans, 'I');
     fx_s2c(f, &ans, &down);
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "1tT2DCZ2DCZ");
+    fx_expect_types(&down, &ms, "1tT2DCZ2DCZ");
     fx_rd r = fx_reader(&ms.m[1]);
     assert_int_equal(fx_u16(&r), 1);
     assert_int_equal(fx_u32(&r), 25);
@@ -429,9 +408,7 @@ static void test_parse_refused_in_order(void **state)
     put_error(&ans, "0A000", "phantom: cannot apply LIKE");
     put_ready(&ans, 'I');
     fx_s2c(f, &ans, &down);
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "EZ");
+    fx_expect_types(&down, &ms, "EZ");
     assert_string_equal(fx_error_field(&ms.m[0], 'C'), "0A000");
     /* the session goes on: a protected Bind of an unknown statement name is
      * not encrypted (the server rejects it), a new batch works */
@@ -481,9 +458,7 @@ static void test_bind_refused_bad_value(void **state)
     put_error(&ans, "22P02", "phantom: invalid value for customers.age");
     put_ready(&ans, 'I');
     fx_s2c(f, &ans, &down);
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "1EZ");
+    fx_expect_types(&down, &ms, "1EZ");
     FREE_ALL(&in, &up, &ans, &down);
 }
 
@@ -511,10 +486,7 @@ static void test_upstream_error_skips_to_sync(void **state)
     put_ready(&ans, 'I');
     fx_s2c(f, &ans, &down);
     fx_msgs ms;
-    char types[16];
-    fx_split(&down, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "EZTDCZ");
+    fx_expect_types(&down, &ms, "EZTDCZ");
     fx_expect_field_str(&ms.m[3], 0, "Heidi");
     FREE_ALL(&in, &up, &ans, &down, &e, &h);
 }
@@ -529,10 +501,7 @@ static void test_catalog_before_first_parse(void **state)
     put_empty(&in, 'S');
     fx_c2s(f, &in, &up);
     fx_msgs ms;
-    char types[16];
-    fx_split(&up, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "QPBES");
+    fx_expect_types(&up, &ms, "QPBES");
     assert_true(fx_is_catalog_query(&ms.m[0]));
     ph_buf ans = {0}, down = {0};
     fx_catalog_answer(&ans);
@@ -583,10 +552,7 @@ static void test_plan_reuse_and_close(void **state)
     put_bind(&in, "", "", 0, NULL, 1, &a, 0, NULL);
     fx_c2s(f, &in, &up);
     fx_msgs ms;
-    char types[16];
-    fx_split(&up, &ms);
-    fx_types(&ms, types, sizeof types);
-    assert_string_equal(types, "PBPBCPB");
+    fx_expect_types(&up, &ms, "PBPBCPB");
     uint32_t t[4];
     const char *usql;
     assert_int_equal(parse_types(&ms.m[2], t, &usql), 1);

@@ -314,6 +314,15 @@ static inline void fx_types(const fx_msgs *m, char *out, size_t cap)
     out[i] = '\0';
 }
 
+/* Splits b into *ms and asserts the message types are exactly want. */
+static inline void fx_expect_types(const ph_buf *b, fx_msgs *ms, const char *want)
+{
+    char types[65];
+    fx_split(b, ms);
+    fx_types(ms, types, sizeof types);
+    assert_string_equal(types, want);
+}
+
 typedef struct fx_rd {
     const uint8_t *p;
     size_t n, off;
