@@ -6,6 +6,7 @@
 #   * a wrong password fails with the server's own error (28P01, "password
 #     authentication failed for user ...") relayed verbatim, and the proxy
 #     keeps serving;
+#   * GSSENCRequest is answered N and the session continues; gssencmode=require fails;
 #   * clients with sslmode=prefer (SSLRequest first, proxy answers 'N' when it
 #     has no client TLS) and sslmode=disable both work;
 #   * SCRAM with channel_binding=require fails: the proxy strips
@@ -162,6 +163,37 @@ out=$(pq "$P_TLS" phantom_md5 md5_pw "sslmode=require channel_binding=require" "
 rc=$?
 [ "$rc" -ne 0 ] || fail "channel_binding=require with an MD5 role succeeded: [$out]"
 ok "channel_binding=require with an MD5 role fails too"
+# GSSENCRequest: the proxy answers 'N' (no GSSAPI encryption) and the client
+# goes on with a StartupMessage on the same connection, as with PostgreSQL.
+out=$(/usr/bin/python3 - "$P_PLAIN" "$PGH_DB" <<'PY'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(struct.pack("!ii", 8, 80877104))
+print("answer=" + s.recv(1).decode())
+body = b"user\0phantom_trust\0database\0" + sys.argv[2].encode() + b"\0\0"
+s.sendall(struct.pack("!ii", 8 + len(body), 196608) + body)
+seen = b""
+while True:
+    h = s.recv(5, socket.MSG_WAITALL)
+    if len(h) < 5:
+        break
+    n = struct.unpack("!i", h[1:])[0] - 4
+    if n:
+        s.recv(n, socket.MSG_WAITALL)
+    seen += h[:1]
+    if h[:1] in (b"Z", b"E"):
+        break
+print("messages=" + seen.decode())
+PY
+)
+assert_contains "$out" "answer=N" "GSSENCRequest is answered N"
+assert_contains "$out" "messages=R" "the StartupMessage after it is answered (authentication)"
+case "$out" in *Z) ok "the session reaches ReadyForQuery after the GSSENCRequest" ;; *) fail "no ReadyForQuery after GSSENCRequest: $out" ;; esac
+out=$(pq "$P_PLAIN" phantom_scram scram_pw "sslmode=disable gssencmode=require" "select 1")
+rc=$?
+[ "$rc" -ne 0 ] || fail "gssencmode=require succeeded through the proxy: [$out]"
+assert_contains "$out" "GSSAPI encryption required but was impossible" \
+    "gssencmode=require fails cleanly (no GSSAPI encryption offered)"
 alive
 kill -0 "$PID_PLAIN" 2>/dev/null || fail "first proxy died"
 
