@@ -1,17 +1,78 @@
 /*
  * aead.c — AES-256-GCM and AES-SIV over OpenSSL 3 EVP (see aead.h).
  *
- * Each operation copies a keyed template context (EVP_CIPHER_CTX_copy) so
- * the key schedule is computed once per key, and templates are only read
- * after init: concurrent use from several threads is safe. The copies are
- * freed with EVP_CIPHER_CTX_free, which wipes the provider state.
+ * Each key has keyed template contexts (the key schedule is computed once
+ * per key) that are only read after init, and a small pool of working
+ * contexts under a mutex: an operation takes one (or copies the template
+ * when the pool is empty), uses it alone, and gives it back. A GCM context
+ * is re-armed for the next message by a new nonce (no copy at all); a SIV
+ * context cannot be reset without its key, so it gets a fresh copy of the
+ * template each time (into the pooled context, saving its allocation). A
+ * context that saw an error is freed, never pooled. Freeing
+ * (EVP_CIPHER_CTX_free) wipes the provider state, pool and templates alike.
  */
 #include "crypto/aead.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+
+#define POOL_MAX 8 /* idle contexts kept per key and direction */
+
+struct ph_aead_pool {
+    pthread_mutex_t lock;
+    EVP_CIPHER_CTX *idle[2][POOL_MAX]; /* [0] encrypt, [1] decrypt */
+    int n[2];
+};
+
+static ph_aead_pool *pool_new(void)
+{
+    ph_aead_pool *p = calloc(1, sizeof *p);
+    if (p && pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void pool_free(ph_aead_pool *p)
+{
+    if (!p)
+        return;
+    for (int d = 0; d < 2; d++)
+        for (int i = 0; i < p->n[d]; i++)
+            EVP_CIPHER_CTX_free(p->idle[d][i]);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* An idle context of direction dir, or NULL. */
+static EVP_CIPHER_CTX *pool_take(ph_aead_pool *p, int dir)
+{
+    EVP_CIPHER_CTX *c = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->n[dir] > 0)
+        c = p->idle[dir][--p->n[dir]];
+    pthread_mutex_unlock(&p->lock);
+    return c;
+}
+
+/* Returns c after a successful operation (ok), else frees it. */
+static void pool_give(ph_aead_pool *p, int dir, EVP_CIPHER_CTX *c, int ok)
+{
+    if (c && ok) {
+        pthread_mutex_lock(&p->lock);
+        if (p->n[dir] < POOL_MAX) {
+            p->idle[dir][p->n[dir]++] = c;
+            c = NULL;
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    EVP_CIPHER_CTX_free(c);
+}
 
 /* Fetches `name`, makes an encrypt and a decrypt template keyed with key. */
 static int make_templates(const char *name, const uint8_t *key, EVP_CIPHER_CTX **enc,
@@ -34,9 +95,12 @@ static int make_templates(const char *name, const uint8_t *key, EVP_CIPHER_CTX *
     return 0;
 }
 
-static EVP_CIPHER_CTX *copy_of(const EVP_CIPHER_CTX *tmpl)
+/* A fresh copy of tmpl, in a pooled context when there is one. */
+static EVP_CIPHER_CTX *copy_of(ph_aead_pool *p, int dir, const EVP_CIPHER_CTX *tmpl)
 {
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    EVP_CIPHER_CTX *c = pool_take(p, dir);
+    if (!c)
+        c = EVP_CIPHER_CTX_new();
     if (c && EVP_CIPHER_CTX_copy(c, tmpl) != 1) {
         EVP_CIPHER_CTX_free(c);
         return NULL;
@@ -44,27 +108,49 @@ static EVP_CIPHER_CTX *copy_of(const EVP_CIPHER_CTX *tmpl)
     return c;
 }
 
+/* A GCM context keyed like tmpl: pooled ones are re-armed by the caller's
+ * nonce, so only an empty pool costs a copy. */
+static EVP_CIPHER_CTX *gcm_ctx(ph_aead_pool *p, int dir, const EVP_CIPHER_CTX *tmpl)
+{
+    EVP_CIPHER_CTX *c = pool_take(p, dir);
+    return c ? c : copy_of(p, dir, tmpl);
+}
+
+static int keyed(const ph_aead_pool *p, const EVP_CIPHER_CTX *enc, const EVP_CIPHER_CTX *dec)
+{
+    return p && enc && dec;
+}
+
 /* ---- AES-256-GCM ----------------------------------------------------------- */
 
 int ph_gcm_init(ph_gcm *g, const uint8_t key[PH_GCM_KEY_LEN])
 {
-    return make_templates("AES-256-GCM", key, &g->enc, &g->dec);
+    g->pool = NULL;
+    if (make_templates("AES-256-GCM", key, &g->enc, &g->dec) != 0)
+        return -1;
+    if (!(g->pool = pool_new())) {
+        ph_gcm_clear(g);
+        return -1;
+    }
+    return 0;
 }
 
 void ph_gcm_clear(ph_gcm *g)
 {
+    pool_free(g->pool);
     EVP_CIPHER_CTX_free(g->enc);
     EVP_CIPHER_CTX_free(g->dec);
     g->enc = g->dec = NULL;
+    g->pool = NULL;
 }
 
 int ph_gcm_seal(const ph_gcm *g, const uint8_t nonce[PH_GCM_NONCE_LEN], const uint8_t *aad,
                 size_t aad_len, const uint8_t *pt, size_t len, uint8_t *ct,
                 uint8_t tag[PH_AEAD_TAG_LEN])
 {
-    if (!g->enc || aad_len > INT_MAX || len > INT_MAX)
+    if (!keyed(g->pool, g->enc, g->dec) || aad_len > INT_MAX || len > INT_MAX)
         return -1;
-    EVP_CIPHER_CTX *c = copy_of(g->enc);
+    EVP_CIPHER_CTX *c = gcm_ctx(g->pool, 0, g->enc);
     uint8_t fin[PH_AEAD_TAG_LEN]; /* AEAD finals output nothing; never ct + len (may be NULL) */
     int n = 0, rc = -1;
     if (c && EVP_EncryptInit_ex2(c, NULL, NULL, nonce, NULL) == 1 &&
@@ -73,7 +159,7 @@ int ph_gcm_seal(const ph_gcm *g, const uint8_t nonce[PH_GCM_NONCE_LEN], const ui
         EVP_EncryptFinal_ex(c, fin, &n) == 1 &&
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, PH_AEAD_TAG_LEN, tag) == 1)
         rc = 0;
-    EVP_CIPHER_CTX_free(c);
+    pool_give(g->pool, 0, c, rc == 0);
     return rc;
 }
 
@@ -81,9 +167,9 @@ int ph_gcm_open(const ph_gcm *g, const uint8_t nonce[PH_GCM_NONCE_LEN], const ui
                 size_t aad_len, const uint8_t *ct, size_t len, const uint8_t tag[PH_AEAD_TAG_LEN],
                 uint8_t *pt)
 {
-    if (!g->dec || aad_len > INT_MAX || len > INT_MAX)
+    if (!keyed(g->pool, g->enc, g->dec) || aad_len > INT_MAX || len > INT_MAX)
         return -1;
-    EVP_CIPHER_CTX *c = copy_of(g->dec);
+    EVP_CIPHER_CTX *c = gcm_ctx(g->pool, 1, g->dec);
     uint8_t t[PH_AEAD_TAG_LEN];
     uint8_t fin[PH_AEAD_TAG_LEN]; /* AEAD finals output nothing; never ct + len (may be NULL) */
     int n = 0, rc = -1;
@@ -94,7 +180,7 @@ int ph_gcm_open(const ph_gcm *g, const uint8_t nonce[PH_GCM_NONCE_LEN], const ui
         (len == 0 || EVP_DecryptUpdate(c, pt, &n, ct, (int)len) == 1) &&
         EVP_DecryptFinal_ex(c, fin, &n) == 1)
         rc = 0;
-    EVP_CIPHER_CTX_free(c);
+    pool_give(g->pool, 1, c, rc == 0);
     if (rc != 0 && len > 0)
         OPENSSL_cleanse(pt, len);
     return rc;
@@ -105,18 +191,24 @@ int ph_gcm_open(const ph_gcm *g, const uint8_t nonce[PH_GCM_NONCE_LEN], const ui
 int ph_siv_init(ph_siv *s, const uint8_t *key, size_t key_len)
 {
     const char *name = key_len == 32 ? "AES-128-SIV" : key_len == 64 ? "AES-256-SIV" : NULL;
-    if (!name) {
-        s->enc = s->dec = NULL;
+    s->enc = s->dec = NULL;
+    s->pool = NULL;
+    if (!name || make_templates(name, key, &s->enc, &s->dec) != 0)
+        return -1;
+    if (!(s->pool = pool_new())) {
+        ph_siv_clear(s);
         return -1;
     }
-    return make_templates(name, key, &s->enc, &s->dec);
+    return 0;
 }
 
 void ph_siv_clear(ph_siv *s)
 {
+    pool_free(s->pool);
     EVP_CIPHER_CTX_free(s->enc);
     EVP_CIPHER_CTX_free(s->dec);
     s->enc = s->dec = NULL;
+    s->pool = NULL;
 }
 
 /* Feeds the associated-data components, one EVP update (= one S2V string) each. */
@@ -130,33 +222,33 @@ static int feed_ad(EVP_CIPHER_CTX *c, const ph_ad *ad, size_t n_ad)
     return 0;
 }
 
-static int siv_args_ok(const EVP_CIPHER_CTX *tmpl, size_t n_ad, size_t len)
+static int siv_args_ok(const ph_siv *s, size_t n_ad, size_t len)
 {
-    return tmpl && n_ad <= PH_SIV_MAX_AD && len > 0 && len <= INT_MAX;
+    return keyed(s->pool, s->enc, s->dec) && n_ad <= PH_SIV_MAX_AD && len > 0 && len <= INT_MAX;
 }
 
 int ph_siv_seal(const ph_siv *s, const ph_ad *ad, size_t n_ad, const uint8_t *pt, size_t len,
                 uint8_t v[PH_AEAD_TAG_LEN], uint8_t *ct)
 {
-    if (!siv_args_ok(s->enc, n_ad, len))
+    if (!siv_args_ok(s, n_ad, len))
         return -1;
-    EVP_CIPHER_CTX *c = copy_of(s->enc);
+    EVP_CIPHER_CTX *c = copy_of(s->pool, 0, s->enc);
     uint8_t fin[PH_AEAD_TAG_LEN]; /* AEAD finals output nothing; never ct + len (may be NULL) */
     int n = 0, rc = -1;
     if (c && feed_ad(c, ad, n_ad) == 0 && EVP_EncryptUpdate(c, ct, &n, pt, (int)len) == 1 &&
         EVP_EncryptFinal_ex(c, fin, &n) == 1 &&
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, PH_AEAD_TAG_LEN, v) == 1)
         rc = 0;
-    EVP_CIPHER_CTX_free(c);
+    pool_give(s->pool, 0, c, rc == 0);
     return rc;
 }
 
 int ph_siv_open(const ph_siv *s, const ph_ad *ad, size_t n_ad, const uint8_t v[PH_AEAD_TAG_LEN],
                 const uint8_t *ct, size_t len, uint8_t *pt)
 {
-    if (!siv_args_ok(s->dec, n_ad, len))
+    if (!siv_args_ok(s, n_ad, len))
         return -1;
-    EVP_CIPHER_CTX *c = copy_of(s->dec);
+    EVP_CIPHER_CTX *c = copy_of(s->pool, 1, s->dec);
     uint8_t t[PH_AEAD_TAG_LEN];
     uint8_t fin[PH_AEAD_TAG_LEN]; /* AEAD finals output nothing; never ct + len (may be NULL) */
     int n = 0, rc = -1;
@@ -165,7 +257,7 @@ int ph_siv_open(const ph_siv *s, const ph_ad *ad, size_t n_ad, const uint8_t v[P
         feed_ad(c, ad, n_ad) == 0 && EVP_DecryptUpdate(c, pt, &n, ct, (int)len) == 1 &&
         EVP_DecryptFinal_ex(c, fin, &n) == 1)
         rc = 0;
-    EVP_CIPHER_CTX_free(c);
+    pool_give(s->pool, 1, c, rc == 0);
     if (rc != 0)
         OPENSSL_cleanse(pt, len);
     return rc;

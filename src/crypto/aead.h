@@ -5,11 +5,12 @@
  * for GCM, a caller-chosen nonce, which only field.c (random nonces) and the
  * known-answer tests may supply.
  *
- * Owns: the EVP contexts that hold expanded keys. A context is keyed once
- * (ph_gcm_init / ph_siv_init) and is read-only afterwards: every seal/open
- * works on a private copy (EVP_CIPHER_CTX_copy), so one keyed context may be
- * used by several threads at once. ph_*_clear frees (and thereby wipes) the
- * key schedules.
+ * Owns: the EVP contexts that hold expanded keys. A key's templates are
+ * keyed once (ph_gcm_init / ph_siv_init) and read-only afterwards; every
+ * seal/open works on a context of its own taken from the key's pool (see
+ * aead.c), so one key may be used by several threads at once. ph_*_clear
+ * frees (and thereby wipes) the templates and the pooled contexts; it must
+ * not run while another thread uses the key.
  */
 #ifndef PHANTOM_CRYPTO_AEAD_H
 #define PHANTOM_CRYPTO_AEAD_H
@@ -24,14 +25,18 @@
 #define PH_AEAD_TAG_LEN  16
 #define PH_SIV_MAX_AD    8
 
+typedef struct ph_aead_pool ph_aead_pool; /* idle working contexts (aead.c) */
+
 typedef struct ph_gcm {
     EVP_CIPHER_CTX *enc; /* keyed templates, never used directly */
     EVP_CIPHER_CTX *dec;
+    ph_aead_pool *pool;
 } ph_gcm;
 
 typedef struct ph_siv {
     EVP_CIPHER_CTX *enc;
     EVP_CIPHER_CTX *dec;
+    ph_aead_pool *pool;
 } ph_siv;
 
 /* One associated-data component. */

@@ -6,6 +6,7 @@
  * with AES-128-SIV's 32-byte key), AES-256-SIV properties, and RFC 5869 HKDF
  * test cases 1 and 3.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -113,6 +114,83 @@ static void test_gcm_vectors(void **state)
         ph_gcm_clear(&g);
         assert_null(g.enc);
     }
+}
+
+/* One key, many messages: the pooled working contexts (re-armed by a new
+ * nonce for GCM, re-copied for SIV) must give the published answers every
+ * time, also right after a failed open, and from several threads at once. */
+typedef struct reuse_arg {
+    const ph_gcm *g;
+    const ph_siv *s;
+    int failures;
+} reuse_arg;
+
+static void *reuse_worker(void *p)
+{
+    reuse_arg *a = p;
+    const gcm_vec *t15 = &gcm_vectors[2], *t16 = &gcm_vectors[3];
+    uint8_t iv[12], pt[64], aad[32], ct15[64], ct16[64], tag15[16], tag16[16], got[64], tag[16];
+    unhex(t15->iv, iv, sizeof iv);
+    size_t pl15 = unhex(t15->pt, pt, sizeof pt);
+    unhex(t15->ct, ct15, sizeof ct15);
+    unhex(t15->tag, tag15, sizeof tag15);
+    size_t al = unhex(t16->aad, aad, sizeof aad);
+    unhex(t16->ct, ct16, sizeof ct16);
+    unhex(t16->tag, tag16, sizeof tag16);
+    size_t pl16 = pl15 - 4; /* vector 16's plaintext is vector 15's minus 4 bytes */
+    const uint8_t sad[] = "domain";
+    ph_ad sa = {sad, sizeof sad - 1};
+    uint8_t v0[16], c0[20], v[16], c[20];
+    if (ph_siv_seal(a->s, &sa, 1, pt, 20, v0, c0) != 0)
+        a->failures++;
+    for (int i = 0; i < 300; i++) {
+        a->failures += ph_gcm_seal(a->g, iv, NULL, 0, pt, pl15, got, tag) != 0 ||
+                       memcmp(got, ct15, pl15) || memcmp(tag, tag15, 16);
+        a->failures += ph_gcm_seal(a->g, iv, aad, al, pt, pl16, got, tag) != 0 ||
+                       memcmp(got, ct16, pl16) || memcmp(tag, tag16, 16);
+        tag16[0] ^= 1; /* a failed open must not spoil the next one */
+        a->failures += ph_gcm_open(a->g, iv, aad, al, ct16, pl16, tag16, got) != -1;
+        tag16[0] ^= 1;
+        a->failures +=
+            ph_gcm_open(a->g, iv, aad, al, ct16, pl16, tag16, got) != 0 || memcmp(got, pt, pl16);
+        a->failures +=
+            ph_siv_seal(a->s, &sa, 1, pt, 20, v, c) != 0 || memcmp(v, v0, 16) || memcmp(c, c0, 20);
+        v[0] ^= 1;
+        a->failures += ph_siv_open(a->s, &sa, 1, v, c, 20, got) != -1;
+        v[0] ^= 1;
+        a->failures += ph_siv_open(a->s, &sa, 1, v, c, 20, got) != 0 || memcmp(got, pt, 20);
+    }
+    return NULL;
+}
+
+static void test_contexts_reused(void **state)
+{
+    (void)state;
+    uint8_t key[32], skey[64];
+    unhex(gcm_vectors[2].key, key, sizeof key);
+    for (int i = 0; i < 64; i++)
+        skey[i] = (uint8_t)(7 * i + 3);
+    ph_gcm g;
+    ph_siv s;
+    assert_int_equal(ph_gcm_init(&g, key), 0);
+    assert_int_equal(ph_siv_init(&s, skey, 64), 0);
+    reuse_arg one = {&g, &s, 0};
+    reuse_worker(&one);
+    assert_int_equal(one.failures, 0);
+    pthread_t th[4];
+    reuse_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (reuse_arg){&g, &s, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, reuse_worker, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(args[i].failures, 0);
+    }
+    ph_gcm_clear(&g);
+    ph_siv_clear(&s);
+    assert_null(g.pool);
+    assert_null(s.pool);
 }
 
 /* ---- AES-SIV (RFC 5297 Appendix A) ------------------------------------------- */
@@ -244,7 +322,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gcm_vectors),    cmocka_unit_test(test_siv_rfc5297_a1),
         cmocka_unit_test(test_siv_rfc5297_a2), cmocka_unit_test(test_siv_256_properties),
-        cmocka_unit_test(test_hkdf_rfc5869),
+        cmocka_unit_test(test_hkdf_rfc5869),   cmocka_unit_test(test_contexts_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
