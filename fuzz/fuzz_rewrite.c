@@ -7,7 +7,10 @@
  * finds touching a protected column; a rewritten text is NUL-terminated,
  * has the announced length and parses whenever the input parsed (splicing
  * never breaks the statement); failures carry a NUL-terminated message and
- * no plan.
+ * no plan. Statement shapes: the shape key is a fixed point of the scanner;
+ * replaying a text's shape on the text itself, and on its shape key (the
+ * same statement with every literal value changed), gives exactly what the
+ * full analysis of that text gives.
  */
 #include <pg_query.h>
 #include <stdint.h>
@@ -51,6 +54,65 @@ static int fake_encrypt(void *ud, const ph_schema_column *col, const char *v, si
     return 0;
 }
 
+static int same_result(const ph_rw_result *a, const ph_rw_result *b)
+{
+    if (a->status != b->status)
+        return 0;
+    if (a->status != PH_RW_OK)
+        return 1;
+    if ((a->sql == NULL) != (b->sql == NULL) || (a->sql && strcmp(a->sql, b->sql) != 0) ||
+        a->nparams != b->nparams || a->nstmts != b->nstmts ||
+        a->touches_protected != b->touches_protected || a->cacheable != b->cacheable)
+        return 0;
+    for (int i = 0; i < a->nparams; i++)
+        if (a->params[i] != b->params[i])
+            return 0;
+    for (size_t i = 0; i < a->nstmts; i++) {
+        const ph_rw_stmt *x = &a->stmts[i], *y = &b->stmts[i];
+        if (x->kind != y->kind || x->touches_protected != y->touches_protected ||
+            x->noutputs != y->noutputs)
+            return 0;
+        for (size_t k = 0; k < x->noutputs; k++)
+            if (x->outputs[k].col != y->outputs[k].col || x->outputs[k].star != y->outputs[k].star)
+                return 0;
+    }
+    return 1;
+}
+
+/* Replaying sh on text gives what the full analysis of text gives. */
+static void check_replay(const ph_rw_shape *sh, const char *text, size_t len)
+{
+    ph_rw_options opt = {.encrypt = fake_encrypt};
+    ph_rw_result full, shaped;
+    ph_rewrite(schema, text, len, &opt, &full);
+    ph_rewrite_shaped(sh, text, len, &opt, &shaped);
+    if (!same_result(&full, &shaped))
+        abort();
+    ph_rw_result_free(&full);
+    ph_rw_result_free(&shaped);
+}
+
+static void check_shapes(const char *sql, size_t size, const ph_rw_shape *sh)
+{
+    char *key = NULL, *key2 = NULL;
+    size_t kl = 0, kl2 = 0;
+    if (ph_rw_shape_key(sql, size, &key, &kl) != 0) {
+        if (sh)
+            abort(); /* a shape for a text the scanner cannot key */
+        return;
+    }
+    if (ph_rw_shape_key(key, kl, &key2, &kl2) != 0 || kl2 != kl || memcmp(key, key2, kl) != 0)
+        abort(); /* masking is not a fixed point */
+    if (sh) {
+        if (strcmp(ph_rw_shape_key_of(sh), key) != 0)
+            abort();
+        check_replay(sh, sql, size);
+        check_replay(sh, key, kl);
+    }
+    free(key);
+    free(key2);
+}
+
 static int parses(const char *sql)
 {
     PgQueryParseResult pr = pg_query_parse(sql);
@@ -68,9 +130,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const char *sql = (const char *)data;
     int fast = ph_rewrite_mentions_protected(schema, sql, size);
-    ph_rw_options opt = {.encrypt = fake_encrypt};
+    ph_rw_shape *sh = NULL;
+    ph_rw_options opt = {.encrypt = fake_encrypt, .shape_out = &sh};
     ph_rw_result r;
     ph_rw_status st = ph_rewrite(schema, sql, size, &opt, &r);
+    if (sh && st != PH_RW_OK)
+        abort();
+    if (!memchr(sql, '\0', size))
+        check_shapes(sql, size, sh);
+    ph_rw_shape_free(sh);
     if (!memchr(r.message, '\0', sizeof r.message) || !memchr(r.sqlstate, '\0', 6))
         abort();
     if (st == PH_RW_OK) {

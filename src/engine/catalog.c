@@ -237,7 +237,7 @@ void eng_catalog_done(ph_session *s, bool ok)
         s->cat_state = CAT_OK;
         s->cat_have = true;
         confirm_suspects(s);
-        eng_map_clear(&s->plans); /* INSERT plans used the old column lists */
+        eng_plans_clear(s); /* INSERT plans used the old column lists */
     } else {
         eng_catalog_clear(&s->building);
         s->cat_state = CAT_FAILED;

@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/hex.h"
@@ -169,6 +170,57 @@ static int to_canonical(const ph_schema_column *col, const ph_enc_opts *o, int b
     return 0;
 }
 
+/* ---- the memo of deterministic seals ---------------------------------------------------- */
+
+static void memo_wipe(eng_memo_ent *e)
+{
+    if (e->env) {
+        OPENSSL_cleanse(e->env, e->env_len + e->canon_len);
+        free(e->env);
+    }
+    memset(e, 0, sizeof *e);
+}
+
+void eng_memo_clear(eng_memo *m)
+{
+    for (unsigned i = 0; i < ENG_MEMO_MAX; i++)
+        memo_wipe(&m->e[i]);
+    m->next = 0;
+}
+
+/* Best effort: a value that cannot be remembered is simply decrypted later. */
+static void memo_put(eng_memo *m, const char *domain, const uint8_t *env, size_t env_len,
+                     const ph_buf *canon)
+{
+    eng_memo_ent *e = &m->e[m->next];
+    memo_wipe(e);
+    if (!(e->env = malloc(env_len + canon->len + 1)))
+        return;
+    memcpy(e->env, env, env_len);
+    if (canon->len)
+        memcpy(e->env + env_len, canon->data, canon->len);
+    e->domain = domain;
+    e->env_len = env_len;
+    e->canon_len = canon->len;
+    m->next = (m->next + 1) % ENG_MEMO_MAX;
+}
+
+/* 1 when env was sealed in this domain and its plaintext appended to canon,
+ * 0 when the memo does not know it, -1 out of memory. */
+static int memo_get(const eng_memo *m, const char *domain, const uint8_t *env, size_t len,
+                    ph_buf *canon)
+{
+    for (unsigned i = 0; m && i < ENG_MEMO_MAX; i++) {
+        const eng_memo_ent *e = &m->e[i];
+        if (e->domain && e->env_len == len && strcmp(e->domain, domain) == 0 &&
+            memcmp(e->env, env, len) == 0)
+            return ph_buf_append(canon, e->env + len, e->canon_len) == 0 ? 1 : -1;
+    }
+    return 0;
+}
+
+/* ---- sealing and opening ---------------------------------------------------------------- */
+
 static int seal(const ph_field_key *k, const ph_schema_column *col, const ph_enc_opts *o,
                 const ph_buf *canon, ph_buf *out, eng_cc_err *err)
 {
@@ -204,7 +256,7 @@ static int seal(const ph_field_key *k, const ph_schema_column *col, const ph_enc
 
 int eng_col_encrypt(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *session,
                     int binary, ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out,
-                    eng_cc_err *err)
+                    eng_memo *memo, eng_cc_err *err)
 {
     if (col->mode == PH_MODE_TOKEN) {
         set_err(err, "0A000",
@@ -226,14 +278,18 @@ int eng_col_encrypt(const ph_keysource *ks, const ph_schema_column *col, const p
         return -1;
     }
     int rc = to_canonical(col, &o, binary, in_type, v, len, &canon, err);
+    size_t at = out->len;
     if (rc == 0)
         rc = seal(k, col, &o, &canon, out, err);
+    if (rc == 0 && memo && col->mode == PH_MODE_DETERMINISTIC)
+        memo_put(memo, col->key_domain, out->data + at, out->len - at, &canon);
     eng_buf_wipe(&canon);
     return rc;
 }
 
 static int open_envelope(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *o,
-                         const uint8_t *env, size_t len, ph_buf *canon, eng_cc_err *err)
+                         const uint8_t *env, size_t len, const eng_memo *memo, ph_buf *canon,
+                         eng_cc_err *err)
 {
     ph_field_info info;
     ph_field_status fs = ph_field_peek(env, len, &info);
@@ -248,6 +304,15 @@ static int open_envelope(const ph_keysource *ks, const ph_schema_column *col, co
                 "phantom: cannot decrypt a value of %s: no key with key id %u in "
                 "key domain %s",
                 col->qualified, info.key_id, col->key_domain);
+        return -1;
+    }
+    int known = col->mode == PH_MODE_DETERMINISTIC && info.mode == PH_ENV_DETERMINISTIC
+                    ? memo_get(memo, col->key_domain, env, len, canon)
+                    : 0;
+    if (known != 0) {
+        if (known > 0)
+            return 0;
+        set_err(err, "53200", "phantom: out of memory");
         return -1;
     }
     if (col->mode == PH_MODE_OPE) {
@@ -279,7 +344,8 @@ static int open_envelope(const ph_keysource *ks, const ph_schema_column *col, co
 }
 
 int eng_col_decrypt(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *session,
-                    const uint8_t *env, size_t len, int binary, ph_buf *out, eng_cc_err *err)
+                    const uint8_t *env, size_t len, int binary, ph_buf *out, const eng_memo *memo,
+                    eng_cc_err *err)
 {
     ph_enc_opts o = eng_col_opts(col, session);
     ph_buf canon = {0};
@@ -287,7 +353,7 @@ int eng_col_decrypt(const ph_keysource *ks, const ph_schema_column *col, const p
         set_err(err, "53200", "phantom: out of memory");
         return -1;
     }
-    int rc = open_envelope(ks, col, &o, env, len, &canon, err);
+    int rc = open_envelope(ks, col, &o, env, len, memo, &canon, err);
     if (rc == 0) {
         ph_ltype t = eng_col_ltype(col);
         ph_enc_status st = binary ? ph_canon_to_binary(t, canon.data, canon.len, &o, out)
@@ -302,22 +368,29 @@ int eng_col_decrypt(const ph_keysource *ks, const ph_schema_column *col, const p
     return rc;
 }
 
+static int is_blank(uint8_t ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+/* \x<hex>, whitespace allowed between digit pairs (as byteain does); each
+ * run of digits is decoded at once. */
 static int bytea_hex(const uint8_t *s, size_t len, ph_buf *out)
 {
     if (ph_buf_reserve(out, len / 2) != 0)
         return -1;
     for (size_t i = 2; i < len;) {
-        if (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+        if (is_blank(s[i])) {
             i++;
             continue;
         }
-        if (i + 1 >= len)
+        size_t j = i;
+        while (j < len && !is_blank(s[j]))
+            j++;
+        if (ph_hex_decode((const char *)s + i, j - i, out->data + out->len) != 0)
             return -1;
-        int hi = ph_hex_val(s[i]), lo = ph_hex_val(s[i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out->data[out->len++] = (uint8_t)(hi << 4 | lo);
-        i += 2;
+        out->len += (j - i) / 2;
+        i = j;
     }
     return 0;
 }

@@ -39,19 +39,45 @@ ph_enc_opts eng_col_opts(const ph_schema_column *c, const ph_enc_opts *session);
 int eng_ltype_from_oid(uint32_t oid, ph_ltype *out);
 
 /*
+ * Deterministic values sealed for the statements in flight: envelope ->
+ * canonical plaintext, per key domain. A result that returns the value a
+ * statement looked up (SELECT * ... WHERE email = $1) carries that very
+ * envelope, whose opening is then known without running AES-SIV again: the
+ * same key and bytes always open to the value that was sealed. The key must
+ * still be present (a retired or destroyed key fails as usual). Owned by the
+ * session and wiped at every ReadyForQuery; a small ring, oldest entry
+ * overwritten (and wiped) first.
+ */
+#define ENG_MEMO_MAX 4
+
+typedef struct eng_memo_ent {
+    const char *domain; /* the column's key domain (schema string), NULL: unused */
+    uint8_t *env;       /* envelope bytes and canonical plaintext, one allocation */
+    size_t env_len, canon_len;
+} eng_memo_ent;
+
+typedef struct eng_memo {
+    eng_memo_ent e[ENG_MEMO_MAX];
+    unsigned next;
+} eng_memo;
+
+void eng_memo_clear(eng_memo *m);
+
+/*
  * Encrypts one value of column col given in format binary (0 text, 1 binary)
  * as type in_type (normally eng_col_ltype(col); a client-declared parameter
  * type of the same canonical family otherwise). Appends the envelope.
  */
 int eng_col_encrypt(const struct ph_keysource *ks, const ph_schema_column *col,
                     const ph_enc_opts *session, int binary, ph_ltype in_type, const uint8_t *v,
-                    size_t len, ph_buf *out, eng_cc_err *err);
+                    size_t len, ph_buf *out, eng_memo *memo, eng_cc_err *err);
 
 /* Decrypts an envelope of column col and appends the value in the client's
- * format (binary 0 text, 1 binary). */
+ * format (binary 0 text, 1 binary). memo (optional) is filled by
+ * eng_col_encrypt and consulted by eng_col_decrypt for deterministic columns. */
 int eng_col_decrypt(const struct ph_keysource *ks, const ph_schema_column *col,
                     const ph_enc_opts *session, const uint8_t *env, size_t len, int binary,
-                    ph_buf *out, eng_cc_err *err);
+                    ph_buf *out, const eng_memo *memo, eng_cc_err *err);
 
 /* Decodes a bytea in text output format (hex "\x..." or escape) into out. */
 int eng_bytea_from_text(const uint8_t *s, size_t len, ph_buf *out);

@@ -27,6 +27,7 @@
 
 #include "common/bytes.h"
 #include "crypto/encode.h"
+#include "engine/colcrypt.h"
 #include "engine/copy.h"
 #include "engine/keysource.h"
 #include "engine/session.h"
@@ -69,9 +70,13 @@ typedef struct eng_plan {
 } eng_plan;
 
 #define ENG_PLAN_CACHE_MAX      128  /* texts per session */
-#define ENG_PLAN_CACHE_MAX_TEXT 8192 /* longest text cached */
+#define ENG_SHAPE_CACHE_MAX     256  /* statement shapes per session */
+#define ENG_PLAN_CACHE_MAX_TEXT 8192 /* longest text cached (either way) */
 
 void eng_plan_unref(eng_plan *p);
+/* Forgets every cached plan and shape (the catalog, the session's settings
+ * or the set of tables changed). */
+void eng_plans_clear(ph_session *s);
 
 /* ---- statements and portals ---------------------------------------------------- */
 
@@ -222,7 +227,9 @@ struct ph_session {
     bool unnamed_exists;    /* an unnamed statement may exist upstream */
     uint64_t gen;           /* Syncs and Queries sent */
     eng_map stmts, portals;
-    eng_map plans; /* text -> cacheable plan */
+    eng_map plans;  /* text -> cacheable plan */
+    eng_map shapes; /* shape key -> ph_rw_shape (see rewrite.h) */
+    eng_memo memo;  /* deterministic values sealed since the last ReadyForQuery */
     /* expected answers */
     eng_ex *head, *tail;
     /* server -> client */

@@ -64,6 +64,11 @@ static void unref_plan(void *p)
     eng_plan_unref(p);
 }
 
+static void free_shape(void *sh)
+{
+    ph_rw_shape_free(sh);
+}
+
 ph_session *ph_session_new(const ph_engine *e)
 {
     ph_session *s = calloc(1, sizeof *s);
@@ -74,6 +79,7 @@ ph_session *ph_session_new(const ph_engine *e)
     eng_map_init(&s->stmts, unref_stmt);
     eng_map_init(&s->portals, unref_portal);
     eng_map_init(&s->plans, unref_plan);
+    eng_map_init(&s->shapes, free_shape);
     return s;
 }
 
@@ -85,7 +91,8 @@ void ph_session_free(ph_session *s)
         eng_ex_pop(s);
     eng_map_clear(&s->stmts);
     eng_map_clear(&s->portals);
-    eng_map_clear(&s->plans);
+    eng_plans_clear(s);
+    eng_memo_clear(&s->memo);
     free(s->cur);
     eng_catalog_clear(&s->cat);
     eng_catalog_clear(&s->building);
@@ -149,7 +156,7 @@ static void on_parameter_status(ph_session *s, const uint8_t *msg, uint32_t tota
     if (r.bad)
         return;
     if (strcmp(name, "standard_conforming_strings") == 0 || strcmp(name, "client_encoding") == 0)
-        eng_map_clear(&s->plans); /* plans depend on them */
+        eng_plans_clear(s); /* plans depend on them */
     if (strcmp(name, "standard_conforming_strings") == 0) {
         s->scs_off = strcasecmp(val, "on") != 0;
     } else if (strcmp(name, "client_encoding") == 0) {
@@ -285,6 +292,7 @@ static bool drop_old_portal(void *val, void *arg)
 static void on_ready(ph_session *s, const uint8_t *msg, uint32_t total)
 {
     uint64_t gen = 0;
+    eng_memo_clear(&s->memo);
     while (s->head) {
         eng_ex_kind k = s->head->kind;
         gen = s->head->gen;

@@ -94,10 +94,10 @@ static int copy_field(void *ud, int column, const uint8_t *in, size_t len, bool 
         return 0;
     }
     eng_cc_err e = {{0}, {0}};
-    int rc = s->copy_in
-                 ? eng_col_encrypt(s->e->keys, col, &s->opts, s->copy_binary, eng_col_ltype(col),
-                                   in, len, out, &e)
-                 : eng_col_decrypt(s->e->keys, col, &s->opts, in, len, s->copy_binary, out, &e);
+    int rc = s->copy_in ? eng_col_encrypt(s->e->keys, col, &s->opts, s->copy_binary,
+                                          eng_col_ltype(col), in, len, out, NULL, &e)
+                        : eng_col_decrypt(s->e->keys, col, &s->opts, in, len, s->copy_binary, out,
+                                          NULL, &e);
     if (rc != 0)
         snprintf(err, errlen, "%s", e.message);
     return rc;

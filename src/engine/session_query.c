@@ -36,7 +36,7 @@ int eng_rw_encrypt(void *ud, const ph_schema_column *col, const char *text_value
     ph_session *s = ud;
     eng_cc_err e = {{0}, {0}};
     if (eng_col_encrypt(s->e->keys, col, &s->opts, 0, eng_col_ltype(col),
-                        (const uint8_t *)text_value, len, out, &e) != 0) {
+                        (const uint8_t *)text_value, len, out, &s->memo, &e) != 0) {
         const char *m = strncmp(e.message, "phantom: ", 9) == 0 ? e.message + 9 : e.message;
         snprintf(err, errlen, "%s", m);
         memcpy(s->rw_sqlstate, e.sqlstate, sizeof s->rw_sqlstate);
@@ -45,14 +45,46 @@ int eng_rw_encrypt(void *ud, const ph_schema_column *col, const char *text_value
     return 0;
 }
 
+static ph_rw_options rw_options(ph_session *s)
+{
+    return (ph_rw_options){.encrypt = eng_rw_encrypt,
+                           .encrypt_ud = s,
+                           .table_columns = eng_rw_columns,
+                           .columns_ud = s,
+                           .standard_conforming_strings_off = s->scs_off,
+                           .client_encoding = s->client_encoding[0] ? s->client_encoding : NULL};
+}
+
+/* Keeps a new shape (taking it) unless the cache cannot. */
+static void keep_shape(ph_session *s, ph_rw_shape *sh)
+{
+    if (!sh)
+        return;
+    if (s->shapes.n >= ENG_SHAPE_CACHE_MAX)
+        eng_map_clear(&s->shapes);
+    if (eng_map_put(&s->shapes, ph_rw_shape_key_of(sh), sh, NULL) != 0)
+        ph_rw_shape_free(sh);
+}
+
+/* Rewrites through a cached shape of the text when there is one (no
+ * parsing), else in full, keeping the text's shape for next time. */
 static ph_rw_status rewrite(ph_session *s, const char *sql, size_t len, ph_rw_result *res)
 {
-    ph_rw_options o = {.encrypt = eng_rw_encrypt,
-                       .encrypt_ud = s,
-                       .table_columns = eng_rw_columns,
-                       .columns_ud = s,
-                       .standard_conforming_strings_off = s->scs_off,
-                       .client_encoding = s->client_encoding[0] ? s->client_encoding : NULL};
+    ph_rw_options o = rw_options(s);
+    char *key = NULL;
+    size_t key_len = 0;
+    if (!s->scs_off && len <= ENG_PLAN_CACHE_MAX_TEXT &&
+        ph_rw_shape_key(sql, len, &key, &key_len) == 0) {
+        const ph_rw_shape *sh = eng_map_get(&s->shapes, key);
+        free(key);
+        if (sh)
+            return ph_rewrite_shaped(sh, sql, len, &o, res);
+        ph_rw_shape *made = NULL;
+        o.shape_out = &made;
+        ph_rw_status st = ph_rewrite(s->e->schema, sql, len, &o, res);
+        keep_shape(s, made);
+        return st;
+    }
     return ph_rewrite(s->e->schema, sql, len, &o, res);
 }
 
@@ -102,7 +134,7 @@ static eng_plan *plan_for(ph_session *s, const char *sql, size_t len, char *m, s
     }
     if (changes_catalog(&p->res)) {
         s->cat_stale = true;
-        eng_map_clear(&s->plans);
+        eng_plans_clear(s);
     } else if (p->res.cacheable && cacheable_text) {
         if (s->plans.n >= ENG_PLAN_CACHE_MAX)
             eng_map_clear(&s->plans);
@@ -383,7 +415,7 @@ static int encrypt_params(ph_session *s, const eng_stmt *st, const bind_msg *b, 
         size_t at = out->len;
         if (ph_buf_append_u32(out, 0))
             return -1;
-        if (eng_col_encrypt(s->e->keys, col, &s->opts, binary, in, v, l, out, err) != 0)
+        if (eng_col_encrypt(s->e->keys, col, &s->opts, binary, in, v, l, out, &s->memo, err) != 0)
             return -2;
         ph_put_u32(out->data + at, (uint32_t)(out->len - at - 4));
         ph_put_u16(codes + 2 * (size_t)i, 1);

@@ -301,7 +301,7 @@ static int decrypt_field(ph_session *s, const eng_rfield *f, const uint8_t *v, u
     int rc = ph_buf_append_u32(rep, 0);
     if (rc == 0)
         rc = eng_col_decrypt(s->e->keys, f->col, &s->opts, e ? e : (const uint8_t *)"", elen,
-                             f->fmt == 1, rep, err);
+                             f->fmt == 1, rep, &s->memo, err);
     ph_buf_free(&env);
     if (rc == 0)
         ph_put_u32(rep->data + at, (uint32_t)(rep->len - at - 4));

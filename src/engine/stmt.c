@@ -35,6 +35,12 @@ void eng_plan_unref(eng_plan *p)
     free(p);
 }
 
+void eng_plans_clear(ph_session *s)
+{
+    eng_map_clear(&s->plans);
+    eng_map_clear(&s->shapes);
+}
+
 /* ---- statements and portals -------------------------------------------------------- */
 
 eng_stmt *eng_stmt_new(void)

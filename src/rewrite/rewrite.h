@@ -47,6 +47,10 @@ typedef int (*ph_rw_encrypt_fn)(void *ud, const ph_schema_column *col, const cha
 typedef ssize_t (*ph_rw_columns_fn)(void *ud, const ph_schema_table *table,
                                     const char *const **names);
 
+/* A statement's shape: its analysis with the literal values left out (see
+ * "Statement shapes" below). Immutable; owned by whoever got it. */
+typedef struct ph_rw_shape ph_rw_shape;
+
 typedef struct ph_rw_options {
     ph_rw_encrypt_fn encrypt; /* required when literals must be encrypted */
     void *encrypt_ud;
@@ -60,6 +64,10 @@ typedef struct ph_rw_options {
      * naming it is allowed on a protected table (the codec reads the stream
      * in the client's encoding); NULL: any ENCODING option there is refused. */
     const char *client_encoding;
+    /* Optional: when non-NULL and the analysis depends only on the statement's
+     * shape, *shape_out receives a new shape (free with ph_rw_shape_free);
+     * otherwise it is set to NULL. */
+    ph_rw_shape **shape_out;
 } ph_rw_options;
 
 typedef enum {
@@ -158,5 +166,43 @@ ph_rw_status ph_rewrite(const ph_schema *s, const char *sql, size_t len, const p
                         ph_rw_result *res);
 
 void ph_rw_result_free(ph_rw_result *res);
+
+/*
+ * Statement shapes — analyzing a statement once per shape, not once per text.
+ *
+ * Applications send the same statements with different literals (the login
+ * lookup WHERE email = '...'). A shape key is the text with every literal's
+ * value masked ('' for strings, 0 / 0.0 / .0 / 0. for numbers); texts with
+ * one key differ only in literal values, and the analysis of one (which
+ * values to encrypt for which column, the plan) holds for all of them,
+ * except where the analyzer reads a value (ORDER BY 2), in which case no
+ * shape is made. ph_rewrite_shaped then rewrites a new text of that shape
+ * without parsing it: it encrypts the new values and splices them in.
+ *
+ * The key scanner models PostgreSQL's lexer for what it masks (strings with
+ * '' doubling, numbers, and the comments, quoted identifiers and parameters
+ * that surround them); anything else that could change how the rest is read
+ * (dollar quotes, E'' / B'' / X'' / N'' / U&'' literals, a string continued
+ * on the next line, an unterminated quote or comment) makes the text
+ * unshapeable, and it is analyzed in full every time. A shape is only made
+ * when the scanner's literals agree with the parse tree's. Shapes are made
+ * only for SELECT, INSERT, UPDATE and DELETE and only with
+ * standard_conforming_strings on. A shape holds no literal value.
+ */
+
+/* The shape key of sql[0..len) as a NUL-terminated string (the caller frees
+ * *key), or -1 when the text is unshapeable or memory ran out. */
+int ph_rw_shape_key(const char *sql, size_t len, char **key, size_t *key_len);
+
+/* Rewrites sql[0..len), a text whose shape key is sh's, as ph_rewrite would
+ * (same result fields; free with ph_rw_result_free). A text with another key
+ * gets PH_RW_INTERNAL_ERROR. */
+ph_rw_status ph_rewrite_shaped(const ph_rw_shape *sh, const char *sql, size_t len,
+                               const ph_rw_options *opt, ph_rw_result *res);
+
+/* The key the shape was made for (NUL-terminated). */
+const char *ph_rw_shape_key_of(const ph_rw_shape *sh);
+
+void ph_rw_shape_free(ph_rw_shape *sh);
 
 #endif

@@ -198,6 +198,8 @@ static int same_edit(const rw_edit *a, const rw_edit *b)
  * same way; overlapping ranges are an internal error (fail closed). */
 static int normalize_edits(rw_ctx *c)
 {
+    if (c->nedits == 0)
+        return 0;
     qsort(c->edits, c->nedits, sizeof *c->edits, cmp_edit);
     size_t o = 0;
     for (size_t i = 0; i < c->nedits; i++) {
@@ -349,12 +351,11 @@ static int encrypt_edit(rw_ctx *c, rw_edit *e)
     return 0;
 }
 
+/* Encrypts the (normalized) edits and builds the text to send upstream. */
 static int splice(rw_ctx *c)
 {
     if (c->nedits == 0)
         return 0;
-    if (normalize_edits(c) != 0)
-        return -1;
     size_t total = c->len + 1;
     for (size_t i = 0; i < c->nedits; i++) {
         rw_edit *e = &c->edits[i];
@@ -439,12 +440,14 @@ static int analyze(rw_ctx *c, PgQuery__ParseResult *tree)
         r->stmts[i].touches_protected = c->touched;
         r->touches_protected |= c->touched;
     }
-    if (finish_params(c) != 0)
+    if (finish_params(c) != 0 || normalize_edits(c) != 0)
         return -1;
     r->cacheable = 1;
     for (size_t i = 0; i < c->nedits; i++)
         if (c->edits[i].kind == EDIT_ENCRYPT)
             r->cacheable = 0;
+    if (c->opt && c->opt->shape_out)
+        *c->opt->shape_out = rw_shape_capture(c);
     return splice(c);
 }
 
@@ -454,10 +457,14 @@ static void wipe_values(rw_ctx *c)
 {
     for (size_t i = 0; i < c->nedits; i++) {
         rw_edit *e = &c->edits[i];
-        if (e->kind == EDIT_ENCRYPT && e->value)
+        if (e->kind == EDIT_ENCRYPT && e->value) {
             OPENSSL_cleanse(e->value, e->vlen);
-        if (e->src)
+            e->value = NULL;
+        }
+        if (e->src) {
             OPENSSL_cleanse(e->src, strlen(e->src));
+            e->src = NULL;
+        }
     }
 }
 
@@ -496,7 +503,7 @@ static ph_rw_status parse_and_analyze(rw_ctx *c)
             rw_oom(c);
         else {
             analyze(c, tree);
-            wipe_values(c);
+            wipe_values(c); /* before the tree (which holds the values too) is freed */
             pg_query__parse_result__free_unpacked(tree, NULL);
         }
     }
@@ -506,48 +513,88 @@ static ph_rw_status parse_and_analyze(rw_ctx *c)
     return c->res->status;
 }
 
-ph_rw_status ph_rewrite(const ph_schema *s, const char *sql, size_t len, const ph_rw_options *opt,
-                        ph_rw_result *res)
+/* A NUL-terminated copy of the text in c (or the outcome for a text that
+ * cannot be analyzed); 0 when c is ready. */
+static int ctx_init(rw_ctx *c, const ph_schema *s, const char *sql, size_t len,
+                    const ph_rw_options *opt, ph_rw_result *res)
 {
     memset(res, 0, sizeof *res);
-    rw_ctx c = {.schema = s, .opt = opt, .len = len, .res = res};
+    *c = (rw_ctx){.schema = s, .opt = opt, .len = len, .res = res, .sql = ""};
+    if (opt && opt->shape_out)
+        *opt->shape_out = NULL;
     if (!sql || memchr(sql, '\0', len)) {
-        c.sql = "";
-        c.len = 0;
+        c->len = 0;
         res->status = PH_RW_PARSE_ERROR;
         snprintf(res->sqlstate, sizeof res->sqlstate, "42601");
         snprintf(res->message, sizeof res->message, "phantom: the statement contains a NUL byte");
-        return res->status;
+        return -1;
     }
     char *copy = malloc(len + 1);
     if (!copy) {
+        c->len = 0;
         res->status = PH_RW_INTERNAL_ERROR;
         snprintf(res->sqlstate, sizeof res->sqlstate, "XX000");
         snprintf(res->message, sizeof res->message, "phantom: out of memory");
-        return res->status;
+        return -1;
     }
     memcpy(copy, sql, len);
     copy[len] = '\0';
-    c.sql = copy;
-    if (opt && opt->standard_conforming_strings_off && memchr(copy, '\\', len))
+    c->sql = copy;
+    c->own_sql = 1;
+    return 0;
+}
+
+static ph_rw_status ctx_finish(rw_ctx *c)
+{
+    ph_rw_result *res = c->res;
+    wipe_values(c);
+    if (res->status != PH_RW_OK) {
+        clear_plan(res);
+        res->cacheable = 0;
+        if (c->opt && c->opt->shape_out) {
+            ph_rw_shape_free(*c->opt->shape_out);
+            *c->opt->shape_out = NULL;
+        }
+    }
+    if (c->scan)
+        pg_query__scan_result__free_unpacked(c->scan, NULL);
+    free(c->edits);
+    free(c->params);
+    arena_free(c);
+    if (c->own_sql) {
+        OPENSSL_cleanse((char *)c->sql, c->len);
+        free((char *)c->sql);
+    }
+    return res->status;
+}
+
+ph_rw_status ph_rewrite(const ph_schema *s, const char *sql, size_t len, const ph_rw_options *opt,
+                        ph_rw_result *res)
+{
+    rw_ctx c;
+    if (ctx_init(&c, s, sql, len, opt, res) != 0)
+        return res->status;
+    if (opt && opt->standard_conforming_strings_off && memchr(c.sql, '\\', len))
         rw_refuse(&c, -1,
                   "phantom: standard_conforming_strings is off and the statement contains a "
                   "backslash; phantom only analyzes statements with standard_conforming_strings "
                   "on");
     else
         parse_and_analyze(&c);
-    if (res->status != PH_RW_OK) {
-        clear_plan(res);
-        res->cacheable = 0;
-    }
-    if (c.scan)
-        pg_query__scan_result__free_unpacked(c.scan, NULL);
-    free(c.edits);
-    free(c.params);
-    arena_free(&c);
-    OPENSSL_cleanse(copy, len);
-    free(copy);
-    return res->status;
+    return ctx_finish(&c);
+}
+
+ph_rw_status ph_rewrite_shaped(const ph_rw_shape *sh, const char *sql, size_t len,
+                               const ph_rw_options *opt, ph_rw_result *res)
+{
+    rw_ctx c;
+    if (ctx_init(&c, NULL, sql, len, opt, res) != 0)
+        return res->status;
+    if (!sh || (opt && opt->standard_conforming_strings_off))
+        rw_internal(&c, "phantom: the statement does not have the expected shape");
+    else if (rw_shape_replay(&c, sh) == 0)
+        splice(&c);
+    return ctx_finish(&c);
 }
 
 void ph_rw_result_free(ph_rw_result *res)

@@ -309,7 +309,7 @@ static int literal_text(rw_ctx *c, const PgQuery__AConst *k, char **val, size_t 
 
 static int bind_const(rw_ctx *c, const rw_ev *v, const ph_schema_column *col)
 {
-    rw_edit e = {.kind = EDIT_ENCRYPT, .col = col};
+    rw_edit e = {.kind = EDIT_ENCRYPT, .col = col, .vstart = v->aconst->location};
     char *val = NULL;
     if (literal_text(c, v->aconst, &val, &e.vlen, &e.src) != 0)
         return -1;
@@ -324,7 +324,7 @@ static int bind_const(rw_ctx *c, const rw_ev *v, const ph_schema_column *col)
 
 static int bind_text(rw_ctx *c, const rw_ev *v, const char *text)
 {
-    rw_edit e = {.kind = EDIT_TEXT, .text = text};
+    rw_edit e = {.kind = EDIT_TEXT, .text = text, .vstart = -1};
     if (rw_value_span(c, v, &e.start, &e.end) != 0)
         return -1;
     return rw_add_edit(c, &e);
@@ -693,6 +693,8 @@ static int output_ref(rw_ctx *c, const rw_scope *sc, const rw_node *n, int by_na
     const rw_cols *outs = sc->outputs;
     if (!outs || !n)
         return 0;
+    if (n->node_case == PG_QUERY__NODE__NODE_A_CONST)
+        c->value_dependent = 1; /* ORDER BY 2: which column depends on the value */
     if (n->node_case == PG_QUERY__NODE__NODE_A_CONST &&
         n->a_const->val_case == PG_QUERY__A__CONST__VAL_IVAL) {
         int pos = n->a_const->ival ? n->a_const->ival->ival : 0;

@@ -134,6 +134,7 @@ typedef struct rw_edit {
     size_t vlen;
     char *src;        /* the parse tree's copy of the plaintext (wiped before it is freed) */
     const char *text; /* EDIT_TEXT: replacement */
+    int vstart;       /* EDIT_ENCRYPT: where the literal itself starts (inside a cast) */
 } rw_edit;
 
 typedef struct rw_param {
@@ -145,6 +146,7 @@ typedef struct rw_ctx {
     const ph_schema *schema;
     const ph_rw_options *opt;
     const char *sql; /* NUL-terminated copy */
+    int own_sql;     /* sql is that copy (wiped and freed at the end) */
     size_t len;
     ph_rw_result *res;
     rw_block *arena;
@@ -155,6 +157,9 @@ typedef struct rw_ctx {
     int capparams;
     int touched; /* the current statement touches a protected column */
     int failed;
+    /* The analysis read a literal's value (ORDER BY 2 names an output
+     * column): the statement's shape alone does not determine it. */
+    int value_dependent;
 } rw_ctx;
 
 /* rw_core.c */
@@ -172,6 +177,12 @@ int rw_mentions_text(rw_ctx *c, int start, int len);
 int rw_same_domain(const ph_schema_column *a, const ph_schema_column *b);
 const char *rw_last_name(rw_node **names, size_t n);
 int rw_mode_allows(const ph_schema_column *col, rw_op op);
+
+/* rw_shape.c: a shape of c's statement (edits normalized, not yet encrypted), or NULL
+ * when the analysis does not depend on the shape alone (no error either way). */
+ph_rw_shape *rw_shape_capture(const rw_ctx *c);
+/* Fills c->edits and c->res's plan from sh for c->sql, which must have sh's key. */
+int rw_shape_replay(rw_ctx *c, const ph_rw_shape *sh);
 
 /* rw_tokens.c */
 int rw_value_span(rw_ctx *c, const rw_ev *v, int *start, int *end);
