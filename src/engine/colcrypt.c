@@ -62,6 +62,25 @@ uint32_t eng_col_type_oid(const ph_schema_column *c)
     return ph_ltype_oid(eng_col_ltype(c));
 }
 
+int32_t eng_col_typmod(const ph_schema_column *c)
+{
+    if (c->typmod_a < 0)
+        return -1;
+    switch (c->type) {
+    case PH_TYPE_VARCHAR: /* VARHDRSZ + length */
+        return c->typmod_a + 4;
+    case PH_TYPE_NUMERIC: /* VARHDRSZ + (precision << 16 | scale) */
+        return (int32_t)(((uint32_t)c->typmod_a << 16) |
+                         (uint32_t)(c->typmod_b < 0 ? 0 : c->typmod_b)) +
+               4;
+    case PH_TYPE_TIMESTAMP:
+    case PH_TYPE_TIMESTAMPTZ:
+        return c->typmod_a;
+    default:
+        return -1;
+    }
+}
+
 int16_t eng_col_typlen(const ph_schema_column *c)
 {
     switch (eng_col_ltype(c)) {

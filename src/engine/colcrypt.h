@@ -32,6 +32,9 @@ ph_ltype eng_col_ltype(const ph_schema_column *c);
 /* The OID, typlen and typmod a client is shown for the column. */
 uint32_t eng_col_type_oid(const ph_schema_column *c);
 int16_t eng_col_typlen(const ph_schema_column *c);
+/* As PostgreSQL encodes the declared type's modifier: varchar(n) n + 4,
+ * numeric(p,s) (p << 16 | s) + 4, timestamp(p) p; -1 when none. */
+int32_t eng_col_typmod(const ph_schema_column *c);
 /* The session's encoding options with the column's numeric scale. */
 ph_enc_opts eng_col_opts(const ph_schema_column *c, const ph_enc_opts *session);
 

@@ -227,9 +227,10 @@ struct ph_session {
     bool unnamed_exists;    /* an unnamed statement may exist upstream */
     uint64_t gen;           /* Syncs and Queries sent */
     eng_map stmts, portals;
-    eng_map plans;  /* text -> cacheable plan */
-    eng_map shapes; /* shape key -> ph_rw_shape (see rewrite.h) */
-    eng_memo memo;  /* deterministic values sealed since the last ReadyForQuery */
+    eng_map plans;      /* text -> cacheable plan */
+    eng_map shapes;     /* shape key -> ph_rw_shape (see rewrite.h) */
+    eng_memo memo;      /* deterministic values sealed since the last ReadyForQuery */
+    ph_buf env_scratch; /* a result field's envelope decoded from bytea text */
     /* expected answers */
     eng_ex *head, *tail;
     /* server -> client */

@@ -93,6 +93,7 @@ void ph_session_free(ph_session *s)
     eng_map_clear(&s->portals);
     eng_plans_clear(s);
     eng_memo_clear(&s->memo);
+    ph_buf_free(&s->env_scratch);
     free(s->cur);
     eng_catalog_clear(&s->cat);
     eng_catalog_clear(&s->building);

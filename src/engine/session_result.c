@@ -174,32 +174,31 @@ static void store_desc(ph_session *s, eng_rdesc *d)
     free(d);
 }
 
+/* The server's RowDescription with the protected fields' type OID, typlen and
+ * typmod set to the logical type's: every field keeps its size, so the
+ * message is copied once and patched in place. */
 static int rewrite_rowdesc(const uint8_t *msg, uint32_t total, const eng_rdesc *d, ph_buf *rep)
 {
+    size_t at = rep->len;
+    if (ph_buf_append(rep, msg, total))
+        return -1;
     eng_rd r;
-    size_t at;
     eng_rd_init(&r, msg, total);
     uint16_t n = eng_rd_u16(&r);
-    if (eng_msg_begin(rep, 'T', &at) || ph_buf_append_u16(rep, n))
-        return -1;
-    for (uint16_t i = 0; i < n; i++) {
-        size_t nl;
-        const char *name = eng_rd_cstr(&r, &nl);
+    for (uint16_t i = 0; i < n && i < d->n; i++) {
+        (void)eng_rd_cstr(&r, NULL);
         const uint8_t *f = eng_rd_bytes(&r, 18);
-        if (!f || ph_buf_append(rep, name, nl + 1))
+        if (!f)
             return -1;
         const ph_schema_column *c = d->f[i].col;
-        if (!c) {
-            if (ph_buf_append(rep, f, 18))
-                return -1;
+        if (!c)
             continue;
-        }
-        if (ph_buf_append(rep, f, 6) || ph_buf_append_u32(rep, eng_col_type_oid(c)) ||
-            ph_buf_append_u16(rep, (uint16_t)eng_col_typlen(c)) ||
-            ph_buf_append_u32(rep, 0xFFFFFFFFu) || ph_buf_append(rep, f + 16, 2))
-            return -1;
+        uint8_t *p = rep->data + at + (size_t)(f - msg);
+        ph_put_u32(p + 6, eng_col_type_oid(c));
+        ph_put_u16(p + 10, (uint16_t)eng_col_typlen(c));
+        ph_put_u32(p + 12, (uint32_t)eng_col_typmod(c));
     }
-    return eng_msg_end(rep, at);
+    return 0;
 }
 
 int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
@@ -283,26 +282,27 @@ void eng_exec_desc(ph_session *s)
 static int decrypt_field(ph_session *s, const eng_rfield *f, const uint8_t *v, uint32_t len,
                          ph_buf *rep, eng_cc_err *err)
 {
-    ph_buf env = {0};
+    ph_buf *env = &s->env_scratch; /* ciphertext only: reused, not wiped */
     const uint8_t *e = v;
     size_t elen = len;
+    env->len = 0;
     if (f->fmt == 0) {
-        if (eng_bytea_from_text(v, len, &env) != 0) {
-            ph_buf_free(&env);
+        if (eng_bytea_from_text(v, len, env) != 0) {
             snprintf(err->sqlstate, sizeof err->sqlstate, "XX001");
             snprintf(err->message, sizeof err->message,
                      "phantom: cannot decrypt a value of %s: not a bytea value", f->col->qualified);
             return -1;
         }
-        e = env.data;
-        elen = env.len;
+        e = env->data;
+        elen = env->len;
     }
     size_t at = rep->len;
     int rc = ph_buf_append_u32(rep, 0);
     if (rc == 0)
         rc = eng_col_decrypt(s->e->keys, f->col, &s->opts, e ? e : (const uint8_t *)"", elen,
                              f->fmt == 1, rep, &s->memo, err);
-    ph_buf_free(&env);
+    if (env->cap > 65536)
+        ph_buf_free(env); /* keep a small scratch only */
     if (rc == 0)
         ph_put_u32(rep->data + at, (uint32_t)(rep->len - at - 4));
     return rc;

@@ -271,13 +271,16 @@ def norm(v):
 
 
 def fetch(conn, sql, params=None, *, binary=False, prepare=None, client=False):
-    """(description, rows, rowcount); description = [(name, type oid)]."""
+    """(description, rows, rowcount, formats); description per field: name, type oid,
+    display size, internal size, precision, scale."""
     cur = psycopg.ClientCursor(conn) if client else conn.cursor(binary=binary)
     if client:
         cur.execute(sql, params)
     else:
         cur.execute(sql, params, prepare=prepare)
-    desc = [(d.name, d.type_code) for d in cur.description] if cur.description else None
+    # name, type OID, and what typlen / typmod give drivers: sizes, precision, scale
+    desc = ([(d.name, d.type_code, d.display_size, d.internal_size, d.precision, d.scale)
+             for d in cur.description] if cur.description else None)
     rows = [tuple(norm(x) for x in r) for r in cur.fetchall()] if cur.description else None
     fmts = None
     if cur.description and cur.pgresult is not None:
@@ -304,7 +307,7 @@ class App:
                                         client=client)
         dd, drows, dcount, _ = fetch(self.D, sql, params, binary=binary, prepare=prepare,
                                      client=client)
-        check_eq(dd, pd, f"{what}: RowDescription (name, type) vs plain")
+        check_eq(dd, pd, f"{what}: RowDescription (name, type, size, precision, scale) vs plain")
         if prows is not None:
             if unordered:
                 prows, drows = sorted(prows, key=sort_key), sorted(drows, key=sort_key)

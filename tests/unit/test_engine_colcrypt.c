@@ -2,8 +2,8 @@
  * test_engine_colcrypt.c — one column value in and out (src/engine/colcrypt.c):
  * the memo of deterministic seals (used only for an envelope sealed in the
  * same key domain, never for another domain or mode, wiped by
- * eng_memo_clear), and bytea text decoding (hex with blanks between digit
- * pairs, escape format, malformed input refused).
+ * eng_memo_clear), the typmod a client is shown, and bytea text decoding (hex with blanks between
+ * digit pairs, escape format, malformed input refused).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -111,6 +111,25 @@ static void test_memo(void **state)
     ph_buf_free(&env);
 }
 
+static void test_typmod(void **state)
+{
+    fx *f = *state;
+    /* as PostgreSQL reports them: numeric(12,2) = (12 << 16 | 2) + VARHDRSZ */
+    assert_int_equal(eng_col_typmod(column(f, "customers", "balance")), (12 << 16 | 2) + 4);
+    assert_int_equal(eng_col_typmod(column(f, "customers", "email")), -1);
+    assert_int_equal(eng_col_typmod(column(f, "customers", "signup_day")), -1);
+    ph_schema *s = NULL;
+    char err[256];
+    const char *y = "encrypt:\n  t:\n    - {column: a, type: varchar(20)}\n"
+                    "    - {column: b, type: timestamp(3)}\n    - {column: c, type: numeric(7)}\n";
+    assert_int_equal(ph_schema_load_buffer(&s, y, strlen(y), "t.yaml", err, sizeof err), 0);
+    const ph_schema_table *t = ph_schema_find_table(s, NULL, "t", NULL);
+    assert_int_equal(eng_col_typmod(ph_schema_find_column(t, "a")), 24);
+    assert_int_equal(eng_col_typmod(ph_schema_find_column(t, "b")), 3);
+    assert_int_equal(eng_col_typmod(ph_schema_find_column(t, "c")), (7 << 16) + 4);
+    ph_schema_free(s);
+}
+
 static void bytea_is(const char *text, const char *want_hex)
 {
     ph_buf b = {0};
@@ -143,6 +162,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_memo, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_typmod, fx_setup, fx_teardown),
         cmocka_unit_test(test_bytea_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
