@@ -11,7 +11,9 @@
  * garbage, the catalog answer, completions, errors, ReadyForQuery, COPY
  * responses and ParameterStatus. Checks: no crash/UB/leak; everything the
  * engine emits is whole messages; a protected literal of the statement list
- * never goes upstream in the clear.
+ * never goes upstream in the clear. customers.email's key domain has two live
+ * versions (a key rotation in progress), so its lookups take the
+ * every-version path (ANY / ALL / lists, bytea[] parameters).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -61,6 +63,8 @@ static const char *const sqls[] = {
     "INSERT INTO customers VALUES (1, '" SECRET "')",
     "SELECT email FROM customers WHERE email = '" SECRET "' 'x'",
     "",
+    "SELECT email FROM customers WHERE '" SECRET "' = email OR email IN ($1, $2)",
+    "SELECT id FROM customers WHERE email <> $1 AND email NOT IN ('" SECRET "')",
 };
 #define NSQL (sizeof sqls / sizeof sqls[0])
 
@@ -89,6 +93,10 @@ static env *global_env(void)
         if (ph_keysource_add(e.ks, domains[i], 1, dek, 1) != 0)
             abort();
     }
+    uint8_t old[PH_FIELD_DEK_LEN];
+    memset(old, 0x5a, sizeof old);
+    if (ph_keysource_add(e.ks, "customers.email", 7, old, 0) != 0) /* rotation in progress */
+        abort();
     e.eng = ph_engine_new(e.schema, e.ks);
     if (!e.eng)
         abort();

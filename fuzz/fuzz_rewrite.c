@@ -10,7 +10,10 @@
  * no plan. Statement shapes: the shape key is a fixed point of the scanner;
  * replaying a text's shape on the text itself, and on its shape key (the
  * same statement with every literal value changed), gives exactly what the
- * full analysis of that text gives.
+ * full analysis of that text gives. Every input runs twice: with one key
+ * version per key domain, and as during a key rotation (two live versions:
+ * comparisons with deterministic columns expand to both ciphertexts), where
+ * splices must still parse and shapes must still replay exactly.
  */
 #include <pg_query.h>
 #include <stdint.h>
@@ -40,6 +43,7 @@ static const char yaml[] = "encrypt:\n"
                            "    - contact: deterministic\n";
 
 static ph_schema *schema;
+static int versions; /* live key versions per key domain in this run */
 
 static int fake_encrypt(void *ud, const ph_schema_column *col, const char *v, size_t len,
                         ph_buf *out, char *err, size_t errlen)
@@ -52,6 +56,36 @@ static int fake_encrypt(void *ud, const ph_schema_column *col, const char *v, si
     if (ph_buf_append(out, col->qualified, strlen(col->qualified)) || ph_buf_append(out, v, len))
         return -1;
     return 0;
+}
+
+static int fake_eq_versions(void *ud, const ph_schema_column *col)
+{
+    (void)ud;
+    (void)col;
+    return versions;
+}
+
+/* Version k's ciphertext: fake_encrypt's followed by the byte k. */
+static int fake_encrypt_eq(void *ud, const ph_schema_column *col, const char *v, size_t len,
+                           ph_buf *out, size_t *lens, size_t max, char *err, size_t errlen)
+{
+    if (versions < 1 || (size_t)versions > max)
+        abort();
+    for (int k = 0; k < versions; k++) {
+        size_t at = out->len;
+        if (fake_encrypt(ud, col, v, len, out, err, errlen) || ph_buf_append_u8(out, (uint8_t)k))
+            return -1;
+        lens[k] = out->len - at;
+    }
+    return versions;
+}
+
+static ph_rw_options fuzz_options(ph_rw_shape **shape_out)
+{
+    return (ph_rw_options){.encrypt = fake_encrypt,
+                           .eq_versions = fake_eq_versions,
+                           .encrypt_eq = fake_encrypt_eq,
+                           .shape_out = shape_out};
 }
 
 static int same_result(const ph_rw_result *a, const ph_rw_result *b)
@@ -67,6 +101,9 @@ static int same_result(const ph_rw_result *a, const ph_rw_result *b)
     for (int i = 0; i < a->nparams; i++)
         if (a->params[i] != b->params[i])
             return 0;
+    if ((a->param_multi == NULL) != (b->param_multi == NULL) ||
+        (a->param_multi && memcmp(a->param_multi, b->param_multi, (size_t)a->nparams) != 0))
+        return 0;
     for (size_t i = 0; i < a->nstmts; i++) {
         const ph_rw_stmt *x = &a->stmts[i], *y = &b->stmts[i];
         if (x->kind != y->kind || x->touches_protected != y->touches_protected ||
@@ -82,7 +119,7 @@ static int same_result(const ph_rw_result *a, const ph_rw_result *b)
 /* Replaying sh on text gives what the full analysis of text gives. */
 static void check_replay(const ph_rw_shape *sh, const char *text, size_t len)
 {
-    ph_rw_options opt = {.encrypt = fake_encrypt};
+    ph_rw_options opt = fuzz_options(NULL);
     ph_rw_result full, shaped;
     ph_rewrite(schema, text, len, &opt, &full);
     ph_rewrite_shaped(sh, text, len, &opt, &shaped);
@@ -121,17 +158,12 @@ static int parses(const char *sql)
     return ok;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void one_run(const uint8_t *data, size_t size)
 {
-    char err[256];
-    if (!schema && ph_schema_load_buffer(&schema, yaml, sizeof yaml - 1, "f", err, sizeof err))
-        abort();
-    if (size > 4096)
-        return 0;
     const char *sql = (const char *)data;
     int fast = ph_rewrite_mentions_protected(schema, sql, size);
     ph_rw_shape *sh = NULL;
-    ph_rw_options opt = {.encrypt = fake_encrypt, .shape_out = &sh};
+    ph_rw_options opt = fuzz_options(&sh);
     ph_rw_result r;
     ph_rw_status st = ph_rewrite(schema, sql, size, &opt, &r);
     if (sh && st != PH_RW_OK)
@@ -142,6 +174,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!memchr(r.message, '\0', sizeof r.message) || !memchr(r.sqlstate, '\0', 6))
         abort();
     if (st == PH_RW_OK) {
+        if (versions == 1) { /* one version: exactly what the rewriter gives without rotation */
+            ph_rw_options plain = {.encrypt = fake_encrypt};
+            ph_rw_result r1;
+            ph_rewrite(schema, sql, size, &plain, &r1);
+            if (!same_result(&r, &r1) || r.param_multi)
+                abort();
+            ph_rw_result_free(&r1);
+        }
         if (r.touches_protected && !fast)
             abort(); /* the fast path would have let it through unparsed */
         if (r.nparams < 0 || (r.nparams > 0) != (r.params != NULL))
@@ -158,9 +198,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort(); /* a splice broke the statement */
             free(in);
         }
-    } else if (r.sql || r.params || r.stmts || !r.message[0]) {
+    } else if (r.sql || r.params || r.param_multi || r.stmts || !r.message[0]) {
         abort();
     }
     ph_rw_result_free(&r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char err[256];
+    if (!schema && ph_schema_load_buffer(&schema, yaml, sizeof yaml - 1, "f", err, sizeof err))
+        abort();
+    if (size > 4096)
+        return 0;
+    for (versions = 1; versions <= 2; versions++)
+        one_run(data, size);
     return 0;
 }

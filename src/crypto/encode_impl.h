@@ -76,6 +76,8 @@ ph_enc_status ph_enc_time_check(ph_ltype t, int64_t v); /* value in the type's r
 
 /* encode_numeric.c */
 ph_enc_status ph_enc_numeric_from_text(const char *s, size_t len, ph_buf *out);
+/* encode_jsonb.c: the text jsonb_out prints for the JSON s[0..len). */
+ph_enc_status ph_enc_jsonb_canonical(const char *s, size_t len, ph_buf *out);
 ph_enc_status ph_enc_numeric_from_binary(const uint8_t *p, size_t len, ph_buf *out);
 ph_enc_status ph_enc_numeric_to_text(const uint8_t *c, size_t len, int scale, ph_buf *out);
 ph_enc_status ph_enc_numeric_to_binary(const uint8_t *c, size_t len, int scale, ph_buf *out);

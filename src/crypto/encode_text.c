@@ -1,6 +1,7 @@
 /*
  * encode_text.c — canonical encodings of the string types: text/varchar and
- * json (UTF-8 bytes), jsonb (its text; binary format = version byte 1 + text)
+ * json (UTF-8 bytes), jsonb (its text as jsonb_out prints it, see
+ * encode_jsonb.c; binary format = version byte 1 + text)
  * and bytea (raw bytes; text input in hex or escape format, output hex).
  */
 #include "crypto/encode_impl.h"
@@ -60,6 +61,9 @@ ph_enc_status ph_enc_text_from_text(ph_ltype t, const char *s, size_t len, ph_bu
 {
     if (t == PH_LT_BYTEA)
         return ph_enc_bytea_from_text(s, len, out);
+    if (t == PH_LT_JSONB) /* stored as jsonb_out prints it */
+        return valid_utf8((const uint8_t *)s, len) ? ph_enc_jsonb_canonical(s, len, out)
+                                                   : PH_ENC_ESYNTAX;
     return append_utf8((const uint8_t *)s, len, out);
 }
 
@@ -68,9 +72,9 @@ ph_enc_status ph_enc_text_from_binary(ph_ltype t, const uint8_t *p, size_t len, 
     if (t == PH_LT_BYTEA)
         return ph_buf_append(out, p, len) == 0 ? PH_ENC_OK : PH_ENC_ENOMEM;
     if (t == PH_LT_JSONB) {
-        if (len < 1 || p[0] != JSONB_VERSION)
+        if (len < 1 || p[0] != JSONB_VERSION || !valid_utf8(p + 1, len - 1))
             return PH_ENC_ESYNTAX;
-        return append_utf8(p + 1, len - 1, out);
+        return ph_enc_jsonb_canonical((const char *)p + 1, len - 1, out);
     }
     return append_utf8(p, len, out);
 }

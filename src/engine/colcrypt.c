@@ -158,7 +158,7 @@ static const char *enc_sqlstate(ph_enc_status st)
 static ph_enc_status check_declared(const ph_schema_column *col, ph_buf *canon)
 {
     ph_ltype t = eng_col_ltype(col);
-    if (t == PH_LT_JSON || t == PH_LT_JSONB) {
+    if (t == PH_LT_JSON) { /* jsonb was parsed (and normalized) by its canonical encoding */
         json_error_t je;
         json_t *j = json_loadb((const char *)canon->data, canon->len, JSON_DECODE_ANY, &je);
         OPENSSL_cleanse(je.text, sizeof je.text); /* may quote the value */
@@ -273,23 +273,21 @@ static int seal(const ph_field_key *k, const ph_schema_column *col, const ph_enc
     return 0;
 }
 
-int eng_col_encrypt(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *session,
-                    int binary, ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out,
-                    eng_memo *memo, eng_cc_err *err)
+static int refuse_token(const ph_schema_column *col, eng_cc_err *err)
 {
-    if (col->mode == PH_MODE_TOKEN) {
-        set_err(err, "0A000",
-                "phantom: %s uses mode token, which this proxy cannot serve (no token vault is "
-                "configured)",
-                col->qualified);
-        return -1;
-    }
-    const ph_field_key *k = ph_keysource_write_key(ks, col->key_domain);
-    if (!k) {
-        set_err(err, "XX000", "phantom: no encryption key for key domain %s (column %s)",
-                col->key_domain, col->qualified);
-        return -1;
-    }
+    set_err(err, "0A000",
+            "phantom: %s uses mode token, which this proxy cannot serve (no token vault is "
+            "configured)",
+            col->qualified);
+    return -1;
+}
+
+/* Seals the value under keys[0..n), one envelope after the other (lengths in
+ * lens when not NULL), remembering deterministic seals in memo. */
+static int encrypt_under(const ph_field_key *const *keys, size_t n, const ph_schema_column *col,
+                         const ph_enc_opts *session, int binary, ph_ltype in_type, const uint8_t *v,
+                         size_t len, ph_buf *out, size_t *lens, eng_memo *memo, eng_cc_err *err)
+{
     ph_enc_opts o = eng_col_opts(col, session);
     ph_buf canon = {0};
     if (ph_buf_reserve(&canon, len + 64) != 0) {
@@ -297,13 +295,67 @@ int eng_col_encrypt(const ph_keysource *ks, const ph_schema_column *col, const p
         return -1;
     }
     int rc = to_canonical(col, &o, binary, in_type, v, len, &canon, err);
-    size_t at = out->len;
-    if (rc == 0)
-        rc = seal(k, col, &o, &canon, out, err);
-    if (rc == 0 && memo && col->mode == PH_MODE_DETERMINISTIC)
-        memo_put(memo, col->key_domain, out->data + at, out->len - at, &canon);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        size_t at = out->len;
+        rc = seal(keys[i], col, &o, &canon, out, err);
+        if (rc == 0 && lens)
+            lens[i] = out->len - at;
+        if (rc == 0 && memo && col->mode == PH_MODE_DETERMINISTIC)
+            memo_put(memo, col->key_domain, out->data + at, out->len - at, &canon);
+    }
     eng_buf_wipe(&canon);
     return rc;
+}
+
+static int no_key(const ph_schema_column *col, eng_cc_err *err)
+{
+    set_err(err, "XX000", "phantom: no encryption key for key domain %s (column %s)",
+            col->key_domain, col->qualified);
+    return -1;
+}
+
+int eng_col_encrypt(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *session,
+                    int binary, ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out,
+                    eng_memo *memo, eng_cc_err *err)
+{
+    if (col->mode == PH_MODE_TOKEN)
+        return refuse_token(col, err);
+    const ph_field_key *k = ph_keysource_write_key(ks, col->key_domain);
+    if (!k)
+        return no_key(col, err);
+    return encrypt_under(&k, 1, col, session, binary, in_type, v, len, out, NULL, memo, err);
+}
+
+int eng_col_versions(const ph_keysource *ks, const ph_schema_column *col)
+{
+    if (col->mode != PH_MODE_DETERMINISTIC)
+        return 1;
+    size_t n = ph_keysource_domain_keys(ks, col->key_domain, NULL, 0);
+    return n < 1 ? 1 : n > 65535 ? 65535 : (int)n;
+}
+
+int eng_col_encrypt_versions(const ph_keysource *ks, const ph_schema_column *col,
+                             const ph_enc_opts *session, int binary, ph_ltype in_type,
+                             const uint8_t *v, size_t len, ph_buf *out, size_t *lens, size_t max,
+                             eng_memo *memo, eng_cc_err *err)
+{
+    if (col->mode == PH_MODE_TOKEN)
+        return refuse_token(col, err);
+    const ph_field_key *keys[ENG_MAX_VERSIONS];
+    size_t n = col->mode == PH_MODE_DETERMINISTIC
+                   ? ph_keysource_domain_keys(ks, col->key_domain, keys, ENG_MAX_VERSIONS)
+                   : (keys[0] = ph_keysource_write_key(ks, col->key_domain)) != NULL;
+    if (n == 0)
+        return no_key(col, err);
+    if (n > ENG_MAX_VERSIONS || n > max) {
+        set_err(err, "0A000",
+                "phantom: key domain %s has %zu live key versions; a lookup can match at most %zu",
+                col->key_domain, n, max < ENG_MAX_VERSIONS ? max : (size_t)ENG_MAX_VERSIONS);
+        return -1;
+    }
+    if (encrypt_under(keys, n, col, session, binary, in_type, v, len, out, lens, memo, err) != 0)
+        return -1;
+    return (int)n;
 }
 
 static int open_envelope(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *o,

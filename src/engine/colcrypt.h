@@ -75,6 +75,25 @@ int eng_col_encrypt(const struct ph_keysource *ks, const ph_schema_column *col,
                     const ph_enc_opts *session, int binary, ph_ltype in_type, const uint8_t *v,
                     size_t len, ph_buf *out, eng_memo *memo, eng_cc_err *err);
 
+/*
+ * Key rotation: while a deterministic column's key domain has several live
+ * key versions, a value written before the rotation is stored under an older
+ * one, so an equality lookup must match the value's envelope under each.
+ * eng_col_versions: how many envelopes a lookup of col needs (the domain's
+ * live keys for a deterministic column, else 1). eng_col_encrypt_versions:
+ * encrypts like eng_col_encrypt but under every one of them, the active key
+ * first, appending the envelopes one after the other with their lengths in
+ * lens; returns how many (at most max and ENG_MAX_VERSIONS), or -1. Every
+ * envelope is remembered in memo.
+ */
+#define ENG_MAX_VERSIONS 16
+
+int eng_col_versions(const struct ph_keysource *ks, const ph_schema_column *col);
+int eng_col_encrypt_versions(const struct ph_keysource *ks, const ph_schema_column *col,
+                             const ph_enc_opts *session, int binary, ph_ltype in_type,
+                             const uint8_t *v, size_t len, ph_buf *out, size_t *lens, size_t max,
+                             eng_memo *memo, eng_cc_err *err);
+
 /* Decrypts an envelope of column col and appends the value in the client's
  * format (binary 0 text, 1 binary). memo (optional) is filled by
  * eng_col_encrypt and consulted by eng_col_decrypt for deterministic columns. */

@@ -277,6 +277,9 @@ int eng_c2s_close(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep
 /* the rewriter's callbacks (ud = session) */
 int eng_rw_encrypt(void *ud, const ph_schema_column *col, const char *text_value, size_t len,
                    ph_buf *out, char *err, size_t errlen);
+int eng_rw_eq_versions(void *ud, const ph_schema_column *col);
+int eng_rw_encrypt_eq(void *ud, const ph_schema_column *col, const char *text_value, size_t len,
+                      ph_buf *out, size_t *lens, size_t max, char *err, size_t errlen);
 ssize_t eng_rw_columns(void *ud, const ph_schema_table *table, const char *const **names);
 
 /* session_result.c: server messages */

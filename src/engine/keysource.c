@@ -93,6 +93,26 @@ const ph_field_key *ph_keysource_key_by_id(const ph_keysource *ks, const char *d
     return NULL;
 }
 
+size_t ph_keysource_domain_keys(const ph_keysource *ks, const char *domain,
+                                const ph_field_key **out, size_t max)
+{
+    const ph_field_key *active = ph_keysource_write_key(ks, domain);
+    size_t n = 0;
+    if (!active)
+        return 0;
+    if (max > 0)
+        out[0] = active;
+    n = 1;
+    for (size_t i = 0; i < ks->n; i++) {
+        if (ks->v[i].key == active || strcmp(ks->v[i].domain, domain) != 0)
+            continue;
+        if (n < max)
+            out[n] = ks->v[i].key;
+        n++;
+    }
+    return n;
+}
+
 /* ---- loading from the keyring ---------------------------------------------- */
 
 static int has_domain(const ph_keysource *ks, const char *domain)

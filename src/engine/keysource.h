@@ -38,6 +38,13 @@ int ph_keysource_add(ph_keysource *ks, const char *domain, uint32_t key_id,
 
 /* The key new writes in domain use; NULL if the domain has none. */
 const ph_field_key *ph_keysource_write_key(const ph_keysource *ks, const char *domain);
+/* Every live key of domain, the active (write) key first, then the others in
+ * the order they were added: stores up to max of them in out and returns how
+ * many the domain has (0 when none; more than max when out was too small).
+ * During a DEK rotation a deterministic value has one ciphertext per live
+ * key, and an equality lookup must match each of them. */
+size_t ph_keysource_domain_keys(const ph_keysource *ks, const char *domain,
+                                const ph_field_key **out, size_t max);
 /* The key an envelope names (its key id) for domain; NULL if unknown or of
  * another domain. */
 const ph_field_key *ph_keysource_key_by_id(const ph_keysource *ks, const char *domain,

@@ -25,8 +25,9 @@
 #include "engine/colcrypt.h"
 #include "engine/wire.h"
 
-#define OID_BYTEA   17u
-#define OID_UNKNOWN 705u
+#define OID_BYTEA       17u
+#define OID_BYTEA_ARRAY 1001u
+#define OID_UNKNOWN     705u
 
 /* ---- the rewriter --------------------------------------------------------------------- */
 
@@ -45,10 +46,34 @@ int eng_rw_encrypt(void *ud, const ph_schema_column *col, const char *text_value
     return 0;
 }
 
+int eng_rw_eq_versions(void *ud, const ph_schema_column *col)
+{
+    const ph_session *s = ud;
+    return eng_col_versions(s->e->keys, col);
+}
+
+int eng_rw_encrypt_eq(void *ud, const ph_schema_column *col, const char *text_value, size_t len,
+                      ph_buf *out, size_t *lens, size_t max, char *err, size_t errlen)
+{
+    ph_session *s = ud;
+    eng_cc_err e = {{0}, {0}};
+    int n =
+        eng_col_encrypt_versions(s->e->keys, col, &s->opts, 0, eng_col_ltype(col),
+                                 (const uint8_t *)text_value, len, out, lens, max, &s->memo, &e);
+    if (n < 0) {
+        const char *m = strncmp(e.message, "phantom: ", 9) == 0 ? e.message + 9 : e.message;
+        snprintf(err, errlen, "%s", m);
+        memcpy(s->rw_sqlstate, e.sqlstate, sizeof s->rw_sqlstate);
+    }
+    return n;
+}
+
 static ph_rw_options rw_options(ph_session *s)
 {
     return (ph_rw_options){.encrypt = eng_rw_encrypt,
                            .encrypt_ud = s,
+                           .eq_versions = eng_rw_eq_versions,
+                           .encrypt_eq = eng_rw_encrypt_eq,
                            .table_columns = eng_rw_columns,
                            .columns_ud = s,
                            .standard_conforming_strings_off = s->scs_off,
@@ -222,7 +247,8 @@ static int install_stmt(ph_session *s, const char *name, eng_stmt *st)
 }
 
 /* The parameter types sent upstream: the client's, extended to cover every
- * protected parameter, which become bytea. */
+ * protected parameter, which become bytea (bytea[] for one compared with a
+ * column whose key domain has several live versions). */
 static uint32_t *upstream_types(const eng_stmt *st, uint16_t *n)
 {
     const ph_rw_result *res = &st->plan->res;
@@ -238,7 +264,7 @@ static uint32_t *upstream_types(const eng_stmt *st, uint16_t *n)
     for (int i = 0; i < count; i++) {
         t[i] = i < st->nparams ? st->ptype[i] : 0;
         if (i < res->nparams && res->params[i])
-            t[i] = OID_BYTEA;
+            t[i] = res->param_multi && res->param_multi[i] ? OID_BYTEA_ARRAY : OID_BYTEA;
     }
     *n = (uint16_t)count;
     return t;
@@ -387,6 +413,35 @@ static int param_input(const eng_stmt *st, int i, const ph_schema_column *col, i
     return -1;
 }
 
+/* Appends parameter i's value for col encrypted (binary): one envelope, or,
+ * for a parameter compared with a column whose key domain has several live
+ * versions, a one-dimensional bytea[] of its envelope under each (binary
+ * array format: ndim, has-null flag, element type, then per dimension its
+ * length and lower bound, then per element its length and bytes). */
+static int encrypt_param(ph_session *s, const eng_stmt *st, int i, const ph_schema_column *col,
+                         int binary, ph_ltype in, const uint8_t *v, uint32_t l, ph_buf *out,
+                         eng_cc_err *err)
+{
+    const ph_rw_result *res = &st->plan->res;
+    if (!res->param_multi || !res->param_multi[i])
+        return eng_col_encrypt(s->e->keys, col, &s->opts, binary, in, v, l, out, &s->memo, err);
+    ph_buf envs = {0};
+    size_t lens[ENG_MAX_VERSIONS];
+    int n = eng_col_encrypt_versions(s->e->keys, col, &s->opts, binary, in, v, l, &envs, lens,
+                                     ENG_MAX_VERSIONS, &s->memo, err);
+    int rc = n < 0 ? -1 : 0;
+    if (rc == 0 && (ph_buf_append_u32(out, 1) || ph_buf_append_u32(out, 0) ||
+                    ph_buf_append_u32(out, OID_BYTEA) || ph_buf_append_u32(out, (uint32_t)n) ||
+                    ph_buf_append_u32(out, 1)))
+        rc = -3;
+    for (int k = 0, off = 0; rc == 0 && k < n; off += (int)lens[k], k++)
+        if (ph_buf_append_u32(out, (uint32_t)lens[k]) ||
+            ph_buf_append(out, envs.data + off, lens[k]))
+            rc = -3;
+    ph_buf_free(&envs);
+    return rc;
+}
+
 /* Appends parameter values with the protected ones encrypted (binary). */
 static int encrypt_params(ph_session *s, const eng_stmt *st, const bind_msg *b, ph_buf *out,
                           uint8_t *codes, eng_cc_err *err)
@@ -415,8 +470,9 @@ static int encrypt_params(ph_session *s, const eng_stmt *st, const bind_msg *b, 
         size_t at = out->len;
         if (ph_buf_append_u32(out, 0))
             return -1;
-        if (eng_col_encrypt(s->e->keys, col, &s->opts, binary, in, v, l, out, &s->memo, err) != 0)
-            return -2;
+        int rc = encrypt_param(s, st, i, col, binary, in, v, l, out, err);
+        if (rc != 0)
+            return rc == -3 ? -1 : -2;
         ph_put_u32(out->data + at, (uint32_t)(out->len - at - 4));
         ph_put_u16(codes + 2 * (size_t)i, 1);
     }

@@ -39,6 +39,36 @@ typedef int (*ph_rw_encrypt_fn)(void *ud, const ph_schema_column *col, const cha
                                 size_t len, ph_buf *out_ciphertext, char *err, size_t errlen);
 
 /*
+ * Key rotation (optional; both or neither). During a DEK rotation a
+ * deterministic value has one ciphertext per live key version of its key
+ * domain, and a lookup must match every one of them. eq_versions answers how
+ * many ciphertexts a value compared for equality with col has (<= 1: one,
+ * and the rewriter behaves exactly as without these callbacks). For such a
+ * column (N > 1) every compared literal and parameter is rewritten so that
+ * it matches all N: `col = v` -> `col = ANY (ARRAY[c1, ..., cN])`, `col <> v`
+ * -> `col <> ALL (ARRAY[...])`, each element of IN (...) / NOT IN (...) /
+ * = ANY (ARRAY[...]) / <> ALL (ARRAY[...]) -> `c1, ..., cN`, a value on the
+ * left (`v = col`) is moved to the right; a parameter becomes `ANY ($n)`,
+ * `ALL ($n)` or `$n[1], ..., $n[N]` and is reported in param_multi (the
+ * proxy binds it as a bytea[] of its N ciphertexts). Any other comparison
+ * of a value with such a column (IS [NOT] DISTINCT FROM, row comparisons,
+ * subqueries, a parameter that is also stored) is refused. Stored values
+ * (INSERT, UPDATE SET) keep using encrypt (the active version).
+ *
+ * encrypt_eq encrypts one value for an equality use: appends its N
+ * ciphertexts to out, one after the other, sets lens[i] to the length of
+ * the i-th (at most max), and returns N (>= 1), or -1 with a message in err
+ * (which must not contain the value). Both get encrypt_ud.
+ */
+typedef int (*ph_rw_eq_versions_fn)(void *ud, const ph_schema_column *col);
+typedef int (*ph_rw_encrypt_eq_fn)(void *ud, const ph_schema_column *col, const char *text_value,
+                                   size_t len, ph_buf *out_ciphertexts, size_t *lens, size_t max,
+                                   char *err, size_t errlen);
+
+/* The most live versions of one key domain a lookup is expanded to. */
+#define PH_RW_MAX_VERSIONS 16
+
+/*
  * Optional: the table's column names in attribute order (the proxy answers
  * from its catalog cache), so that INSERT without a column list can be
  * analyzed. Returns the count and sets *names (owned by the callee, valid
@@ -54,6 +84,8 @@ typedef struct ph_rw_shape ph_rw_shape;
 typedef struct ph_rw_options {
     ph_rw_encrypt_fn encrypt; /* required when literals must be encrypted */
     void *encrypt_ud;
+    ph_rw_eq_versions_fn eq_versions; /* optional, see "Key rotation" above */
+    ph_rw_encrypt_eq_fn encrypt_eq;
     ph_rw_columns_fn table_columns; /* optional */
     void *columns_ud;
     /* The session's standard_conforming_strings is off: plain '...' strings
@@ -129,6 +161,11 @@ typedef struct ph_rw_result {
      * NULL for a plain parameter. nparams is the highest $n referenced. */
     const ph_schema_column **params;
     int nparams;
+    /* Per parameter (NULL when none is): 1 when $n is compared with a column
+     * whose key domain has several live versions (see "Key rotation"): Parse
+     * declares it bytea[] upstream and Bind sends the one-dimensional array
+     * of its ciphertexts under every live version, the active one first. */
+    unsigned char *param_multi;
     ph_rw_stmt *stmts; /* one per statement of the string */
     size_t nstmts;
     int touches_protected; /* any statement does */

@@ -190,7 +190,9 @@ static int same_edit(const rw_edit *a, const rw_edit *b)
 {
     if (a->kind != b->kind)
         return 0;
-    return a->kind == EDIT_TEXT ? strcmp(a->text, b->text) == 0 : rw_same_domain(a->col, b->col);
+    if (a->kind == EDIT_TEXT)
+        return strcmp(a->text, b->text) == 0;
+    return rw_same_domain(a->col, b->col) && a->form == b->form && a->swapped == b->swapped;
 }
 
 /* Sorts the edits and merges those of one literal bound more than once
@@ -283,6 +285,33 @@ int rw_param_plain(rw_ctx *c, int n, int location)
     return 0;
 }
 
+int rw_param_versions(rw_ctx *c, int n, int multi, int location)
+{
+    rw_param *p = param_slot(c, n, location);
+    if (!p)
+        return -1;
+    if (multi ? p->single : p->multi)
+        return rw_refuse(c, location,
+                         "phantom: parameter $%d is both stored in and compared with %s, whose key "
+                         "domain has several live key versions (a key rotation is in progress): a "
+                         "lookup must match every version; use two parameters",
+                         n, p->col ? p->col->qualified : "a protected column");
+    if (multi)
+        p->multi = 1;
+    else
+        p->single = 1;
+    return 0;
+}
+
+int rw_eq_versions(const rw_ctx *c, const ph_schema_column *col)
+{
+    if (!c->opt || !c->opt->eq_versions || !c->opt->encrypt_eq ||
+        col->mode != PH_MODE_DETERMINISTIC)
+        return 1;
+    int n = c->opt->eq_versions(c->opt->encrypt_ud, col);
+    return n < 1 ? 1 : n;
+}
+
 int rw_cols_push(rw_ctx *c, rw_cols *cols, const rw_col *col)
 {
     if (cols->n == cols->cap) {
@@ -317,34 +346,77 @@ static int is_ident_byte(unsigned char ch)
            ch == '_' || ch == '$' || ch >= 0x80;
 }
 
-/* Turns an encrypt edit into '\x<hex>'::bytea (text owned by the arena). */
-static int encrypt_edit(rw_ctx *c, rw_edit *e)
+/* Writes '\x<hex>'::bytea for ct[0..len) at p; returns the end. */
+static char *put_bytea(char *p, const uint8_t *ct, size_t len)
 {
     static const char hexd[] = "0123456789abcdef";
+    memcpy(p, "'\\x", 3);
+    p += 3;
+    for (size_t i = 0; i < len; i++) {
+        *p++ = hexd[ct[i] >> 4];
+        *p++ = hexd[ct[i] & 15];
+    }
+    memcpy(p, "'::bytea", 8);
+    return p + 8;
+}
+
+/* The ciphertexts of e's value: one (encrypt), or every live version's for
+ * an equality form (encrypt_eq), their lengths in lens. Returns how many. */
+static int encrypt_value(rw_ctx *c, const rw_edit *e, ph_buf *ct, size_t *lens)
+{
+    char err[200] = "";
+    int n = -1;
+    if (e->form == EQF_NONE) {
+        if (c->opt->encrypt(c->opt->encrypt_ud, e->col, e->value, e->vlen, ct, err, sizeof err) ==
+            0)
+            n = 1;
+        lens[0] = ct->len;
+    } else if (c->opt->encrypt_eq) {
+        n = c->opt->encrypt_eq(c->opt->encrypt_ud, e->col, e->value, e->vlen, ct, lens,
+                               PH_RW_MAX_VERSIONS, err, sizeof err);
+    }
+    size_t total = 0;
+    for (int i = 0; i < n && i < PH_RW_MAX_VERSIONS; i++)
+        total += lens[i];
+    if (n < 1 || n > PH_RW_MAX_VERSIONS || total != ct->len) {
+        rw_internal(c, "phantom: cannot encrypt a value for %s: %s", e->col->qualified,
+                    err[0] ? err : "encryption failed");
+        return -1;
+    }
+    return n;
+}
+
+/* Turns an encrypt edit into '\x<hex>'::bytea or, for an equality form,
+ * every version's ciphertext as ANY (ARRAY[...]), ALL (ARRAY[...]) or a
+ * comma-separated list (text owned by the arena). */
+static int encrypt_edit(rw_ctx *c, rw_edit *e)
+{
+    static const char *const open[] = {"", "ANY (ARRAY[", "ALL (ARRAY[", ""};
+    static const char *const close[] = {"", "])", "])", ""};
     if (!c->opt || !c->opt->encrypt)
         return rw_internal(c, "phantom: no encryption is configured for %s", e->col->qualified);
     ph_buf ct = {0};
-    char err[200] = "";
-    int rc = c->opt->encrypt(c->opt->encrypt_ud, e->col, e->value, e->vlen, &ct, err, sizeof err);
+    size_t lens[PH_RW_MAX_VERSIONS];
+    int n = encrypt_value(c, e, &ct, lens);
     OPENSSL_cleanse(e->value, e->vlen);
-    if (rc != 0) {
-        ph_buf_free(&ct);
-        return rw_internal(c, "phantom: cannot encrypt a value for %s: %s", e->col->qualified,
-                           err[0] ? err : "encryption failed");
-    }
-    char *t = rw_alloc(c, ct.len * 2 + 16);
+    char *t = n > 0 ? rw_alloc(c, ct.len * 2 + (size_t)n * 13 + 16) : NULL;
     if (!t) {
         ph_buf_free(&ct);
         return -1;
     }
     char *p = t;
-    memcpy(p, "'\\x", 3);
-    p += 3;
-    for (size_t i = 0; i < ct.len; i++) {
-        *p++ = hexd[ct.data[i] >> 4];
-        *p++ = hexd[ct.data[i] & 15];
+    size_t ol = strlen(open[e->form]), cl = strlen(close[e->form]), off = 0;
+    memcpy(p, open[e->form], ol);
+    p += ol;
+    for (int i = 0; i < n; i++) {
+        if (i > 0) {
+            memcpy(p, ", ", 2);
+            p += 2;
+        }
+        p = put_bytea(p, ct.data + off, lens[i]);
+        off += lens[i];
     }
-    memcpy(p, "'::bytea", 9);
+    memcpy(p, close[e->form], cl + 1);
     ph_buf_free(&ct);
     e->kind = EDIT_TEXT;
     e->text = t;
@@ -415,8 +487,17 @@ static int finish_params(rw_ctx *c)
     r->params = calloc((size_t)r->nparams, sizeof *r->params);
     if (!r->params)
         return rw_oom(c);
-    for (int i = 0; i < r->nparams; i++)
+    int multi = 0;
+    for (int i = 0; i < r->nparams; i++) {
         r->params[i] = c->params[i].col;
+        multi |= c->params[i].multi;
+    }
+    if (!multi)
+        return 0;
+    if (!(r->param_multi = calloc((size_t)r->nparams, 1)))
+        return rw_oom(c);
+    for (int i = 0; i < r->nparams; i++)
+        r->param_multi[i] = c->params[i].multi ? 1 : 0;
     return 0;
 }
 
@@ -475,6 +556,8 @@ static void clear_plan(ph_rw_result *r)
     r->sql_len = 0;
     free(r->params);
     r->params = NULL;
+    free(r->param_multi);
+    r->param_multi = NULL;
     r->nparams = 0;
     for (size_t i = 0; i < r->nstmts; i++) {
         free(r->stmts[i].outputs);

@@ -16,7 +16,7 @@
 
 static int walk_desc(rw_ctx *c, rw_scope *sc, const rw_node *n, const char *what);
 static int compare_nodes(rw_ctx *c, rw_scope *sc, const rw_node *l, const rw_node *r, rw_op op,
-                         const char *opname, int location);
+                         rw_eqf eq, const char *opname, int location);
 
 /* ---- messages ---------------------------------------------------------------- */
 
@@ -307,9 +307,16 @@ static int literal_text(rw_ctx *c, const PgQuery__AConst *k, char **val, size_t 
     return 0;
 }
 
-static int bind_const(rw_ctx *c, const rw_ev *v, const ph_schema_column *col)
+/* The edit that encrypts literal v for col, over [start, end) (the value's
+ * own span when start < 0). */
+static int bind_const(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_eqf form,
+                      int start, int end)
 {
-    rw_edit e = {.kind = EDIT_ENCRYPT, .col = col, .vstart = v->aconst->location};
+    rw_edit e = {.kind = EDIT_ENCRYPT,
+                 .col = col,
+                 .vstart = v->aconst->location,
+                 .form = form,
+                 .swapped = start >= 0};
     char *val = NULL;
     if (literal_text(c, v->aconst, &val, &e.vlen, &e.src) != 0)
         return -1;
@@ -317,17 +324,71 @@ static int bind_const(rw_ctx *c, const rw_ev *v, const ph_schema_column *col)
     if (!(e.value = rw_alloc(c, e.vlen + 1)))
         return -1;
     memcpy(e.value, val, e.vlen + 1);
-    if (rw_value_span(c, v, &e.start, &e.end) != 0)
+    if (start >= 0) {
+        e.start = start;
+        e.end = end;
+    } else if (rw_value_span(c, v, &e.start, &e.end) != 0) {
+        return -1;
+    }
+    return rw_add_edit(c, &e);
+}
+
+/* An edit replacing [start, end) (the value's span when start < 0) by text. */
+static int bind_text(rw_ctx *c, const rw_ev *v, const char *text, int start, int end)
+{
+    rw_edit e = {.kind = EDIT_TEXT, .text = text, .vstart = -1, .start = start, .end = end};
+    if (start < 0 && rw_value_span(c, v, &e.start, &e.end) != 0)
         return -1;
     return rw_add_edit(c, &e);
 }
 
-static int bind_text(rw_ctx *c, const rw_ev *v, const char *text)
+/* A copy of the text [start, end) in the arena. */
+static char *text_copy(rw_ctx *c, const char *p, size_t n)
 {
-    rw_edit e = {.kind = EDIT_TEXT, .text = text, .vstart = -1};
-    if (rw_value_span(c, v, &e.start, &e.end) != 0)
+    char *t = rw_alloc(c, n + 1);
+    if (t)
+        memcpy(t, p, n);
+    return t;
+}
+
+/* $n bound to col: as it is (a cast around it dropped) or, for a column with
+ * several live versions, as ANY ($n), ALL ($n) or $n[1], ..., $n[N] over
+ * [start, end) (the value's span when start < 0). */
+static int bind_param(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_eqf form,
+                      int versions, int start, int end)
+{
+    if (rw_param_bind(c, v->param, col, v->location) != 0 ||
+        rw_param_versions(c, v->param, form != EQF_NONE, v->location) != 0)
         return -1;
-    return rw_add_edit(c, &e);
+    if (form == EQF_NONE && !v->cast)
+        return 0;
+    char buf[16 * (PH_RW_MAX_VERSIONS + 1)];
+    size_t o = 0;
+    if (form == EQF_NONE)
+        o = (size_t)snprintf(buf, sizeof buf, "$%d", v->param);
+    else if (form != EQF_LIST)
+        o = (size_t)snprintf(buf, sizeof buf, "%s ($%d)", form == EQF_ANY ? "ANY" : "ALL",
+                             v->param);
+    else
+        for (int i = 1; i <= versions && o < sizeof buf; i++)
+            o += (size_t)snprintf(buf + o, sizeof buf - o, "%s$%d[%d]", i > 1 ? ", " : "", v->param,
+                                  i);
+    if (o >= sizeof buf)
+        return rw_internal(c, "phantom: internal error while rewriting the statement");
+    char *p = text_copy(c, buf, o);
+    return p ? bind_text(c, v, p, start, end) : -1;
+}
+
+static int refuse_rotation(rw_ctx *c, int location, const ph_schema_column *col, const char *opname,
+                           int versions)
+{
+    return rw_refuse(c, location,
+                     "phantom: cannot apply %s to %s (%s) with a value while a key rotation is in "
+                     "progress: its key domain %s has %d live key versions and rows written under "
+                     "an older one would not match; use =, <>, IN or NOT IN with the column on "
+                     "the left",
+                     opname, col->qualified, ph_enc_mode_name(col->mode), col->key_domain,
+                     versions);
 }
 
 static int refuse_plain(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_op op,
@@ -346,8 +407,9 @@ static int refuse_plain(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, 
                      col->qualified, ph_enc_mode_name(col->mode));
 }
 
-int rw_bind(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_op op, const char *opname,
-            int location)
+/* What every binding of a value to col checks first. */
+static int bind_checks(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_op op,
+                       const char *opname, int location)
 {
     c->touched = 1;
     if (!rw_mode_allows(col, op))
@@ -358,24 +420,38 @@ int rw_bind(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_op op, co
                          "column's type is %s",
                          cast_name(v->cast), col->qualified, ph_enc_mode_name(col->mode),
                          ph_logical_type_name(col->type));
+    return 0;
+}
+
+/* How many ciphertexts v must match when compared with col (1, or every
+ * live version's); -1 when it cannot be done in the form eq. */
+static int value_versions(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_op op,
+                          rw_eqf eq, const char *opname, int location)
+{
+    if (op != OP_EQ || (v->kind != EV_CONST && v->kind != EV_PARAM))
+        return 1;
+    int n = rw_eq_versions(c, col);
+    if (n > 1 && (eq == EQF_NONE || n > PH_RW_MAX_VERSIONS))
+        return refuse_rotation(c, v->location >= 0 ? v->location : location, col, opname, n);
+    return n;
+}
+
+int rw_bind(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_op op, rw_eqf eq,
+            const char *opname, int location)
+{
+    if (bind_checks(c, v, col, op, opname, location) != 0)
+        return -1;
+    int versions = value_versions(c, v, col, op, eq, opname, location);
+    if (versions < 0)
+        return -1;
+    rw_eqf form = versions > 1 ? eq : EQF_NONE;
     switch (v->kind) {
     case EV_CONST:
-        return bind_const(c, v, col);
+        return bind_const(c, v, col, form, -1, -1);
     case EV_NULL:
-        return v->cast ? bind_text(c, v, "NULL") : 0;
-    case EV_PARAM: {
-        if (rw_param_bind(c, v->param, col, v->location) != 0)
-            return -1;
-        if (!v->cast)
-            return 0;
-        char num[16];
-        snprintf(num, sizeof num, "$%d", v->param);
-        char *p = rw_alloc(c, strlen(num) + 1);
-        if (!p)
-            return -1;
-        memcpy(p, num, strlen(num) + 1);
-        return bind_text(c, v, p);
-    }
+        return v->cast ? bind_text(c, v, "NULL", -1, -1) : 0;
+    case EV_PARAM:
+        return bind_param(c, v, col, form, versions, -1, -1);
     case EV_DEFAULT:
         return 0;
     case EV_PROT:
@@ -403,8 +479,35 @@ int rw_bind(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_op op, co
 
 /* ---- comparisons ---------------------------------------------------------------- */
 
-static int compare_evs(rw_ctx *c, const rw_ev *l, const rw_ev *r, rw_op op, const char *opname,
-                       int location)
+/* `v = col` / `v <> col` where col's key domain has several live versions:
+ * the text becomes `col = ANY (...)` / `col <> ALL (...)` (the value's span
+ * gets the column's text, the column's span the value's ciphertexts). Only
+ * when nothing but the operator lies between them. */
+static int bind_swapped(rw_ctx *c, const rw_ev *v, const ph_schema_column *col,
+                        const PgQuery__ColumnRef *cr, rw_eqf eq, const char *opname, int location)
+{
+    if (bind_checks(c, v, col, OP_EQ, opname, location) != 0)
+        return -1;
+    int versions = value_versions(c, v, col, OP_EQ, eq, opname, location);
+    int vs, ve, cs, ce;
+    if (versions < 0 || rw_value_span(c, v, &vs, &ve) != 0 ||
+        rw_columnref_span(c, cr, &cs, &ce) != 0)
+        return -1;
+    if (ve > cs || !rw_only_operator_between(c, ve, cs))
+        return c->failed ? -1 : refuse_rotation(c, location, col, opname, versions);
+    const char *coltext = text_copy(c, c->sql + cs, (size_t)(ce - cs));
+    if (!coltext || bind_text(c, v, coltext, vs, ve) != 0)
+        return -1;
+    if (v->kind == EV_CONST)
+        return bind_const(c, v, col, eq, cs, ce);
+    return bind_param(c, v, col, eq, versions, cs, ce);
+}
+
+/* l compared with r (op; eq: how a value on the right may be expanded for a
+ * column with several live versions, EQF_NONE when it cannot; rnode: r's
+ * node when it is one, for `v = col`). */
+static int compare_evs(rw_ctx *c, const rw_ev *l, const rw_ev *r, const rw_node *rnode, rw_op op,
+                       rw_eqf eq, const char *opname, int location)
 {
     if (l->kind == EV_PROT && r->kind == EV_PROT) {
         c->touched = 1;
@@ -412,12 +515,17 @@ static int compare_evs(rw_ctx *c, const rw_ev *l, const rw_ev *r, rw_op op, cons
             return rw_refuse_mode(c, location, l->col, opname);
         if (!rw_mode_allows(r->col, op))
             return rw_refuse_mode(c, location, r->col, opname);
-        return rw_bind(c, r, l->col, op, opname, location);
+        return rw_bind(c, r, l->col, op, EQF_NONE, opname, location);
     }
     if (l->kind == EV_PROT)
-        return rw_bind(c, r, l->col, op, opname, location);
+        return rw_bind(c, r, l->col, op, eq, opname, location);
+    if (r->kind == EV_PROT && (eq == EQF_ANY || eq == EQF_ALL) && op == OP_EQ && rnode &&
+        rnode->node_case == PG_QUERY__NODE__NODE_COLUMN_REF &&
+        (l->kind == EV_CONST || l->kind == EV_PARAM) && rw_mode_allows(r->col, op) &&
+        rw_eq_versions(c, r->col) > 1)
+        return bind_swapped(c, l, r->col, rnode->column_ref, eq, opname, location);
     if (r->kind == EV_PROT)
-        return rw_bind(c, l, r->col, op, opname, location);
+        return rw_bind(c, l, r->col, op, EQF_NONE, opname, location);
     if (rw_release(c, l, opname, location) != 0)
         return -1;
     return rw_release(c, r, opname, location);
@@ -453,14 +561,14 @@ static int row_vs_subquery(rw_ctx *c, rw_scope *sc, const PgQuery__RowExpr *row,
         if (rw_classify(c, sc, row->args[i], &le) != 0)
             return -1;
         output_ev(&outs, i, sl->location, &re);
-        if (compare_evs(c, &le, &re, op, opname, location) != 0)
+        if (compare_evs(c, &le, &re, NULL, op, EQF_NONE, opname, location) != 0)
             return -1;
     }
     return 0;
 }
 
 static int compare_nodes(rw_ctx *c, rw_scope *sc, const rw_node *l, const rw_node *r, rw_op op,
-                         const char *opname, int location)
+                         rw_eqf eq, const char *opname, int location)
 {
     /* (a, b) = (x, y) compares column by column (and lexicographically for
      * < and >, which ope preserves column by column). */
@@ -468,14 +576,14 @@ static int compare_nodes(rw_ctx *c, rw_scope *sc, const rw_node *l, const rw_nod
         r->node_case == PG_QUERY__NODE__NODE_ROW_EXPR &&
         l->row_expr->n_args == r->row_expr->n_args) {
         for (size_t i = 0; i < l->row_expr->n_args; i++)
-            if (compare_nodes(c, sc, l->row_expr->args[i], r->row_expr->args[i], op, opname,
-                              location) != 0)
+            if (compare_nodes(c, sc, l->row_expr->args[i], r->row_expr->args[i], op, EQF_NONE,
+                              opname, location) != 0)
                 return -1;
         return 0;
     }
     if (l && r && r->node_case == PG_QUERY__NODE__NODE_ROW_EXPR &&
         l->node_case == PG_QUERY__NODE__NODE_SUB_LINK)
-        return compare_nodes(c, sc, r, l, op, opname, location);
+        return compare_nodes(c, sc, r, l, op, EQF_NONE, opname, location);
     if (l && r && l->node_case == PG_QUERY__NODE__NODE_ROW_EXPR &&
         r->node_case == PG_QUERY__NODE__NODE_SUB_LINK &&
         r->sub_link->sub_link_type == PG_QUERY__SUB_LINK_TYPE__EXPR_SUBLINK)
@@ -483,7 +591,7 @@ static int compare_nodes(rw_ctx *c, rw_scope *sc, const rw_node *l, const rw_nod
     rw_ev le, re;
     if (rw_classify(c, sc, l, &le) != 0 || rw_classify(c, sc, r, &re) != 0)
         return -1;
-    return compare_evs(c, &le, &re, op, opname, location);
+    return compare_evs(c, &le, &re, r, op, eq, opname, location);
 }
 
 /* Both operands of an operator no mode supports. */
@@ -533,11 +641,15 @@ static int any_all(rw_ctx *c, rw_scope *sc, const PgQuery__AExpr *e, const char 
                          "phantom: cannot apply %s ANY/ALL (array) to %s (%s): list the values "
                          "with IN (...) instead",
                          op, l.col->qualified, ph_enc_mode_name(l.col->mode));
+    /* = ANY (ARRAY[...]) and <> ALL (ARRAY[...]) take every version's ciphertext
+     * of each element; = ALL and <> ANY cannot. */
+    int all = e->kind == PG_QUERY__A__EXPR__KIND__AEXPR_OP_ALL;
+    rw_eqf list_form = k == OP_EQ && (strcmp(op, "=") == 0) != all ? EQF_LIST : EQF_NONE;
     const PgQuery__AArrayExpr *a = e->rexpr->a_array_expr;
     for (size_t i = 0; i < a->n_elements; i++) {
         rw_ev r;
         if (rw_classify(c, sc, a->elements[i], &r) != 0 ||
-            compare_evs(c, &l, &r, k, "ANY/ALL", e->location) != 0)
+            compare_evs(c, &l, &r, NULL, k, list_form, "ANY/ALL", e->location) != 0)
             return -1;
     }
     return 0;
@@ -552,20 +664,28 @@ static int aexpr(rw_ctx *c, rw_scope *sc, const PgQuery__AExpr *e)
     switch (e->kind) {
     case PG_QUERY__A__EXPR__KIND__AEXPR_OP:
         if (e->lexpr && e->rexpr && compare_op(op, &k))
-            return compare_nodes(c, sc, e->lexpr, e->rexpr, k, op, e->location);
+            return compare_nodes(c, sc, e->lexpr, e->rexpr, k,
+                                 k != OP_EQ             ? EQF_NONE
+                                 : strcmp(op, "=") == 0 ? EQF_ANY
+                                                        : EQF_ALL,
+                                 op, e->location);
         return refuse_operands(c, sc, e, operator_desc(c, op));
     case PG_QUERY__A__EXPR__KIND__AEXPR_OP_ANY:
     case PG_QUERY__A__EXPR__KIND__AEXPR_OP_ALL:
         return any_all(c, sc, e, op);
     case PG_QUERY__A__EXPR__KIND__AEXPR_DISTINCT:
     case PG_QUERY__A__EXPR__KIND__AEXPR_NOT_DISTINCT:
-        return compare_nodes(c, sc, e->lexpr, e->rexpr, OP_EQ, "IS DISTINCT FROM", e->location);
+        return compare_nodes(c, sc, e->lexpr, e->rexpr, OP_EQ, EQF_NONE,
+                             e->kind == PG_QUERY__A__EXPR__KIND__AEXPR_DISTINCT
+                                 ? "IS DISTINCT FROM"
+                                 : "IS NOT DISTINCT FROM",
+                             e->location);
     case PG_QUERY__A__EXPR__KIND__AEXPR_NULLIF:
         return refuse_operands(c, sc, e, "NULLIF");
     case PG_QUERY__A__EXPR__KIND__AEXPR_IN:
         items = list_items(e->rexpr, &n);
         for (size_t i = 0; i < n; i++)
-            if (compare_nodes(c, sc, e->lexpr, items[i], OP_EQ,
+            if (compare_nodes(c, sc, e->lexpr, items[i], OP_EQ, EQF_LIST,
                               op && strcmp(op, "<>") == 0 ? "NOT IN" : "IN", e->location) != 0)
                 return -1;
         return 0;
@@ -580,7 +700,8 @@ static int aexpr(rw_ctx *c, rw_scope *sc, const PgQuery__AExpr *e)
     case PG_QUERY__A__EXPR__KIND__AEXPR_NOT_BETWEEN_SYM:
         items = list_items(e->rexpr, &n);
         for (size_t i = 0; i < n; i++)
-            if (compare_nodes(c, sc, e->lexpr, items[i], OP_RANGE, "BETWEEN", e->location) != 0)
+            if (compare_nodes(c, sc, e->lexpr, items[i], OP_RANGE, EQF_NONE, "BETWEEN",
+                              e->location) != 0)
                 return -1;
         return n == 2 ? 0 : rw_refuse(c, e->location, "phantom: unsupported BETWEEN form");
     default:
@@ -661,7 +782,8 @@ static int sublink(rw_ctx *c, rw_scope *sc, const PgQuery__SubLink *sl)
             if (k == OP_ASSIGN && (l.kind == EV_PROT || r.kind == EV_PROT))
                 return rw_refuse_op(c, sl->location, l.kind == EV_PROT ? l.col : r.col,
                                     operator_desc(c, op));
-            if (compare_evs(c, &l, &r, k == OP_ASSIGN ? OP_EQ : k, opname, sl->location) != 0)
+            if (compare_evs(c, &l, &r, NULL, k == OP_ASSIGN ? OP_EQ : k, EQF_NONE, opname,
+                            sl->location) != 0)
                 return -1;
         }
         return 0;

@@ -122,6 +122,16 @@ typedef enum {
     OP_UNIQUE,     /* UNIQUE / PRIMARY KEY / ON CONFLICT target */
 } rw_op;
 
+/* How a value compared for equality with a column whose key domain has
+ * several live key versions (ph_rw_options.eq_versions > 1) is spliced so
+ * that it matches the ciphertexts of every version (see rewrite.h). */
+typedef enum {
+    EQF_NONE = 0, /* one ciphertext: stored values; refused for such a comparison */
+    EQF_ANY,      /* col = v   -> col = ANY (ARRAY[c1, ..., cN]) / ANY ($n) */
+    EQF_ALL,      /* col <> v  -> col <> ALL (ARRAY[...]) / ALL ($n) */
+    EQF_LIST,     /* an element of IN (...) or ARRAY[...] -> c1, ..., cN / $n[1], ..., $n[N] */
+} rw_eqf;
+
 /* ---- the context ------------------------------------------------------------ */
 
 typedef enum { EDIT_ENCRYPT = 0, EDIT_TEXT } rw_edit_kind;
@@ -135,11 +145,16 @@ typedef struct rw_edit {
     char *src;        /* the parse tree's copy of the plaintext (wiped before it is freed) */
     const char *text; /* EDIT_TEXT: replacement */
     int vstart;       /* EDIT_ENCRYPT: where the literal itself starts (inside a cast) */
+    rw_eqf form;      /* EDIT_ENCRYPT: splice every version's ciphertext in this form */
+    int swapped;      /* EDIT_ENCRYPT: the range is the column's (`v = col` -> `col = ANY`);
+                         the literal lies before it */
 } rw_edit;
 
 typedef struct rw_param {
     const ph_schema_column *col;
     int plain;
+    int single; /* bound as one ciphertext (stored, or a one-version column) */
+    int multi;  /* bound as every version's ciphertext (bytea[]) */
 } rw_param;
 
 typedef struct rw_ctx {
@@ -172,6 +187,12 @@ int rw_internal(rw_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2
 int rw_add_edit(rw_ctx *c, const rw_edit *e);
 int rw_param_bind(rw_ctx *c, int n, const ph_schema_column *col, int location);
 int rw_param_plain(rw_ctx *c, int n, int location);
+/* Records that $n is bound as one ciphertext (multi 0) or as the array of
+ * every live version's (multi 1); refuses a parameter used both ways. */
+int rw_param_versions(rw_ctx *c, int n, int multi, int location);
+/* How many ciphertexts a value compared for equality with col has (1 when
+ * the options have no key-rotation callbacks). */
+int rw_eq_versions(const rw_ctx *c, const ph_schema_column *col);
 int rw_cols_push(rw_ctx *c, rw_cols *cols, const rw_col *col);
 int rw_mentions_text(rw_ctx *c, int start, int len);
 int rw_same_domain(const ph_schema_column *a, const ph_schema_column *b);
@@ -187,6 +208,11 @@ int rw_shape_replay(rw_ctx *c, const ph_rw_shape *sh);
 /* rw_tokens.c */
 int rw_value_span(rw_ctx *c, const rw_ev *v, int *start, int *end);
 int rw_typename_span(rw_ctx *c, const PgQuery__TypeName *tn, int *start, int *end);
+/* [start, end) of a column reference (a.b."c"); -1 (internal error) if the
+ * text is not one. */
+int rw_columnref_span(rw_ctx *c, const PgQuery__ColumnRef *cr, int *start, int *end);
+/* 1 when nothing but one operator token lies between byte a and byte b. */
+int rw_only_operator_between(rw_ctx *c, int a, int b);
 
 /* rw_scope.c */
 void rw_scope_init(rw_scope *sc, rw_scope *parent);
@@ -202,8 +228,8 @@ int rw_star_expand(rw_ctx *c, const rw_scope *sc, const PgQuery__ColumnRef *cr, 
 /* rw_expr.c */
 int rw_classify(rw_ctx *c, rw_scope *sc, const rw_node *n, rw_ev *out);
 int rw_walk(rw_ctx *c, rw_scope *sc, const rw_node *n);
-int rw_bind(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_op op, const char *opname,
-            int location);
+int rw_bind(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_op op, rw_eqf form,
+            const char *opname, int location);
 int rw_release(rw_ctx *c, const rw_ev *v, const char *what, int location);
 int rw_check_use(rw_ctx *c, const rw_ev *v, rw_op op, const char *opname, int location);
 int rw_find_protected(rw_ctx *c, rw_scope *sc, const rw_node *n, const ph_schema_column **col,

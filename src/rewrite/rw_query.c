@@ -144,7 +144,7 @@ static int join_expr(rw_ctx *c, rw_scope *sc, const PgQuery__JoinExpr *j)
                                  ph_enc_mode_name((l.kind == EV_PROT ? l.col : r.col)->mode));
             if (!rw_mode_allows(l.col, OP_EQ))
                 return rw_refuse_mode(c, -1, l.col, "JOIN ... USING");
-            if (rw_bind(c, &r, l.col, OP_EQ, "JOIN ... USING", -1) != 0)
+            if (rw_bind(c, &r, l.col, OP_EQ, EQF_NONE, "JOIN ... USING", -1) != 0)
                 return -1;
         }
     }
@@ -292,7 +292,8 @@ static int target_list(rw_ctx *c, rw_scope *sc, rw_node **list, size_t n, const 
         if (bt) {
             const ph_schema_column *dst = pos < bt->n ? bt->cols[pos] : NULL;
             if (dst) {
-                if (rw_bind(c, &ev, dst, OP_ASSIGN, "INSERT ... SELECT", rt->location) != 0)
+                if (rw_bind(c, &ev, dst, OP_ASSIGN, EQF_NONE, "INSERT ... SELECT", rt->location) !=
+                    0)
                     return -1;
                 k.col = dst;
             } else if (ev.kind == EV_PROT) {
@@ -382,7 +383,7 @@ static int values_lists(rw_ctx *c, rw_scope *sc, const PgQuery__SelectStmt *s, c
                 return -1;
             const ph_schema_column *dst = bt && i < bt->n ? bt->cols[i] : NULL;
             if (dst) {
-                if (rw_bind(c, &ev, dst, OP_ASSIGN, "INSERT", ev.location) != 0)
+                if (rw_bind(c, &ev, dst, OP_ASSIGN, EQF_NONE, "INSERT", ev.location) != 0)
                     return -1;
             } else if (bt && ev.kind == EV_PROT) {
                 return rw_refuse(c, ev.location,
@@ -578,7 +579,7 @@ static int assign(rw_ctx *c, const ph_schema_column *col, const rw_ev *ev, const
                   const char *opname, int location)
 {
     if (col)
-        return rw_bind(c, ev, col, OP_ASSIGN, opname, location);
+        return rw_bind(c, ev, col, OP_ASSIGN, EQF_NONE, opname, location);
     if (ev->kind == EV_PROT)
         return rw_refuse(c, location, "phantom: cannot copy %s (%s) into a plaintext column of %s",
                          ev->col->qualified, ph_enc_mode_name(ev->col->mode), table);

@@ -47,6 +47,8 @@ typedef struct sh_edit {
     sh_pos start, end;
     int value_lit;               /* encrypt: the literal holding the value; -1: text edit */
     const ph_schema_column *col; /* encrypt */
+    rw_eqf form;                 /* encrypt: every live version's ciphertext, in this form */
+    int swapped;                 /* encrypt: the literal lies before the range (`v = col`) */
     char *text;                  /* text edit: replacement (owned) */
 } sh_edit;
 
@@ -56,6 +58,7 @@ struct ph_rw_shape {
     sh_edit *edits;
     size_t nedits;
     const ph_schema_column **params;
+    unsigned char *param_multi; /* NULL when no parameter is an array of versions */
     int nparams;
     ph_rw_stmt *stmts; /* kind, touches_protected, outputs */
     size_t nstmts;
@@ -341,14 +344,15 @@ static int pos_at(const sh_scan *sc, sh_pos p)
 }
 
 /* The literal starting at byte `start` whose value is exactly the one the
- * parse tree gave the edit, or -1. */
+ * parse tree gave the edit, or -1. It lies inside the edit's range, or before
+ * it for a swapped comparison (`v = col` -> `col = ANY (...)`). */
 static int value_literal(const rw_ctx *c, const sh_scan *sc, const rw_edit *e)
 {
     for (size_t i = 0; i < sc->n; i++) {
         const sh_lit *l = &sc->lits[i];
         if (l->start != e->vstart)
             continue;
-        if (l->start < e->start || l->end > e->end)
+        if (e->swapped ? l->end > e->start : (l->start < e->start || l->end > e->end))
             return -1;
         char *v = malloc((size_t)(l->end - l->start) + 1);
         if (!v)
@@ -371,6 +375,8 @@ static int capture_edit(const rw_ctx *c, const sh_scan *sc, const rw_edit *e, sh
         return (out->text = strdup(e->text)) ? 0 : -1;
     }
     out->col = e->col;
+    out->form = e->form;
+    out->swapped = e->swapped;
     return (out->value_lit = value_literal(c, sc, e)) < 0 ? -1 : 0;
 }
 
@@ -388,6 +394,11 @@ static int capture_plan(ph_rw_shape *sh, const ph_rw_result *r)
         if (!(sh->params = malloc((size_t)r->nparams * sizeof *sh->params)))
             return -1;
         memcpy(sh->params, r->params, (size_t)r->nparams * sizeof *sh->params);
+    }
+    if (r->param_multi) {
+        if (!(sh->param_multi = malloc((size_t)r->nparams)))
+            return -1;
+        memcpy(sh->param_multi, r->param_multi, (size_t)r->nparams);
     }
     if (!(sh->stmts = calloc(r->nstmts ? r->nstmts : 1, sizeof *sh->stmts)))
         return -1;
@@ -446,6 +457,11 @@ static int replay_plan(rw_ctx *c, const ph_rw_shape *sh)
         memcpy(r->params, sh->params, (size_t)sh->nparams * sizeof *r->params);
         r->nparams = sh->nparams;
     }
+    if (sh->param_multi) {
+        if (!(r->param_multi = malloc((size_t)sh->nparams)))
+            return rw_oom(c);
+        memcpy(r->param_multi, sh->param_multi, (size_t)sh->nparams);
+    }
     if (sh->nstmts && !(r->stmts = calloc(sh->nstmts, sizeof *r->stmts)))
         return rw_oom(c);
     for (size_t i = 0; i < sh->nstmts; i++, r->nstmts++) {
@@ -477,6 +493,8 @@ static int replay_edit(rw_ctx *c, const sh_scan *sc, const sh_edit *se)
     const sh_lit *l = &sc->lits[se->value_lit];
     e.kind = EDIT_ENCRYPT;
     e.col = se->col;
+    e.form = se->form;
+    e.swapped = se->swapped;
     e.vstart = l->start;
     if (!(e.value = rw_alloc(c, (size_t)(l->end - l->start) + 1)))
         return -1;
@@ -516,6 +534,7 @@ void ph_rw_shape_free(ph_rw_shape *sh)
         free(sh->stmts[i].outputs);
     free(sh->stmts);
     free(sh->params);
+    free(sh->param_multi);
     free(sh->key);
     free(sh);
 }

@@ -268,3 +268,37 @@ int rw_value_span(rw_ctx *c, const rw_ev *v, int *start, int *end)
     int ts = -1;
     return rw_typename_span(c, tc->type_name, &ts, end);
 }
+
+int rw_columnref_span(rw_ctx *c, const PgQuery__ColumnRef *cr, int *start, int *end)
+{
+    long i = cr ? tok_at(c, cr->location) : -1;
+    if (i < 0 || !is_word(c->scan->tokens[i]))
+        return c->failed ? -1 : fail_shape(c);
+    long last = i;
+    for (size_t k = 1; k < cr->n_fields; k++) {
+        long dot = tok_next(c, last), w = tok_next(c, dot);
+        if (!tok_is(c, dot, PG_QUERY__TOKEN__ASCII_46) || w < 0 || !is_word(c->scan->tokens[w]))
+            return fail_shape(c);
+        last = w;
+    }
+    *start = c->scan->tokens[i]->start;
+    *end = c->scan->tokens[last]->end;
+    return 0;
+}
+
+int rw_only_operator_between(rw_ctx *c, int a, int b)
+{
+    if (ensure_scan(c) != 0)
+        return 0;
+    int ops = 0;
+    for (size_t i = 0; i < c->scan->n_tokens; i++) {
+        const tok *t = c->scan->tokens[i];
+        if (t->start < a || t->start >= b || is_comment(t))
+            continue;
+        if (t->end > b ||
+            (t->token != PG_QUERY__TOKEN__ASCII_61 && t->token != PG_QUERY__TOKEN__NOT_EQUALS))
+            return 0;
+        ops++;
+    }
+    return ops == 1;
+}

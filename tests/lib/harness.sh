@@ -279,6 +279,23 @@ phx_start() {
     done
 }
 
+# phx_encrypt_config DIR ENCRYPT [DOMAIN...] — writes DIR/phantom.yaml: a keys:
+# section (file KEK: a master key created in DIR, keyring DIR/keyring.json)
+# followed by ENCRYPT (an encrypt: section, as YAML text), and creates the
+# key domains (the given ones, or every missing domain of the section).
+# Sets CFG to the file; `phantom keys` output goes to DIR/keys.log.
+phx_encrypt_config() {
+    local dir="$1" encrypt="$2"
+    shift 2
+    CFG="$dir/phantom.yaml"
+    "$PHANTOM_BIN" keys init-master --out "$dir/master.key" >"$dir/keys.log" 2>&1 ||
+        { cat "$dir/keys.log" >&2; fail "keys init-master"; }
+    printf 'keys:\n  keyring: %s/keyring.json\n  provider: file\n  file: { path: %s/master.key }\n%s\n' \
+        "$dir" "$dir" "$encrypt" >"$CFG"
+    "$PHANTOM_BIN" keys create -c "$CFG" "$@" >>"$dir/keys.log" 2>&1 ||
+        { cat "$dir/keys.log" >&2; fail "keys create"; }
+}
+
 # phx_stop [PID LOG ASAN_DIR] — defaults to the last started proxy.
 phx_stop() {
     local pid="${1:-$PHX_PID}" log="${2:-$PHX_LOG}" asan="${3:-$PHX_ASAN_DIR}" rc=0

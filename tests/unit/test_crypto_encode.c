@@ -594,6 +594,57 @@ static void test_text_json_bytea(void **state)
     ph_buf_free(&x);
 }
 
+/* jsonb is stored as PostgreSQL 15's jsonb_out prints it: these pairs are
+ * `SELECT $1::jsonb::text` on a real server. */
+static void test_jsonb_canonical(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *pg;
+    } v[] = {
+        {"{\"b\": 1, \"a\": 2}", "{\"a\": 2, \"b\": 1}"},
+        {"{\"city\": \"Hamburg\", \"v\": 584}", "{\"v\": 584, \"city\": \"Hamburg\"}"},
+        {"{\"aa\":1,\"b\":2,\"a\":3,\"b\":4}", "{\"a\": 3, \"b\": 4, \"aa\": 1}"},
+        {"[1, 2.50, 1e2, 1.50e1, -0, -0.0, 1E-3, 0.00, 12345678901234567890, 1e+2]",
+         "[1, 2.50, 100, 15.0, 0, 0.0, 0.001, 0.00, 12345678901234567890, 100]"},
+        {"{ \"x\" : [ true , false , null , { } , [ ] ] }", "{\"x\": [true, false, null, {}, []]}"},
+        {"\"a\\u00e9\\ud83d\\ude00\\n\\t\\\"\\\\\\/ \\u001f \\u007f\"",
+         "\"a\xc3\xa9\xf0\x9f\x98\x80\\n\\t\\\"\\\\/ \\u001f \x7f\""},
+        {"{\"\":0, \" \":1, \"\xc3\xa9\":2, \"e\":3, \"ab\": 4, \"ba\": 5}",
+         "{\"\": 0, \" \": 1, \"e\": 3, \"ab\": 4, \"ba\": 5, \"\xc3\xa9\": 2}"},
+        {"-12.3400e-2", "-0.123400"},
+        {"\"esc \\b \\f \\r\"", "\"esc \\b \\f \\r\""},
+        {"  123  ", "123"},
+        {"[[[[1]]], {\"z\": {\"y\": {\"x\": 1}}}]", "[[[[1]]], {\"z\": {\"y\": {\"x\": 1}}}]"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        ph_buf c = canon_text(PH_LT_JSONB, v[i].in, NULL);
+        assert_text_out(PH_LT_JSONB, &c, NULL, v[i].pg);
+        ph_buf again = canon_text(PH_LT_JSONB, v[i].pg, NULL); /* a fixed point */
+        assert_same(&c, &again);
+    }
+    /* what jsonb_in refuses */
+    const char *bad[] = {
+        "{\"a\":}", "[1,]", "{\"a\" 1}",   "01",          "1.",           ".5",      "-",
+        "1e",       "tru",  "\"\\u0000\"", "\"\\ud800\"", "\"\\udc00x\"", "\"\\x\"", "\"a\tb\"",
+        "[1] x",    "",     "{\"a\":1",    "\"abc"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ph_buf b = {0};
+        if (from_text(PH_LT_JSONB, bad[i], NULL, &b) == PH_ENC_OK)
+            fail_msg("'%s' accepted as jsonb", bad[i]);
+        assert_int_equal(b.len, 0);
+        ph_buf_free(&b);
+    }
+    /* nesting is bounded (no unbounded recursion on hostile input) */
+    char deep[2100];
+    memset(deep, '[', 1100);
+    memset(deep + 1100, ']', 1000);
+    deep[2100 - 1] = '\0';
+    ph_buf d = {0};
+    assert_int_not_equal(from_text(PH_LT_JSONB, deep, NULL, &d), PH_ENC_OK);
+    ph_buf_free(&d);
+}
+
 static void test_type_names(void **state)
 {
     (void)state;
@@ -641,7 +692,7 @@ int main(void)
         cmocka_unit_test(test_timestamptz),    cmocka_unit_test(test_numeric_text),
         cmocka_unit_test(test_numeric_binary), cmocka_unit_test(test_numeric_fixed_point),
         cmocka_unit_test(test_numeric_typmod), cmocka_unit_test(test_text_json_bytea),
-        cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_type_names),     cmocka_unit_test(test_jsonb_canonical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

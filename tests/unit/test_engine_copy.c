@@ -12,13 +12,6 @@
 
 #include "engine/colcrypt.h"
 
-#define FREE_ALL(...)                                                                              \
-    do {                                                                                           \
-        ph_buf *list_[] = {__VA_ARGS__};                                                           \
-        for (size_t i_ = 0; i_ < sizeof list_ / sizeof list_[0]; i_++)                             \
-            ph_buf_free(list_[i_]);                                                                \
-    } while (0)
-
 static void put_copy_response(ph_buf *b, char type, uint8_t overall, uint16_t n)
 {
     mb m = mb_begin(b, type);

@@ -11,34 +11,10 @@
  */
 #include "test_engine_fixture.h"
 
-static void free_all(ph_buf **bufs, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        ph_buf_free(bufs[i]);
-}
-
-#define FREE_ALL(...)                                                                              \
-    do {                                                                                           \
-        ph_buf *list_[] = {__VA_ARGS__};                                                           \
-        free_all(list_, sizeof list_ / sizeof list_[0]);                                           \
-    } while (0)
-
 static void expect_msg_equal(const fx_msg *m, const ph_buf *want)
 {
     assert_int_equal(m->len + 5, want->len);
     assert_memory_equal(m->body - 5, want->data, want->len);
-}
-
-/* Parse types of an upstream Parse. */
-static uint16_t parse_types(const fx_msg *m, uint32_t *types, const char **sql)
-{
-    fx_rd r = fx_reader(m);
-    (void)fx_cstr(&r);
-    *sql = fx_cstr(&r);
-    uint16_t n = fx_u16(&r);
-    for (uint16_t i = 0; i < n; i++)
-        types[i] = fx_u32(&r);
-    return n;
 }
 
 /* Format codes and values of an upstream Bind. */
@@ -82,7 +58,7 @@ static void test_parse_bind_text_param(void **state)
     fx_expect_types(&up, &ms, "PBDES");
     uint32_t t[4];
     const char *usql;
-    assert_int_equal(parse_types(&ms.m[0], t, &usql), 1);
+    assert_int_equal(fx_parse_types(&ms.m[0], t, &usql), 1);
     assert_int_equal(t[0], 17);
     assert_string_equal(usql, sql);
     bind_view b;
@@ -133,7 +109,7 @@ static void test_bind_binary_and_mixed_params(void **state)
     assert_int_equal(ms.n, 2);
     uint32_t t[4];
     const char *usql;
-    assert_int_equal(parse_types(&ms.m[0], t, &usql), 2);
+    assert_int_equal(fx_parse_types(&ms.m[0], t, &usql), 2);
     assert_int_equal(t[0], 17);
     assert_int_equal(t[1], 0);
     bind_view b;
@@ -555,7 +531,7 @@ static void test_plan_reuse_and_close(void **state)
     fx_expect_types(&up, &ms, "PBPBCPB");
     uint32_t t[4];
     const char *usql;
-    assert_int_equal(parse_types(&ms.m[2], t, &usql), 1);
+    assert_int_equal(fx_parse_types(&ms.m[2], t, &usql), 1);
     assert_int_equal(t[0], 17);
     assert_string_equal(usql, q1);
     bind_view v;

@@ -655,4 +655,30 @@ static inline bool fx_contains(const uint8_t *hay, size_t n, const char *needle)
     return false;
 }
 
+/* ---- shared helpers of the engine tests ------------------------------------------------- */
+
+static inline void fx_free_all(ph_buf **bufs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ph_buf_free(bufs[i]);
+}
+
+#define FREE_ALL(...)                                                                              \
+    do {                                                                                           \
+        ph_buf *list_[] = {__VA_ARGS__};                                                           \
+        fx_free_all(list_, sizeof list_ / sizeof list_[0]);                                        \
+    } while (0)
+
+/* The statement text and parameter types of an upstream Parse. */
+static inline uint16_t fx_parse_types(const fx_msg *m, uint32_t *types, const char **sql)
+{
+    fx_rd r = fx_reader(m);
+    (void)fx_cstr(&r);
+    *sql = fx_cstr(&r);
+    uint16_t n = fx_u16(&r);
+    for (uint16_t i = 0; i < n; i++)
+        types[i] = fx_u32(&r);
+    return n;
+}
+
 #endif

@@ -17,22 +17,6 @@
 
 #include "test_rewrite_fixture.h"
 
-static ph_schema *S;
-
-static int setup(void **state)
-{
-    (void)state;
-    S = fixture_schema();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    ph_schema_free(S);
-    return 0;
-}
-
 static void rewrite_ok(const char *sql, ph_rw_result *r)
 {
     if (fixture_rewrite(S, sql, r) != PH_RW_OK)
@@ -822,5 +806,5 @@ int main(void)
         cmocka_unit_test(test_fast_path),
         cmocka_unit_test(test_fast_path_truncation),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }

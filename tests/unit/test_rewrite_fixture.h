@@ -46,7 +46,9 @@ static const char fixture_yaml[] = "listen: 127.0.0.1:6432\n"
 
 typedef struct {
     int calls;
-    int fail; /* make the callback fail */
+    int fail;     /* make the callback fail */
+    int versions; /* live key versions of every key domain (0 or 1: one) */
+    int eq_calls; /* calls of fake_encrypt_eq */
 } fake_crypto;
 
 /* Ciphertext = "ENC(" qualified ":" value ")"; fails on request. */
@@ -68,6 +70,40 @@ static inline int fake_encrypt(void *ud, const ph_schema_column *col, const char
         ph_buf_append(out, v, len) || ph_buf_append(out, ")", 1))
         return -1;
     return 0;
+}
+
+/* Key rotation: fc->versions live versions per key domain. */
+static inline int fake_eq_versions(void *ud, const ph_schema_column *col)
+{
+    const fake_crypto *fc = ud;
+    (void)col;
+    return fc ? fc->versions : 1;
+}
+
+/* Version 1's ciphertext is fake_encrypt's, version k's ENC(<column>:<value>#k). */
+static inline int fake_encrypt_eq(void *ud, const ph_schema_column *col, const char *v, size_t len,
+                                  ph_buf *out, size_t *lens, size_t max, char *err, size_t errlen)
+{
+    fake_crypto *fc = ud;
+    int n = fc && fc->versions > 1 ? fc->versions : 1;
+    if (fc)
+        fc->eq_calls++;
+    if ((size_t)n > max)
+        return -1;
+    for (int k = 1; k <= n; k++) {
+        size_t at = out->len;
+        if (fake_encrypt(ud, col, v, len, out, err, errlen) != 0)
+            return -1;
+        if (k > 1) {
+            char suffix[16];
+            int sl = snprintf(suffix, sizeof suffix, "#%d)", k);
+            out->len--; /* the ')' */
+            if (ph_buf_append(out, suffix, (size_t)sl))
+                return -1;
+        }
+        lens[k - 1] = out->len - at;
+    }
+    return n;
 }
 
 static inline ph_schema *fixture_schema(void)
@@ -121,6 +157,23 @@ static inline char *expand_expected(const char *tmpl)
     }
     out[o] = '\0';
     return out;
+}
+
+/* The schema every test of a file uses (cmocka group setup/teardown). */
+static ph_schema *S;
+
+static inline int fixture_setup(void **state)
+{
+    (void)state;
+    S = fixture_schema();
+    return 0;
+}
+
+static inline int fixture_teardown(void **state)
+{
+    (void)state;
+    ph_schema_free(S);
+    return 0;
 }
 
 /* Runs the rewriter with the fake callback. */

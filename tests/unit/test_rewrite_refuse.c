@@ -16,22 +16,6 @@
 
 #include "test_rewrite_fixture.h"
 
-static ph_schema *S;
-
-static int setup(void **state)
-{
-    (void)state;
-    S = fixture_schema();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    ph_schema_free(S);
-    return 0;
-}
-
 typedef struct {
     const char *sql;
     const char *message;
@@ -371,5 +355,5 @@ int main(void)
         cmocka_unit_test(test_refused_statement_in_batch),
         cmocka_unit_test(test_ambiguous_table),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }

@@ -15,22 +15,6 @@
 
 #include "test_rewrite_fixture.h"
 
-static ph_schema *S;
-
-static int setup(void **state)
-{
-    (void)state;
-    S = fixture_schema();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    ph_schema_free(S);
-    return 0;
-}
-
 /* ---- the key scanner ------------------------------------------------------------ */
 
 static void key_is(const char *sql, const char *want)
@@ -277,5 +261,5 @@ int main(void)
         cmocka_unit_test(test_no_shape),
         cmocka_unit_test(test_shape_holds_no_values),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }
