@@ -17,7 +17,7 @@ CC      ?= cc
 # V=1 prints every command; by default one short line per step.
 Q       := $(if $(V),,@)
 CLANG   ?= clang
-PKGS    := libevent_core libevent_extra libevent_pthreads libssl libcrypto yaml-0.1 jansson libcurl p11-kit-1
+PKGS    := libevent_core libevent_extra libevent_pthreads libssl libcrypto yaml-0.1 jansson libcurl p11-kit-1 libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -119,6 +119,7 @@ bench: deps
 	@bash bench/passthrough
 	@bash bench/crypto
 	@bash bench/encrypted
+	@bash bench/migrate
 
 lint:
 	clang-format --dry-run --Werror $$(find src tests/unit fuzz -name '*.[ch]')

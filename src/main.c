@@ -21,6 +21,10 @@ static void usage(FILE *f)
             "                rotate-kek, rewrap, retire, escrow, recover, check\n"
             "                (see: phantom keys --help)\n"
             "  check-config  validate a phantom.yaml (phantom check-config [--keys] FILE)\n"
+            "  migrate       encrypt existing plaintext columns in place, online and\n"
+            "                resumable (--decrypt reverses it)\n"
+            "  verify        prove every protected column holds only valid envelopes\n"
+            "  reencrypt     move every value to the newest key version after a rotation\n"
             "  audit         verify an audit log (phantom audit verify FILE)\n"
             "  version       print the version\n"
             "  help          this help\n"
@@ -44,6 +48,12 @@ int main(int argc, char **argv)
         return ph_cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "audit") == 0)
         return ph_cmd_audit(argc - 1, argv + 1);
+    if (strcmp(cmd, "migrate") == 0)
+        return ph_cmd_migrate(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0)
+        return ph_cmd_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "reencrypt") == 0)
+        return ph_cmd_reencrypt(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("phantom %s\n", PHANTOM_VERSION);
         return 0;

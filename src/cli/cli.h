@@ -18,4 +18,10 @@ int ph_cmd_check(int argc, char **argv);
 void ph_cmd_check_usage(void *stream);
 void ph_cmd_audit_usage(void *stream);
 
+/* Direct-to-database tools (src/tools/): cmd_migrate.c, cmd_verify.c,
+ * cmd_reencrypt.c. */
+int ph_cmd_migrate(int argc, char **argv);
+int ph_cmd_verify(int argc, char **argv);
+int ph_cmd_reencrypt(int argc, char **argv);
+
 #endif

@@ -3,6 +3,9 @@
  */
 #include "common/bytes.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +54,30 @@ int ph_buf_append_u32(ph_buf *b, uint32_t v)
     uint8_t t[4];
     ph_put_u32(t, v);
     return ph_buf_append(b, t, 4);
+}
+
+int ph_buf_vprintf(ph_buf *b, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n < 0 || ph_buf_reserve(b, (size_t)n + 1) != 0) {
+        va_end(again);
+        return -1;
+    }
+    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, again);
+    va_end(again);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int ph_buf_printf(ph_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = ph_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 int ph_buf_append_cstr(ph_buf *b, const char *s)

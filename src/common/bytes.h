@@ -8,6 +8,7 @@
 #ifndef PHANTOM_BYTES_H
 #define PHANTOM_BYTES_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,10 @@ int ph_buf_append_u8(ph_buf *b, uint8_t v);
 int ph_buf_append_u16(ph_buf *b, uint16_t v);
 int ph_buf_append_u32(ph_buf *b, uint32_t v);
 int ph_buf_append_cstr(ph_buf *b, const char *s); /* includes the NUL */
+/* Appends printf-style text; a NUL follows it in memory but not in len, so
+ * b->data is a C string while only text is appended. */
+int ph_buf_printf(ph_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ph_buf_vprintf(ph_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Hands the bytes to the caller (who frees them with free()); b becomes empty. */
 uint8_t *ph_buf_steal(ph_buf *b, size_t *len);

@@ -20,7 +20,8 @@
  *   pid      process id
  *   event    kek.wrap | kek.unwrap | kek.generate | kek.rewrap | kek.rotate |
  *            dek.load | keys.<command> (create, rotate, rotate-kek, rewrap,
- *            retire, escrow, recover, check, init-master)
+ *            retire, escrow, recover, check, init-master) | keys.usage (rows
+ *            per DEK version, counted by phantom verify / reencrypt)
  *   outcome  ok | error | refused
  *   prev     lowercase hex SHA-256 of the previous line's bytes (without its
  *            '\n'); for the first line, SHA-256 of the ASCII string
