@@ -179,7 +179,8 @@ static int setup(mg_run *r)
                 "text NOT NULL, pk text[] NOT NULL); CREATE INDEX IF NOT EXISTS changes_tbl ON "
                 "phantom.changes (tbl, id); CREATE TABLE IF NOT EXISTS phantom.columns (tbl "
                 "text, col text, orig_type text NOT NULL, not_null boolean NOT NULL, PRIMARY KEY "
-                "(tbl, col))");
+                "(tbl, col)); CREATE TABLE IF NOT EXISTS phantom.fkeys (child text, name text, "
+                "def text NOT NULL, PRIMARY KEY (child, name))");
     for (size_t c = 0; rc == 0 && c < m->ncols; c++) {
         const mg_col *mc = &m->cols[c];
         rc = sqlf(r, "ALTER TABLE %s ADD COLUMN %s %s", m->t.qname, mc->shadow, mc->new_type);
@@ -483,6 +484,59 @@ static int swap_columns(mg_run *r)
     return rc;
 }
 
+/* Drops the foreign keys on converted columns (in the swap's transaction),
+ * keeping their definitions in phantom.fkeys until both sides match again. */
+static int drop_fkeys(mg_run *r)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < r->m->nfk; i++) {
+        const mg_fkey *f = &r->m->fk[i];
+        const char *p[3] = {f->child, f->name, f->def};
+        PGresult *res = ph_db_query(r->db,
+                                    "INSERT INTO phantom.fkeys VALUES ($1, $2, $3) ON CONFLICT "
+                                    "DO NOTHING",
+                                    3, p, NULL, NULL, r->err, r->errlen);
+        rc = res ? 0 : -1;
+        PQclear(res);
+        if (rc == 0)
+            rc = sqlf(r, "ALTER TABLE %s DROP CONSTRAINT %s", f->child, f->name);
+    }
+    return rc;
+}
+
+/* Adds back every kept foreign key whose two sides are now of one type (both
+ * encrypted, or both plaintext); the others wait for the other table. */
+static int restore_fkeys(mg_run *r)
+{
+    PGresult *res = ph_db_query(r->db, "SELECT child, name, def FROM phantom.fkeys ORDER BY 1, 2",
+                                0, NULL, NULL, NULL, r->err, r->errlen);
+    if (!res)
+        return -1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+        const char *child = PQgetvalue(res, i, 0), *name = PQgetvalue(res, i, 1);
+        const char *def = PQgetvalue(res, i, 2);
+        if (sqlf(r, "ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID", child, name, def) != 0) {
+            if (strcmp(ph_db_sqlstate(r->db), "42804") != 0) /* not "the types differ" */
+                rc = -1;
+            else
+                fprintf(r->o->out,
+                        "foreign key %s on %s: added back when its other table is migrated too\n",
+                        name, child);
+            continue;
+        }
+        const char *p[2] = {child, name};
+        PGresult *d = ph_db_query(r->db, "DELETE FROM phantom.fkeys WHERE child = $1 AND name = $2",
+                                  2, p, NULL, NULL, r->err, r->errlen);
+        rc = d ? sqlf(r, "ALTER TABLE %s VALIDATE CONSTRAINT %s", child, name) : -1;
+        PQclear(d);
+        if (rc == 0)
+            fprintf(r->o->out, "foreign key %s on %s: added back and validated\n", name, child);
+    }
+    PQclear(res);
+    return rc;
+}
+
 /* The final pass and the swap, in one transaction under ACCESS EXCLUSIVE. */
 static int finish(mg_run *r)
 {
@@ -497,7 +551,8 @@ static int finish(mg_run *r)
     rc = rc || drain(r, 0, &n) ||
          sqlf(r, "DROP TRIGGER IF EXISTS phantom_migrate_log ON %s; DROP FUNCTION IF EXISTS %s()",
               m->t.qname, m->fn) ||
-         swap_columns(r) || ph_scan_set_phase(r->db, r->job, &m->t, "done", r->err, r->errlen) ||
+         drop_fkeys(r) || swap_columns(r) ||
+         ph_scan_set_phase(r->db, r->job, &m->t, "done", r->err, r->errlen) ||
          ph_db_exec(r->db, "COMMIT", r->err, r->errlen);
     if (rc != 0) {
         rollback(r);
@@ -509,7 +564,7 @@ static int finish(mg_run *r)
     for (size_t c = 0; !r->o->decrypt && c < m->ncols; c++)
         if (sqlf(r, "ALTER TABLE %s VALIDATE CONSTRAINT %s", m->t.qname, m->cols[c].check_name))
             return -1;
-    return 0;
+    return restore_fkeys(r);
 }
 
 /* Forgets an interrupted run: its shadow columns, trigger, log and record. */
@@ -561,12 +616,12 @@ static int run_table(mg_run *r)
     return 0;
 }
 
-static int one_table(ph_db *db, const ph_schema_table *st, const ph_keysource *keys,
-                     const ph_migrate_opts *o, char *err, size_t errlen)
+static int one_table(ph_db *db, const ph_schema *schema, const ph_schema_table *st,
+                     const ph_keysource *keys, const ph_migrate_opts *o, char *err, size_t errlen)
 {
     mg_table m;
     mg_run r = {db, keys, o, &m, o->decrypt ? "decrypt" : "migrate", err, errlen};
-    if (mg_plan(db, st, o, &m, err, errlen) != 0) {
+    if (mg_plan(db, schema, st, o, &m, err, errlen) != 0) {
         mg_free(&m);
         return -1;
     }
@@ -605,7 +660,7 @@ int ph_migrate_run(const ph_schema *schema, const ph_keysource *keys, const ph_m
         if (!ph_table_selected(schema->tables[i], o->table))
             continue;
         found = 1;
-        int t = one_table(&db, schema->tables[i], keys, o, err, errlen);
+        int t = one_table(&db, schema, schema->tables[i], keys, o, err, errlen);
         if (t < 0)
             rc = -1;
         refused |= t > 0;

@@ -20,6 +20,16 @@ typedef struct mg_index {
     char *constraint; /* quoted UNIQUE constraint name it backs, or NULL */
 } mg_index;
 
+/* A foreign key between two protected deterministic columns of one key
+ * domain: equal plaintexts have equal ciphertexts, so it holds on the
+ * encrypted columns too. Dropped at the swap, added back once both sides
+ * are in the same form (phantom.fkeys keeps it in between). */
+typedef struct mg_fkey {
+    char *name;  /* quoted constraint name */
+    char *child; /* the referencing table, as regclass text */
+    char *def;   /* pg_get_constraintdef() */
+} mg_fkey;
+
 typedef struct mg_col {
     ph_tcol *tc;
     char *shadow;     /* quoted shadow column name */
@@ -35,6 +45,8 @@ typedef struct mg_table {
     size_t ncols;
     mg_index *idx;
     size_t nidx;
+    mg_fkey *fk;
+    size_t nfk;
     char *fn;      /* the trigger function, phantom.log_<oid> */
     char *tbl_lit; /* t.display as a quoted SQL literal */
     int64_t rows;  /* estimate */
@@ -43,8 +55,8 @@ typedef struct mg_table {
 
 /* migrate_plan.c: loads t and decides what to convert; checks that it can be
  * done (prints each refusal to o->out and sets refused). 0, or -1 with err. */
-int mg_plan(ph_db *db, const ph_schema_table *st, const ph_migrate_opts *o, mg_table *m, char *err,
-            size_t errlen);
+int mg_plan(ph_db *db, const ph_schema *schema, const ph_schema_table *st, const ph_migrate_opts *o,
+            mg_table *m, char *err, size_t errlen);
 /* The dry run's estimates: average plaintext width per column (samples). */
 void mg_measure(ph_db *db, mg_table *m);
 void mg_print_plan(const mg_table *m, const ph_migrate_opts *o);

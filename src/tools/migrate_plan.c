@@ -139,11 +139,6 @@ static int refuse_each(ph_db *db, mg_table *m, const ph_migrate_opts *o, const c
 static int check_dependents(ph_db *db, mg_table *m, const ph_migrate_opts *o, char *err,
                             size_t errlen)
 {
-    static const char fks[] =
-        "SELECT conname || ' on ' || conrelid::regclass::text || ' (drop it before migrating, "
-        "and recreate it afterwards if both sides are deterministic in one key domain)' FROM "
-        "pg_constraint WHERE contype = 'f' AND ((conrelid = $1::oid AND conkey && $2::int2[]) OR "
-        "(confrelid = $1::oid AND confkey && $2::int2[]))";
     static const char checks[] =
         "SELECT conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = "
         "'c' AND conrelid = $1::oid AND conkey && $2::int2[] AND conname NOT LIKE "
@@ -156,8 +151,7 @@ static int check_dependents(ph_db *db, mg_table *m, const ph_migrate_opts *o, ch
         "SELECT a.attname FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.objid AND "
         "a.attnum = d.objsubid WHERE d.classid = 'pg_class'::regclass AND d.objid = $1::oid AND "
         "d.refobjid = $1::oid AND d.refobjsubid = ANY ($2::int2[]) AND a.attgenerated <> ''";
-    if (refuse_each(db, m, o, fks, "a foreign key involves a protected column:", err, errlen) ||
-        refuse_each(db, m, o, checks, "a CHECK constraint uses a protected column:", err, errlen) ||
+    if (refuse_each(db, m, o, checks, "a CHECK constraint uses a protected column:", err, errlen) ||
         refuse_each(db, m, o, views, "a view or rule depends on a protected column:", err,
                     errlen) ||
         refuse_each(db, m, o, generated, "a generated column depends on a protected column:", err,
@@ -168,6 +162,64 @@ static int check_dependents(ph_db *db, mg_table *m, const ph_migrate_opts *o, ch
             refuse(m, o, "%s has a DEFAULT: the database cannot compute ciphertext (drop it)",
                    m->cols[i].tc->col->qualified);
     return 0;
+}
+
+/* The configured column schema.table.column, deterministic, or NULL. */
+static const ph_schema_column *deterministic(const ph_schema *schema, const PGresult *r, int i,
+                                             int c)
+{
+    const ph_schema_column *col = ph_schema_lookup(
+        schema, PQgetvalue(r, i, c), PQgetvalue(r, i, c + 1), PQgetvalue(r, i, c + 2));
+    return col && col->mode == PH_MODE_DETERMINISTIC ? col : NULL;
+}
+
+/* Foreign keys on a converted column: kept when both sides are single
+ * deterministic columns of one key domain, refused otherwise. */
+static int plan_fkeys(ph_db *db, const ph_schema *schema, mg_table *m, const ph_migrate_opts *o,
+                      char *err, size_t errlen)
+{
+    static const char sql[] =
+        "SELECT quote_ident(c.conname), c.conrelid::regclass::text, pg_get_constraintdef(c.oid), "
+        "cardinality(c.conkey), n1.nspname, r1.relname, (SELECT attname FROM pg_attribute WHERE "
+        "attrelid = c.conrelid AND attnum = c.conkey[1]), n2.nspname, r2.relname, (SELECT "
+        "attname FROM pg_attribute WHERE attrelid = c.confrelid AND attnum = c.confkey[1]) FROM "
+        "pg_constraint c JOIN pg_class r1 ON r1.oid = c.conrelid JOIN pg_namespace n1 ON n1.oid "
+        "= r1.relnamespace JOIN pg_class r2 ON r2.oid = c.confrelid JOIN pg_namespace n2 ON "
+        "n2.oid = r2.relnamespace WHERE c.contype = 'f' AND ((c.conrelid = $1::oid AND c.conkey "
+        "&& $2::int2[]) OR (c.confrelid = $1::oid AND c.confkey && $2::int2[])) ORDER BY 1";
+    char oid[16], nums[512];
+    snprintf(oid, sizeof oid, "%u", m->t.oid);
+    attnums(m, nums, sizeof nums);
+    const char *p[2] = {oid, nums};
+    PGresult *r = ph_db_query(db, sql, 2, p, NULL, NULL, err, errlen);
+    if (!r)
+        return -1;
+    int n = PQntuples(r), rc = 0;
+    if (n && !(m->fk = calloc((size_t)n, sizeof *m->fk)))
+        rc = -1;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const ph_schema_column *a = deterministic(schema, r, i, 4);
+        const ph_schema_column *b = deterministic(schema, r, i, 7);
+        if (strcmp(PQgetvalue(r, i, 3), "1") != 0 || !a || !b ||
+            strcmp(a->key_domain, b->key_domain) != 0) {
+            refuse(m, o,
+                   "foreign key %s on %s involves a protected column: kept only between two "
+                   "single deterministic columns of one key domain (drop it, or configure both "
+                   "columns so)",
+                   PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+            continue;
+        }
+        mg_fkey *f = &m->fk[m->nfk++];
+        f->name = strdup(PQgetvalue(r, i, 0));
+        f->child = strdup(PQgetvalue(r, i, 1));
+        f->def = strdup(PQgetvalue(r, i, 2));
+        if (!f->name || !f->child || !f->def)
+            rc = -1;
+    }
+    PQclear(r);
+    if (rc)
+        snprintf(err, errlen, "out of memory");
+    return rc;
 }
 
 static const mg_col *converted(const mg_table *m, const char *quoted)
@@ -316,8 +368,8 @@ static int estimate_rows(ph_db *db, mg_table *m, char *err, size_t errlen)
     return 0;
 }
 
-int mg_plan(ph_db *db, const ph_schema_table *st, const ph_migrate_opts *o, mg_table *m, char *err,
-            size_t errlen)
+int mg_plan(ph_db *db, const ph_schema *schema, const ph_schema_table *st, const ph_migrate_opts *o,
+            mg_table *m, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
     if (ph_table_load(db, st, &m->t, err, errlen) != 0)
@@ -350,8 +402,9 @@ int mg_plan(ph_db *db, const ph_schema_table *st, const ph_migrate_opts *o, mg_t
     }
     if (m->ncols == 0)
         return 0;
-    if (check_dependents(db, m, o, err, errlen) != 0 || plan_indexes(db, m, o, err, errlen) != 0 ||
-        estimate_rows(db, m, err, errlen) != 0)
+    if (check_dependents(db, m, o, err, errlen) != 0 ||
+        plan_fkeys(db, schema, m, o, err, errlen) != 0 ||
+        plan_indexes(db, m, o, err, errlen) != 0 || estimate_rows(db, m, err, errlen) != 0)
         return -1;
     return 0;
 }
@@ -408,6 +461,10 @@ void mg_print_plan(const mg_table *m, const ph_migrate_opts *o)
     }
     for (size_t i = 0; i < m->nidx; i++)
         fprintf(f, "  index %s rebuilt as: %s\n", m->idx[i].name, m->idx[i].create_sql);
+    for (size_t i = 0; i < m->nfk; i++)
+        fprintf(f,
+                "  foreign key %s on %s dropped at the swap, added back once both sides are %s\n",
+                m->fk[i].name, m->fk[i].child, o->decrypt ? "plaintext" : "encrypted");
     if (!o->decrypt && m->ncols)
         fprintf(f, "  estimated size growth: +%.1f MB of column data\n", grow / 1e6);
 }
@@ -432,6 +489,12 @@ void mg_free(mg_table *m)
         free(m->idx[i].constraint);
     }
     free(m->idx);
+    for (size_t i = 0; i < m->nfk; i++) {
+        free(m->fk[i].name);
+        free(m->fk[i].child);
+        free(m->fk[i].def);
+    }
+    free(m->fk);
     free(m->fn);
     free(m->tbl_lit);
     ph_table_free(&m->t);

@@ -3,7 +3,6 @@
  */
 #include "tools/reencrypt.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,8 +10,8 @@
 #include <openssl/crypto.h>
 
 #include "common/err.h"
-#include "common/hex.h"
 #include "crypto/field.h"
+#include "tools/pgarray.h"
 #include "tools/progress.h"
 #include "tools/scan.h"
 #include "tools/table.h"
@@ -71,32 +70,6 @@ ph_re_status ph_reencrypt_value(const ph_keysource *ks, const ph_schema_column *
     return reseal_buf(old, active, (ph_field_mode)info.mode, env, len, out);
 }
 
-/* ---- SQL text helpers ------------------------------------------------------------------------ */
-
-/* Appends one element to a text[] literal being built in b ("{" first). */
-static int arr_text(ph_buf *b, const char *s, size_t n)
-{
-    int rc = ph_buf_append(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (s[i] == '"' || s[i] == '\\')
-            rc |= ph_buf_append_u8(b, '\\');
-        rc |= ph_buf_append_u8(b, (uint8_t)s[i]);
-    }
-    return rc | ph_buf_append_u8(b, '"');
-}
-
-/* Appends bytes as one hex element (no quoting needed). */
-static int arr_hex(ph_buf *b, const uint8_t *p, size_t n)
-{
-    if (b->len > 1 && ph_buf_append_u8(b, ',') != 0)
-        return -1;
-    if (ph_buf_reserve(b, 2 * n + 1) != 0)
-        return -1;
-    ph_hex_encode(p, n, (char *)b->data + b->len);
-    b->len += 2 * n;
-    return 0;
-}
-
 /* ---- the job -----------------------------------------------------------------------------------
  */
 
@@ -109,8 +82,8 @@ typedef struct rcol {
     const ph_schema_column *col;
     char *sql; /* the compare-and-set UPDATE */
     rstats total, batch;
-    ph_buf *keys; /* per key column: text[] literal of the rows to move */
-    ph_buf old, new_;
+    ph_pgarray *keys; /* per key column: the rows to move */
+    ph_pgarray old, new_;
     int n; /* rows to move in this batch */
 } rcol;
 
@@ -128,17 +101,16 @@ static char *update_sql(const ph_table *t, const char *col)
 {
     ph_buf b = {0};
     size_t np = t->npk;
-    int rc =
-        ph_buf_printf(&b, "UPDATE %s AS t SET %s = decode(v.n, 'hex') FROM unnest(", t->qname, col);
+    int rc = ph_buf_printf(&b, "UPDATE %s AS t SET %s = v.n FROM unnest(", t->qname, col);
     for (size_t i = 0; i < np + 2; i++)
-        rc |= ph_buf_printf(&b, "%s$%zu::text[]", i ? ", " : "", i + 1);
+        rc |= ph_buf_printf(&b, "%s$%zu::%s[]", i ? ", " : "", i + 1, i < np ? "text" : "bytea");
     rc |= ph_buf_printf(&b, ") AS v(");
     for (size_t i = 0; i < np; i++)
         rc |= ph_buf_printf(&b, "k%zu, ", i + 1);
     rc |= ph_buf_printf(&b, "o, n) WHERE ");
     for (size_t i = 0; i < np; i++)
         rc |= ph_buf_printf(&b, "t.%s = v.k%zu::%s AND ", t->pk[i], i + 1, t->pk_types[i]);
-    rc |= ph_buf_printf(&b, "t.%s = decode(v.o, 'hex')", col);
+    rc |= ph_buf_printf(&b, "t.%s = v.o", col);
     if (rc) {
         ph_buf_free(&b);
         return NULL;
@@ -152,10 +124,10 @@ static void job_free(rjob *j)
         rcol *c = &j->cols[i];
         free(c->sql);
         for (size_t k = 0; c->keys && k < j->t.npk; k++)
-            ph_buf_free(&c->keys[k]);
+            ph_pgarray_wipe(&c->keys[k]);
         free(c->keys);
-        ph_buf_free(&c->old);
-        ph_buf_free(&c->new_);
+        ph_pgarray_wipe(&c->old);
+        ph_pgarray_wipe(&c->new_);
     }
     free(j->cols);
     ph_buf_free(&j->sig);
@@ -194,23 +166,18 @@ static int pick_columns(rjob *j, char *err, size_t errlen)
     return rc ? ph_errf(err, errlen, "out of memory") : 0;
 }
 
-/* Empties the batch arrays ("{" each) and counters; 0 or -1 (OOM). */
-static int batch_reset(rjob *j)
+/* Empties the batch arrays and counters. */
+static void batch_reset(rjob *j)
 {
-    int rc = 0;
     for (size_t i = 0; i < j->ncols; i++) {
         rcol *c = &j->cols[i];
-        for (size_t k = 0; k < j->t.npk; k++) {
-            c->keys[k].len = 0;
-            rc |= ph_buf_append_u8(&c->keys[k], '{');
-        }
-        c->old.len = c->new_.len = 0;
-        rc |= ph_buf_append_u8(&c->old, '{');
-        rc |= ph_buf_append_u8(&c->new_, '{');
+        for (size_t k = 0; k < j->t.npk; k++)
+            ph_pgarray_wipe(&c->keys[k]);
+        ph_pgarray_wipe(&c->old);
+        ph_pgarray_wipe(&c->new_);
         c->n = 0;
         memset(&c->batch, 0, sizeof c->batch);
     }
-    return rc;
 }
 
 /* Adds row `row` of r to column c's arrays (the value moves from old to new). */
@@ -219,10 +186,10 @@ static int add_move(rjob *j, rcol *c, const PGresult *r, int row, const uint8_t 
 {
     int rc = 0;
     for (size_t k = 0; k < j->t.npk; k++)
-        rc |=
-            arr_text(&c->keys[k], PQgetvalue(r, row, (int)k), (size_t)PQgetlength(r, row, (int)k));
-    rc |= arr_hex(&c->old, old, old_len);
-    rc |= arr_hex(&c->new_, sealed->data, sealed->len);
+        rc |= ph_pgarray_text(&c->keys[k], PQgetvalue(r, row, (int)k),
+                              (size_t)PQgetlength(r, row, (int)k));
+    rc |= ph_pgarray_bytea(&c->old, old, old_len);
+    rc |= ph_pgarray_bytea(&c->new_, sealed->data, sealed->len);
     c->n++;
     return rc;
 }
@@ -230,8 +197,7 @@ static int add_move(rjob *j, rcol *c, const PGresult *r, int row, const uint8_t 
 /* Re-encrypts the values of batch r into the columns' arrays. */
 static int prepare_batch(rjob *j, const PGresult *r, char *err, size_t errlen)
 {
-    if (batch_reset(j) != 0)
-        return ph_errf(err, errlen, "out of memory");
+    batch_reset(j);
     ph_buf sealed = {0};
     int rows = PQntuples(r), rc = 0;
     for (int i = 0; rc == 0 && i < rows; i++)
@@ -258,15 +224,6 @@ static int prepare_batch(rjob *j, const PGresult *r, char *err, size_t errlen)
                             c->col->qualified);
         }
     ph_buf_free(&sealed);
-    for (size_t s = 0; rc == 0 && s < j->ncols; s++) {
-        rcol *c = &j->cols[s];
-        for (size_t k = 0; k < j->t.npk; k++)
-            rc |= ph_buf_append(&c->keys[k], "}", 2);
-        rc |= ph_buf_append(&c->old, "}", 2);
-        rc |= ph_buf_append(&c->new_, "}", 2);
-        if (rc)
-            ph_errf(err, errlen, "out of memory");
-    }
     return rc;
 }
 
@@ -279,10 +236,15 @@ static int apply_column(rjob *j, rcol *c, char *err, size_t errlen)
     const char **p = calloc(np, sizeof *p);
     if (!p)
         return ph_errf(err, errlen, "out of memory");
+    int bad = 0;
     for (size_t k = 0; k < j->t.npk; k++)
-        p[k] = (const char *)c->keys[k].data;
-    p[np - 2] = (const char *)c->old.data;
-    p[np - 1] = (const char *)c->new_.data;
+        bad |= !(p[k] = ph_pgarray_str(&c->keys[k]));
+    bad |= !(p[np - 2] = ph_pgarray_str(&c->old));
+    bad |= !(p[np - 1] = ph_pgarray_str(&c->new_));
+    if (bad) {
+        free(p);
+        return ph_errf(err, errlen, "out of memory");
+    }
     char why[512];
     PGresult *r = ph_db_query(j->db, c->sql, (int)np, p, NULL, NULL, why, sizeof why);
     free(p);

@@ -10,7 +10,10 @@
 #   the unique index work; --dry-run changes nothing; a table without a primary
 #   key and a unique index on a randomized column are refused before anything
 #   changes; `phantom verify --deep` passes after the migration and fails on
-#   the plaintext table; `--decrypt` restores the original types and values
+#   the plaintext table; a foreign key between two deterministic columns of one
+#   key domain (payments.customer_email -> customers.email) is dropped at the
+#   swap and added back once both sides are encrypted (and holds on
+#   ciphertext); `--decrypt` restores the original types and values
 #   exactly.
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
@@ -30,7 +33,9 @@ phx_encrypt_config "$T" "encrypt:
     - full_name
     - phone
     - tax_id
-    - { column: address, mode: randomized, type: jsonb }"
+    - { column: address, mode: randomized, type: jsonb }
+  payments:
+    - { column: customer_email, mode: deterministic, key: customers.email }"
 
 # ---- the table, a plaintext reference copy ---------------------------------------
 sql <<SQL || fail "schema"
@@ -55,6 +60,11 @@ SELECT i, 'user' || i || '@mail.example', 'Name ' || i || ' Müller', '+49 30 ' 
        (ARRAY['DE', 'FR', 'NL'])[1 + i % 3]
 FROM generate_series(1, $ROWS) AS i;
 UPDATE customers SET phone = NULL WHERE id % 97 = 0;
+CREATE TABLE payments (id bigint PRIMARY KEY, customer_email text NOT NULL REFERENCES customers (email),
+                       amount numeric(10,2) NOT NULL);
+INSERT INTO payments SELECT i / 10, 'user' || i || '@mail.example', i % 1000 + 0.5
+FROM generate_series(10, $ROWS, 10) AS i;
+CREATE TABLE payments_ref AS TABLE payments;
 CREATE TABLE customers_ref AS TABLE customers;
 ALTER TABLE customers_ref ADD PRIMARY KEY (id);
 ANALYZE customers;
@@ -69,6 +79,7 @@ assert_contains "$out" "public.customers: encrypt" "dry run names the table"
 assert_contains "$out" "customers.email" "dry run lists the columns"
 assert_contains "$out" "deterministic" "dry run shows modes"
 assert_contains "$out" "index customers_email_key rebuilt as: CREATE UNIQUE INDEX" "dry run: unique index rebuilt"
+assert_contains "$out" "foreign key payments_customer_email_fkey on payments dropped at the swap" "dry run: the foreign key is kept"
 assert_contains "$out" "estimated size growth" "dry run estimates the growth"
 assert_eq "text" "$(sql -c "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'customers'::regclass and attname = 'email'")" "dry run changed nothing"
 
@@ -124,8 +135,10 @@ def op():
         return ("UPDATE customers SET phone = %s, full_name = %s WHERE id = %s",
                 [f"+49 40 {rng.randint(100000, 999999)}", f"Renamed {i} {rng.randint(1, 99)}", i])
     if k < 0.9:
+        i += i % 10 == 0  # customers with a payment keep their email (foreign key)
         return ("UPDATE customers SET address = %s, email = %s WHERE id = %s",
                 [Jsonb({"city": "Hamburg", "v": rng.randint(1, 1000)}), f"moved{i}.{rng.randint(1, 10**9)}@mail.example", i])
+    i += i % 10 == 0
     return ("DELETE FROM customers WHERE id = %s", [i])
 deadline = time.time() + 600
 while time.time() < deadline:
@@ -157,14 +170,14 @@ pgh_defer "kill $WRITER 2>/dev/null || true"
 "$P" migrate -c "$CFG" --dsn "$DSN" --batch 500 >"$T/migrate1.log" 2>&1 &
 MIG=$!
 for _ in $(seq 1 600); do
-    done_rows=$(sql -c "select coalesce((select rows_done from phantom.progress where job = 'migrate'), 0)" 2>/dev/null || echo 0)
+    done_rows=$(sql -c "select coalesce((select rows_done from phantom.progress where job = 'migrate' and tbl = 'public.customers'), 0)" 2>/dev/null || echo 0)
     [ "${done_rows:-0}" -ge $((ROWS / 3)) ] && break
     kill -0 "$MIG" 2>/dev/null || break
     sleep 0.1
 done
 kill -KILL "$MIG" 2>/dev/null
 wait "$MIG" 2>/dev/null
-done_rows=$(sql -c "select rows_done from phantom.progress where job = 'migrate'")
+done_rows=$(sql -c "select rows_done from phantom.progress where job = 'migrate' and tbl = 'public.customers'")
 [ "${done_rows:-0}" -gt 0 ] && [ "$done_rows" -lt "$ROWS" ] ||
     { cat "$T/migrate1.log" >&2; fail "the first run was not killed mid-way (rows done: $done_rows)"; }
 ok "first run killed with SIGKILL after $done_rows rows"
@@ -211,6 +224,14 @@ n=$(wc -l <"$T/reference.txt")
 cmp -s "$T/via_proxy.txt" "$T/reference.txt" ||
     { diff "$T/reference.txt" "$T/via_proxy.txt" | head -20 >&2; fail "rows through the proxy differ from the reference"; }
 ok "all $n rows (with the concurrent writes) read back through the proxy equal to the reference"
+penc -c "select id, customer_email, amount from payments order by id" >"$T/pay_proxy.txt" || fail "payments through the proxy"
+sql -c "select id, customer_email, amount from payments_ref order by id" >"$T/pay_ref.txt"
+cmp -s "$T/pay_proxy.txt" "$T/pay_ref.txt" || fail "payments through the proxy differ from the reference"
+ok "payments (the other side of the foreign key) read back equal to the reference"
+assert_eq "1" "$(sql -c "select count(*) from pg_constraint where conname = 'payments_customer_email_fkey' and convalidated")" \
+    "the foreign key between the two encrypted columns is back and validated"
+out=$(penc -c "insert into payments (id, customer_email, amount) values (-1, 'nobody@mail.example', 1)" 2>&1)
+assert_contains "$out" "violates foreign key constraint \"payments_customer_email_fkey\"" "the foreign key holds on ciphertext"
 for id in 12 500 $((ROWS - 3)); do
     ref=$(sql -c "select id, email, full_name from customers_ref where id = $id")
     [ -n "$ref" ] || continue # deleted by the writer
@@ -228,6 +249,8 @@ ok "the rebuilt unique index refuses a duplicate email"
     { cat "$T/decrypt.log" >&2; fail "migrate --decrypt"; }
 types=$(sql -c "select string_agg(attname || ':' || format_type(atttypid, atttypmod), ' ' order by attname) from pg_attribute where attrelid = 'customers'::regclass and attnum > 0 and not attisdropped and attname in ('email','full_name','phone','tax_id','address')")
 assert_eq "address:jsonb email:text full_name:text phone:text tax_id:text" "$types" "--decrypt restores the original types"
+assert_eq "1" "$(sql -c "select count(*) from pg_constraint where conname = 'payments_customer_email_fkey' and convalidated")" \
+    "--decrypt restores the foreign key"
 sql -c "select $COLS from customers order by id" >"$T/decrypted.txt"
 cmp -s "$T/decrypted.txt" "$T/reference.txt" || { diff "$T/reference.txt" "$T/decrypted.txt" | head -5 >&2; fail "decrypted table differs"; }
 ok "--decrypt restores every value exactly"
