@@ -215,6 +215,9 @@ rc=$?
 [ "$rc" = 0 ] || { echo "$out" >&2; fail "phantom verify --deep after the migration (exit $rc)"; }
 assert_contains "$out" "customers.email" "verify lists the migrated columns"
 ok "phantom verify --deep passes on the migrated table"
+out=$("$P" migrate -c "$CFG" --dsn "$DSN" 2>&1)
+assert_eq 0 "$?" "a second migrate run exits 0"
+assert_contains "$out" "public.customers: nothing to encrypt" "a second run changes nothing"
 
 # ---- everything reads back through the proxy ------------------------------------------------------
 penc() { PGPASSWORD= psql -X -w -q -At -h 127.0.0.1 -p "$ENC_PORT" -U phantom_trust -d "$PGH_DB" "$@"; }
