@@ -119,15 +119,23 @@ static void attnums(const mg_table *m, char *buf, size_t cap)
         snprintf(buf + o, cap - o, "}");
 }
 
-/* Each row of `sql` (params: table OID, attnums) is a reason to refuse. */
-static int refuse_each(ph_db *db, mg_table *m, const ph_migrate_opts *o, const char *sql,
-                       const char *what, char *err, size_t errlen)
+/* Runs a catalog query whose $1 is the table's OID and $2 the attribute
+ * numbers of the converted columns. */
+static PGresult *query_columns(ph_db *db, const mg_table *m, const char *sql, char *err,
+                               size_t errlen)
 {
     char oid[16], nums[512];
     snprintf(oid, sizeof oid, "%u", m->t.oid);
     attnums(m, nums, sizeof nums);
     const char *p[2] = {oid, nums};
-    PGresult *r = ph_db_query(db, sql, 2, p, NULL, NULL, err, errlen);
+    return ph_db_query(db, sql, 2, p, NULL, NULL, err, errlen);
+}
+
+/* Each row of `sql` (see query_columns) is a reason to refuse. */
+static int refuse_each(ph_db *db, mg_table *m, const ph_migrate_opts *o, const char *sql,
+                       const char *what, char *err, size_t errlen)
+{
+    PGresult *r = query_columns(db, m, sql, err, errlen);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++)
@@ -187,11 +195,7 @@ static int plan_fkeys(ph_db *db, const ph_schema *schema, mg_table *m, const ph_
         "= r1.relnamespace JOIN pg_class r2 ON r2.oid = c.confrelid JOIN pg_namespace n2 ON "
         "n2.oid = r2.relnamespace WHERE c.contype = 'f' AND ((c.conrelid = $1::oid AND c.conkey "
         "&& $2::int2[]) OR (c.confrelid = $1::oid AND c.confkey && $2::int2[])) ORDER BY 1";
-    char oid[16], nums[512];
-    snprintf(oid, sizeof oid, "%u", m->t.oid);
-    attnums(m, nums, sizeof nums);
-    const char *p[2] = {oid, nums};
-    PGresult *r = ph_db_query(db, sql, 2, p, NULL, NULL, err, errlen);
+    PGresult *r = query_columns(db, m, sql, err, errlen);
     if (!r)
         return -1;
     int n = PQntuples(r), rc = 0;
@@ -334,11 +338,7 @@ static int plan_indexes(ph_db *db, mg_table *m, const ph_migrate_opts *o, char *
         "ic.relam WHERE i.indrelid = $1::oid AND (i.indkey::int2[] && $2::int2[] OR EXISTS "
         "(SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = "
         "i.indexrelid AND d.refobjid = $1::oid AND d.refobjsubid = ANY ($2::int2[]))) ORDER BY 1";
-    char oid[16], nums[512];
-    snprintf(oid, sizeof oid, "%u", m->t.oid);
-    attnums(m, nums, sizeof nums);
-    const char *p[2] = {oid, nums};
-    PGresult *r = ph_db_query(db, sql, 2, p, NULL, NULL, err, errlen);
+    PGresult *r = query_columns(db, m, sql, err, errlen);
     if (!r)
         return -1;
     int n = PQntuples(r), rc = 0;
