@@ -4,6 +4,7 @@
 #include "common/bytes.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <stdlib.h>
@@ -83,6 +84,19 @@ int ph_buf_printf(ph_buf *b, const char *fmt, ...)
 int ph_buf_append_cstr(ph_buf *b, const char *s)
 {
     return ph_buf_append(b, s, strlen(s) + 1);
+}
+
+void *ph_array_grow(void *v, size_t n, size_t *cap, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return v;
+    size_t ncap = *cap ? *cap * 2 : first;
+    if (ncap <= *cap || ncap > SIZE_MAX / elem)
+        return NULL;
+    void *g = realloc(v, ncap * elem);
+    if (g)
+        *cap = ncap;
+    return g;
 }
 
 uint8_t *ph_buf_steal(ph_buf *b, size_t *len)

@@ -54,6 +54,14 @@ int ph_buf_append_cstr(ph_buf *b, const char *s); /* includes the NUL */
 int ph_buf_printf(ph_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int ph_buf_vprintf(ph_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
+/*
+ * Growing arrays: room for one more element in an array v of n used and *cap
+ * allocated elements of elem bytes (doubling, from `first`). Returns the
+ * array (v itself when there is room, or the reallocated one, *cap updated),
+ * or NULL on allocation failure or overflow (v is then unchanged and valid).
+ */
+void *ph_array_grow(void *v, size_t n, size_t *cap, size_t elem, size_t first);
+
 /* Hands the bytes to the caller (who frees them with free()); b becomes empty. */
 uint8_t *ph_buf_steal(ph_buf *b, size_t *len);
 void ph_buf_free(ph_buf *b);

@@ -337,16 +337,12 @@ static ph_enc_status object(jp *p, ph_buf *out)
         return put(out, "{}", 2);
     }
     for (;;) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            member *g = realloc(m, ncap * sizeof *g);
-            if (!g) {
-                st = PH_ENC_ENOMEM;
-                break;
-            }
-            m = g;
-            cap = ncap;
+        member *g = ph_array_grow(m, n, &cap, sizeof *g, 8);
+        if (!g) {
+            st = PH_ENC_ENOMEM;
+            break;
         }
+        m = g;
         memset(&m[n], 0, sizeof m[n]);
         m[n].order = n;
         n++;

@@ -113,14 +113,10 @@ static eng_cat_table *table_for(eng_catalog *c, const ph_schema_table *t, uint32
     for (size_t i = 0; i < c->ntabs; i++)
         if (c->tabs[i].oid == oid)
             return c->tabs[i].t == t ? &c->tabs[i] : NULL;
-    if (c->ntabs == c->captabs) {
-        size_t cap = c->captabs ? c->captabs * 2 : 4;
-        eng_cat_table *v = realloc(c->tabs, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        c->tabs = v;
-        c->captabs = cap;
-    }
+    eng_cat_table *v = ph_array_grow(c->tabs, c->ntabs, &c->captabs, sizeof *v, 4);
+    if (!v)
+        return NULL;
+    c->tabs = v;
     eng_cat_table *ct = &c->tabs[c->ntabs++];
     memset(ct, 0, sizeof *ct);
     ct->t = t;
@@ -130,14 +126,10 @@ static eng_cat_table *table_for(eng_catalog *c, const ph_schema_table *t, uint32
 
 static int add_name(eng_cat_table *ct, const char *name)
 {
-    if (ct->n == ct->cap) {
-        size_t cap = ct->cap ? ct->cap * 2 : 8;
-        char **v = realloc(ct->names, cap * sizeof *v);
-        if (!v)
-            return -1;
-        ct->names = v;
-        ct->cap = cap;
-    }
+    char **v = ph_array_grow(ct->names, ct->n, &ct->cap, sizeof *v, 8);
+    if (!v)
+        return -1;
+    ct->names = v;
     if (!(ct->names[ct->n] = strdup(name)))
         return -1;
     ct->n++;
@@ -146,14 +138,10 @@ static int add_name(eng_cat_table *ct, const char *name)
 
 static int add_att(eng_catalog *c, uint32_t oid, int16_t attnum, const ph_schema_column *col)
 {
-    if (c->natts == c->capatts) {
-        size_t cap = c->capatts ? c->capatts * 2 : 16;
-        eng_cat_att *v = realloc(c->atts, cap * sizeof *v);
-        if (!v)
-            return -1;
-        c->atts = v;
-        c->capatts = cap;
-    }
+    eng_cat_att *v = ph_array_grow(c->atts, c->natts, &c->capatts, sizeof *v, 16);
+    if (!v)
+        return -1;
+    c->atts = v;
     c->atts[c->natts++] = (eng_cat_att){oid, attnum, col};
     return 0;
 }

@@ -54,14 +54,10 @@ int ph_keysource_add(ph_keysource *ks, const char *domain, uint32_t key_id,
 {
     if (!ks || !domain || !dek)
         return -1;
-    if (ks->n == ks->cap) {
-        size_t cap = ks->cap ? ks->cap * 2 : 8;
-        ks_entry *v = realloc(ks->v, cap * sizeof *v);
-        if (!v)
-            return -1;
-        ks->v = v;
-        ks->cap = cap;
-    }
+    ks_entry *v = ph_array_grow(ks->v, ks->n, &ks->cap, sizeof *v, 8);
+    if (!v)
+        return -1;
+    ks->v = v;
     ks_entry e = {strdup(domain), key_id, active, ph_field_key_new(dek, key_id, domain)};
     if (!e.domain || !e.key) {
         free(e.domain);

@@ -363,16 +363,12 @@ static CK_RV find_aes_keys(p11_kek *k, const char *label, CK_OBJECT_HANDLE **out
         return rv;
     size_t cap = 0;
     for (;;) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            CK_OBJECT_HANDLE *nh = realloc(*out, ncap * sizeof(**out));
-            if (!nh) {
-                rv = CKR_HOST_MEMORY;
-                break;
-            }
-            *out = nh;
-            cap = ncap;
+        CK_OBJECT_HANDLE *nh = ph_array_grow(*out, *n, &cap, sizeof **out, 16);
+        if (!nh) {
+            rv = CKR_HOST_MEMORY;
+            break;
         }
+        *out = nh;
         CK_ULONG got = 0;
         rv = k->fl->C_FindObjects(k->sess, *out + *n, cap - *n, &got);
         if (rv != CKR_OK || got == 0)

@@ -168,14 +168,10 @@ const char *rw_last_name(rw_node **names, size_t n)
 
 int rw_add_edit(rw_ctx *c, const rw_edit *e)
 {
-    if (c->nedits == c->capedits) {
-        size_t ncap = c->capedits ? c->capedits * 2 : 8;
-        rw_edit *grown = realloc(c->edits, ncap * sizeof *grown);
-        if (!grown)
-            return rw_oom(c);
-        c->edits = grown;
-        c->capedits = ncap;
-    }
+    rw_edit *grown = ph_array_grow(c->edits, c->nedits, &c->capedits, sizeof *grown, 8);
+    if (!grown)
+        return rw_oom(c);
+    c->edits = grown;
     c->edits[c->nedits++] = *e;
     return 0;
 }

@@ -150,14 +150,10 @@ static int string_continues(const char *s, size_t len, size_t i)
 
 static int push_lit(sh_scan *sc, size_t start, size_t end, lit_class cls, const char *marker)
 {
-    if (sc->n == sc->cap) {
-        size_t ncap = sc->cap ? sc->cap * 2 : 8;
-        sh_lit *grown = realloc(sc->lits, ncap * sizeof *grown);
-        if (!grown)
-            return -1;
-        sc->lits = grown;
-        sc->cap = ncap;
-    }
+    sh_lit *grown = ph_array_grow(sc->lits, sc->n, &sc->cap, sizeof *grown, 8);
+    if (!grown)
+        return -1;
+    sc->lits = grown;
     sc->lits[sc->n++] = (sh_lit){(int)start, (int)end, cls, marker};
     return 0;
 }

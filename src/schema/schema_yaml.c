@@ -9,6 +9,7 @@
  */
 #include "schema/schema.h"
 
+#include "common/bytes.h"
 #include "common/err.h"
 #include "common/yaml_doc.h"
 #include "schema/schema_internal.h"
@@ -193,14 +194,10 @@ static int add_table_ptr(ph_schema *s, ph_schema_table *t)
 
 static int push_key_ref(key_refs *kr, ph_schema_column *col, const char *ref, size_t line)
 {
-    if (kr->n == kr->cap) {
-        size_t ncap = kr->cap ? kr->cap * 2 : 8;
-        key_ref *grown = realloc(kr->v, ncap * sizeof *grown);
-        if (!grown)
-            return -1;
-        kr->v = grown;
-        kr->cap = ncap;
-    }
+    key_ref *grown = ph_array_grow(kr->v, kr->n, &kr->cap, sizeof *grown, 8);
+    if (!grown)
+        return -1;
+    kr->v = grown;
     char *copy = strdup(ref);
     if (!copy)
         return -1;

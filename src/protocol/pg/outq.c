@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
+
 static int grow(pg_outq *q)
 {
     if (q->head > 0 && q->head == q->n) {
@@ -19,12 +21,10 @@ static int grow(pg_outq *q)
         q->head = 0;
         return 0;
     }
-    size_t ncap = q->cap ? q->cap * 2 : 8;
-    pg_seg *nv = realloc(q->v, ncap * sizeof *nv);
+    pg_seg *nv = ph_array_grow(q->v, q->n, &q->cap, sizeof *nv, 8);
     if (!nv)
         return -1;
     q->v = nv;
-    q->cap = ncap;
     return 0;
 }
 
