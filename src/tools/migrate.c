@@ -59,17 +59,6 @@ static void rollback(mg_run *r)
 
 /* ---- converting one batch ------------------------------------------------------------ */
 
-/* The primary key of row i for messages: "(id=42)". */
-static void row_key(const mg_table *m, const PGresult *res, int i, char *buf, size_t cap)
-{
-    size_t o = (size_t)snprintf(buf, cap, "(");
-    for (size_t k = 0; k < m->t.npk && o < cap; k++)
-        o += (size_t)snprintf(buf + o, cap - o, "%s%s=%.*s", k ? ", " : "", m->t.pk[k],
-                              PQgetlength(res, i, (int)k), PQgetvalue(res, i, (int)k));
-    if (o < cap)
-        snprintf(buf + o, cap - o, ")");
-}
-
 /* Appends the converted value of column c (result column rc of row i). */
 static int convert_value(mg_run *r, const mg_col *c, const PGresult *res, int i, int rc,
                          ph_pgarray *out)
@@ -89,10 +78,12 @@ static int convert_value(mg_run *r, const mg_col *c, const PGresult *res, int i,
         st = r->o->decrypt ? ph_pgarray_text(out, (const char *)conv.data, conv.len)
                            : ph_pgarray_bytea(out, conv.data, conv.len);
     else {
-        char key[256];
-        row_key(r->m, res, i, key, sizeof key);
-        snprintf(r->err, r->errlen, "%s, row %s: %s", col->qualified, key,
+        ph_buf key = {0};
+        int ok = ph_table_key_text(&r->m->t, res, i, &key) == 0 && ph_buf_append_u8(&key, 0) == 0;
+        snprintf(r->err, r->errlen, "%s, row (%s): %s", col->qualified,
+                 ok ? (const char *)key.data : "?",
                  e.message[0] ? e.message : "cannot convert the value");
+        ph_buf_free(&key);
     }
     eng_buf_wipe(&conv);
     return st;

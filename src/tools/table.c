@@ -160,6 +160,32 @@ void ph_table_free(ph_table *t)
     memset(t, 0, sizeof *t);
 }
 
+/* A quoted identifier as written in SQL, unquoted when that is unambiguous. */
+static int put_ident(ph_buf *out, const char *q)
+{
+    size_t n = strlen(q);
+    if (n < 2 || q[0] != '"' || strstr(q + 1, "\"\""))
+        return ph_buf_append(out, q, n);
+    return ph_buf_append(out, q + 1, n - 2);
+}
+
+int ph_table_key_text(const ph_table *t, const PGresult *r, int row, ph_buf *out)
+{
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < t->npk; k++) {
+        const char *s = PQgetvalue(r, row, (int)k);
+        int len = PQgetlength(r, row, (int)k);
+        rc = (k ? ph_buf_append(out, ", ", 2) : 0) || put_ident(out, t->pk[k]) ||
+             ph_buf_append(out, "=", 1);
+        for (int i = 0; rc == 0 && i < len; i++) {
+            unsigned char ch = (unsigned char)s[i];
+            rc = ch < 0x20 || ch == 0x7f || ch == '\\' ? ph_buf_printf(out, "\\x%02x", ch)
+                                                       : ph_buf_append_u8(out, ch);
+        }
+    }
+    return rc ? -1 : 0;
+}
+
 int ph_table_selected(const ph_schema_table *st, const char *name)
 {
     if (!name || strcmp(st->name, name) == 0)

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 
+#include "common/bytes.h"
 #include "schema/schema.h"
 #include "tools/db.h"
 
@@ -42,6 +43,12 @@ typedef struct ph_table {
  * that does not exist gets type NULL (callers decide). */
 int ph_table_load(ph_db *db, const ph_schema_table *st, ph_table *t, char *err, size_t errlen);
 void ph_table_free(ph_table *t);
+
+/* Appends "id=42" / "order_id=3, line=2": the primary key of row `row` of r,
+ * whose first columns are the key columns as text (the scanners' layout);
+ * identifiers unquoted when unambiguous, control characters escaped (a key
+ * is not a protected value, but it goes to a terminal or a log). 0 or -1. */
+int ph_table_key_text(const ph_table *t, const PGresult *r, int row, ph_buf *out);
 
 /* 1 when configured table st is the one `name` names ("t" or "schema.t");
  * a NULL name selects every table (the tools' --table option). */

@@ -89,41 +89,14 @@ int ph_vcol_count_key(ph_vcol *c, uint32_t key_id)
 
 /* ---- listing an offending row ------------------------------------------------ */
 
-/* A quoted identifier as written in SQL, unquoted when that is unambiguous. */
-static void put_ident(FILE *out, const char *q)
-{
-    size_t n = strlen(q);
-    if (n < 2 || q[0] != '"' || strstr(q + 1, "\"\"")) {
-        fputs(q, out);
-        return;
-    }
-    fwrite(q + 1, 1, n - 2, out);
-}
-
-/* A key column's text, with control characters escaped (it is not a
- * protected value, but it goes to a terminal or a log). */
-static void put_key_text(FILE *out, const char *s, int len)
-{
-    for (int i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch == 0x7f || ch == '\\')
-            fprintf(out, "\\x%02x", ch);
-        else
-            fputc(ch, out);
-    }
-}
-
 static void list_invalid(FILE *out, const ph_table *t, const ph_schema_column *col,
                          const PGresult *r, int row, ph_vstatus st)
 {
-    fprintf(out, "INVALID %s ", col->qualified);
-    for (size_t k = 0; k < t->npk; k++) {
-        fputs(k ? ", " : "", out);
-        put_ident(out, t->pk[k]);
-        fputc('=', out);
-        put_key_text(out, PQgetvalue(r, row, (int)k), PQgetlength(r, row, (int)k));
-    }
-    fprintf(out, ": %s\n", ph_vstatus_str(st));
+    ph_buf key = {0};
+    int ok = ph_table_key_text(t, r, row, &key) == 0 && ph_buf_append_u8(&key, 0) == 0;
+    fprintf(out, "INVALID %s %s: %s\n", col->qualified, ok ? (const char *)key.data : "(?)",
+            ph_vstatus_str(st));
+    ph_buf_free(&key);
 }
 
 /* ---- scanning ------------------------------------------------------------------- */
