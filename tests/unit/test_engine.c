@@ -259,9 +259,7 @@ static void test_results_decrypted_text(void **state)
     for (uint16_t i = 1; i < 5; i++)
         assert_int_equal(fx_datarow_field(&ms.m[2], i, &v), -1);
     assert_int_equal(ms.m[3].len + 5, strlen("SELECT 2") + 1 + 5);
-    ph_buf *bufs[] = {&in, &up, &ans, &down, &e1, &e2, &e3, &e4, &h1, &h2, &h3, &h4};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        ph_buf_free(bufs[i]);
+    FREE_ALL(&in, &up, &ans, &down, &e1, &e2, &e3, &e4, &h1, &h2, &h3, &h4);
 }
 
 static void test_corrupt_envelope_fails_closed(void **state)
@@ -301,9 +299,7 @@ static void test_corrupt_envelope_fails_closed(void **state)
     put_ready(&ans2, 'I');
     fx_s2c(f, &ans2, &down2);
     fx_expect_types(&down2, &ms, "TDCZ");
-    ph_buf *bufs[] = {&in, &up, &ans, &down, &e, &h, &hb, &in2, &up2, &ans2, &down2};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        ph_buf_free(bufs[i]);
+    FREE_ALL(&in, &up, &ans, &down, &e, &h, &hb, &in2, &up2, &ans2, &down2);
 }
 
 /* A field the server cannot attribute to a table (tableoid 0) is decrypted
@@ -331,9 +327,7 @@ static void test_plan_outputs_decrypt(void **state)
     fx_expect_field_str(&ms.m[1], 0, "1");
     fx_expect_field_str(&ms.m[1], 1, "carol@example.com");
     fx_expect_field_str(&ms.m[1], 2, "2");
-    ph_buf *bufs[] = {&in, &up, &ans, &down, &e, &h};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        ph_buf_free(bufs[i]);
+    FREE_ALL(&in, &up, &ans, &down, &e, &h);
 }
 
 static void test_multi_statement(void **state)
@@ -363,9 +357,7 @@ static void test_multi_statement(void **state)
     fx_expect_types(&down, &ms, "TDCTDCZ");
     fx_expect_field_str(&ms.m[1], 1, "dan@example.com");
     fx_expect_field_str(&ms.m[4], 0, "4111111111111111");
-    ph_buf *bufs[] = {&in, &up, &ans, &down, &e1, &h1, &e2, &h2};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        ph_buf_free(bufs[i]);
+    FREE_ALL(&in, &up, &ans, &down, &e1, &h1, &e2, &h2);
 }
 
 static void test_async_messages_pass(void **state)
@@ -397,9 +389,7 @@ static void test_async_messages_pass(void **state)
     fx_msgs ms;
     fx_expect_types(&down, &ms, "TNADCZ");
     fx_expect_field_str(&ms.m[3], 0, "+33 1 23");
-    ph_buf *bufs[] = {&in, &up, &ans, &down, &e, &h};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        ph_buf_free(bufs[i]);
+    FREE_ALL(&in, &up, &ans, &down, &e, &h);
 }
 
 /* ---- catalog refresh and failure ---------------------------------------------------------------
@@ -421,15 +411,8 @@ static void test_ddl_refreshes_catalog(void **state)
     fx_s2c(f, &ans, &down);
     assert_int_equal(down.len, ans.len);
     /* the next statement is preceded by a fresh catalog query */
-    ph_buf in2 = {0}, up2 = {0};
-    put_query(&in2, "SELECT 5");
-    fx_c2s(f, &in2, &up2);
-    fx_split(&up2, &ms);
-    assert_int_equal(ms.n, 2);
-    assert_true(fx_is_catalog_query(&ms.m[0]));
-    ph_buf *bufs[] = {&in, &up, &ans, &down, &in2, &up2};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        ph_buf_free(bufs[i]);
+    fx_expect_catalog_first(f, "SELECT 5");
+    FREE_ALL(&in, &up, &ans, &down);
 }
 
 static void test_catalog_failure_fails_star_closed(void **state)
@@ -444,7 +427,6 @@ static void test_catalog_failure_fails_star_closed(void **state)
     assert_true(fx_is_catalog_query(&ms.m[0]));
     put_error(&ans, "25P02", "current transaction is aborted");
     put_ready(&ans, 'E');
-    size_t cat = ans.len;
     fx_field fl[2] = {{"id", FX_CUST, 1, 23, 4, -1, 0}, {"email", FX_CUST, 2, 17, -1, -1, 0}};
     put_rowdesc(&ans, 2, fl);
     fx_val v[2] = {fx_str("1"), fx_str("\\x0102")};
@@ -454,17 +436,9 @@ static void test_catalog_failure_fails_star_closed(void **state)
     fx_s2c(f, &ans, &down);
     fx_expect_types(&down, &ms, "EZ");
     assert_string_equal(fx_error_field(&ms.m[0], 'C'), "55000");
-    (void)cat;
     /* the catalog is retried before the next statement */
-    ph_buf in2 = {0}, up2 = {0};
-    put_query(&in2, "SELECT 6");
-    fx_c2s(f, &in2, &up2);
-    fx_split(&up2, &ms);
-    assert_int_equal(ms.n, 2);
-    assert_true(fx_is_catalog_query(&ms.m[0]));
-    ph_buf *bufs[] = {&in, &up, &ans, &down, &in2, &up2};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        ph_buf_free(bufs[i]);
+    fx_expect_catalog_first(f, "SELECT 6");
+    FREE_ALL(&in, &up, &ans, &down);
 }
 
 static void test_insert_without_column_list(void **state)
@@ -488,9 +462,7 @@ static void test_insert_without_column_list(void **state)
     fx_hex(&det, &hex, true);
     assert_true(fx_contains(up2.data, up2.len, (const char *)hex.data));
     assert_false(fx_contains(up2.data, up2.len, "eve@example.com"));
-    ph_buf *bufs[] = {&in, &up, &ans, &down, &up2, &det, &hex};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        ph_buf_free(bufs[i]);
+    FREE_ALL(&in, &up, &ans, &down, &up2, &det, &hex);
 }
 
 static void test_scs_off_refuses_backslash(void **state)
@@ -505,9 +477,7 @@ static void test_scs_off_refuses_backslash(void **state)
     fx_c2s(f, &in, &up);
     assert_true(fx_contains(up.data, up.len, "standard_conforming_strings is off"));
     assert_false(fx_contains(up.data, up.len, "b@example.com"));
-    ph_buf *bufs[] = {&st, &down, &in, &up};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        ph_buf_free(bufs[i]);
+    FREE_ALL(&st, &down, &in, &up);
 }
 
 static void test_missing_key_refuses(void **state)

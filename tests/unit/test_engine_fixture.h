@@ -681,4 +681,17 @@ static inline uint16_t fx_parse_types(const fx_msg *m, uint32_t *types, const ch
     return n;
 }
 
+/* The client's next statement sql goes upstream behind a fresh catalog query. */
+static inline void fx_expect_catalog_first(fx *f, const char *sql)
+{
+    ph_buf in = {0}, up = {0};
+    put_query(&in, sql);
+    fx_c2s(f, &in, &up);
+    fx_msgs ms;
+    fx_split(&up, &ms);
+    assert_int_equal(ms.n, 2);
+    assert_true(fx_is_catalog_query(&ms.m[0]));
+    FREE_ALL(&in, &up);
+}
+
 #endif
