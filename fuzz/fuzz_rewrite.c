@@ -10,7 +10,10 @@
  * no plan. Statement shapes: the shape key is a fixed point of the scanner;
  * replaying a text's shape on the text itself, and on its shape key (the
  * same statement with every literal value changed), gives exactly what the
- * full analysis of that text gives. Every input runs twice: with one key
+ * full analysis of that text gives, also when the key lookup's scan is handed
+ * over (ph_rw_scan, ph_rw_options.scanned) and when a scan of the other text
+ * is handed over (it must be ignored); capturing with a scan handed over
+ * makes the same shape. Every input runs twice: with one key
  * version per key domain, and as during a key rotation (two live versions:
  * comparisons with deterministic columns expand to both ciphertexts), where
  * splices must still parse and shapes must still replay exactly.
@@ -116,8 +119,12 @@ static int same_result(const ph_rw_result *a, const ph_rw_result *b)
     return 1;
 }
 
-/* Replaying sh on text gives what the full analysis of text gives. */
-static void check_replay(const ph_rw_shape *sh, const char *text, size_t len)
+/* Replaying sh on text gives what the full analysis of text gives: with
+ * the text scanned by the replay, with the key lookup's scan of the text
+ * handed over (ph_rw_options.scanned), and with a scan of another text
+ * (`other`, which the replay must ignore). */
+static void check_replay(const ph_rw_shape *sh, const char *text, size_t len, const char *other,
+                         size_t other_len)
 {
     ph_rw_options opt = fuzz_options(NULL);
     ph_rw_result full, shaped;
@@ -125,8 +132,21 @@ static void check_replay(const ph_rw_shape *sh, const char *text, size_t len)
     ph_rewrite_shaped(sh, text, len, &opt, &shaped);
     if (!same_result(&full, &shaped))
         abort();
-    ph_rw_result_free(&full);
     ph_rw_result_free(&shaped);
+    const char *texts[2] = {text, other};
+    size_t lens[2] = {len, other_len};
+    for (int i = 0; i < 2; i++) {
+        ph_rw_scanned *sc = ph_rw_scan(texts[i], lens[i]);
+        if (!sc)
+            abort(); /* both have sh's key */
+        opt.scanned = sc;
+        ph_rewrite_shaped(sh, text, len, &opt, &shaped);
+        if (!same_result(&full, &shaped))
+            abort();
+        ph_rw_result_free(&shaped);
+        ph_rw_scanned_free(sc);
+    }
+    ph_rw_result_free(&full);
 }
 
 static void check_shapes(const char *sql, size_t size, const ph_rw_shape *sh)
@@ -140,11 +160,28 @@ static void check_shapes(const char *sql, size_t size, const ph_rw_shape *sh)
     }
     if (ph_rw_shape_key(key, kl, &key2, &kl2) != 0 || kl2 != kl || memcmp(key, key2, kl) != 0)
         abort(); /* masking is not a fixed point */
+    ph_rw_scanned *sc = ph_rw_scan(sql, size);
+    size_t skl = 0;
+    if (!sc || strcmp(ph_rw_scanned_key(sc, &skl), key) != 0 || skl != kl)
+        abort(); /* the kept scan has the same key */
+    /* capturing with the scan handed over makes the same shape */
+    ph_rw_shape *sh2 = NULL;
+    ph_rw_options opt = fuzz_options(&sh2);
+    opt.scanned = sc;
+    ph_rw_result r;
+    ph_rewrite(schema, sql, size, &opt, &r);
+    if ((sh == NULL) != (sh2 == NULL) || (sh && strcmp(ph_rw_shape_key_of(sh2), key) != 0))
+        abort();
+    if (sh2)
+        check_replay(sh2, key, kl, sql, size);
+    ph_rw_shape_free(sh2);
+    ph_rw_result_free(&r);
+    ph_rw_scanned_free(sc);
     if (sh) {
         if (strcmp(ph_rw_shape_key_of(sh), key) != 0)
             abort();
-        check_replay(sh, sql, size);
-        check_replay(sh, key, kl);
+        check_replay(sh, sql, size, key, kl);
+        check_replay(sh, key, kl, sql, size);
     }
     free(key);
     free(key2);

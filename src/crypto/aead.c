@@ -1,13 +1,11 @@
 /*
- * aead.c — AES-256-GCM and AES-SIV over OpenSSL 3 EVP (see aead.h).
+ * aead.c — AES-256-GCM over OpenSSL 3 EVP (see aead.h; AES-SIV is siv.c).
  *
  * Each key has keyed template contexts (the key schedule is computed once
  * per key) that are only read after init, and a small pool of working
  * contexts under a mutex: an operation takes one (or copies the template
  * when the pool is empty), uses it alone, and gives it back. A GCM context
- * is re-armed for the next message by a new nonce (no copy at all); a SIV
- * context cannot be reset without its key, so it gets a fresh copy of the
- * template each time (into the pooled context, saving its allocation). A
+ * is re-armed for the next message by a new nonce (no copy at all). A
  * context that saw an error is freed, never pooled. Freeing
  * (EVP_CIPHER_CTX_free) wipes the provider state, pool and templates alike.
  */
@@ -95,25 +93,19 @@ static int make_templates(const char *name, const uint8_t *key, EVP_CIPHER_CTX *
     return 0;
 }
 
-/* A fresh copy of tmpl, in a pooled context when there is one. */
-static EVP_CIPHER_CTX *copy_of(ph_aead_pool *p, int dir, const EVP_CIPHER_CTX *tmpl)
-{
-    EVP_CIPHER_CTX *c = pool_take(p, dir);
-    if (!c)
-        c = EVP_CIPHER_CTX_new();
-    if (c && EVP_CIPHER_CTX_copy(c, tmpl) != 1) {
-        EVP_CIPHER_CTX_free(c);
-        return NULL;
-    }
-    return c;
-}
-
 /* A GCM context keyed like tmpl: pooled ones are re-armed by the caller's
  * nonce, so only an empty pool costs a copy. */
 static EVP_CIPHER_CTX *gcm_ctx(ph_aead_pool *p, int dir, const EVP_CIPHER_CTX *tmpl)
 {
     EVP_CIPHER_CTX *c = pool_take(p, dir);
-    return c ? c : copy_of(p, dir, tmpl);
+    if (c)
+        return c;
+    c = EVP_CIPHER_CTX_new();
+    if (c && EVP_CIPHER_CTX_copy(c, tmpl) != 1) {
+        EVP_CIPHER_CTX_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 static int keyed(const ph_aead_pool *p, const EVP_CIPHER_CTX *enc, const EVP_CIPHER_CTX *dec)
@@ -182,83 +174,6 @@ int ph_gcm_open(const ph_gcm *g, const uint8_t nonce[PH_GCM_NONCE_LEN], const ui
         rc = 0;
     pool_give(g->pool, 1, c, rc == 0);
     if (rc != 0 && len > 0)
-        OPENSSL_cleanse(pt, len);
-    return rc;
-}
-
-/* ---- AES-SIV ---------------------------------------------------------------- */
-
-int ph_siv_init(ph_siv *s, const uint8_t *key, size_t key_len)
-{
-    const char *name = key_len == 32 ? "AES-128-SIV" : key_len == 64 ? "AES-256-SIV" : NULL;
-    s->enc = s->dec = NULL;
-    s->pool = NULL;
-    if (!name || make_templates(name, key, &s->enc, &s->dec) != 0)
-        return -1;
-    if (!(s->pool = pool_new())) {
-        ph_siv_clear(s);
-        return -1;
-    }
-    return 0;
-}
-
-void ph_siv_clear(ph_siv *s)
-{
-    pool_free(s->pool);
-    EVP_CIPHER_CTX_free(s->enc);
-    EVP_CIPHER_CTX_free(s->dec);
-    s->enc = s->dec = NULL;
-    s->pool = NULL;
-}
-
-/* Feeds the associated-data components, one EVP update (= one S2V string) each. */
-static int feed_ad(EVP_CIPHER_CTX *c, const ph_ad *ad, size_t n_ad)
-{
-    int n = 0;
-    for (size_t i = 0; i < n_ad; i++) {
-        if (ad[i].len > INT_MAX || EVP_CipherUpdate(c, NULL, &n, ad[i].p, (int)ad[i].len) != 1)
-            return -1;
-    }
-    return 0;
-}
-
-static int siv_args_ok(const ph_siv *s, size_t n_ad, size_t len)
-{
-    return keyed(s->pool, s->enc, s->dec) && n_ad <= PH_SIV_MAX_AD && len > 0 && len <= INT_MAX;
-}
-
-int ph_siv_seal(const ph_siv *s, const ph_ad *ad, size_t n_ad, const uint8_t *pt, size_t len,
-                uint8_t v[PH_AEAD_TAG_LEN], uint8_t *ct)
-{
-    if (!siv_args_ok(s, n_ad, len))
-        return -1;
-    EVP_CIPHER_CTX *c = copy_of(s->pool, 0, s->enc);
-    uint8_t fin[PH_AEAD_TAG_LEN]; /* AEAD finals output nothing; never ct + len (may be NULL) */
-    int n = 0, rc = -1;
-    if (c && feed_ad(c, ad, n_ad) == 0 && EVP_EncryptUpdate(c, ct, &n, pt, (int)len) == 1 &&
-        EVP_EncryptFinal_ex(c, fin, &n) == 1 &&
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, PH_AEAD_TAG_LEN, v) == 1)
-        rc = 0;
-    pool_give(s->pool, 0, c, rc == 0);
-    return rc;
-}
-
-int ph_siv_open(const ph_siv *s, const ph_ad *ad, size_t n_ad, const uint8_t v[PH_AEAD_TAG_LEN],
-                const uint8_t *ct, size_t len, uint8_t *pt)
-{
-    if (!siv_args_ok(s, n_ad, len))
-        return -1;
-    EVP_CIPHER_CTX *c = copy_of(s->pool, 1, s->dec);
-    uint8_t t[PH_AEAD_TAG_LEN];
-    uint8_t fin[PH_AEAD_TAG_LEN]; /* AEAD finals output nothing; never ct + len (may be NULL) */
-    int n = 0, rc = -1;
-    memcpy(t, v, sizeof t);
-    if (c && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, PH_AEAD_TAG_LEN, t) == 1 &&
-        feed_ad(c, ad, n_ad) == 0 && EVP_DecryptUpdate(c, pt, &n, ct, (int)len) == 1 &&
-        EVP_DecryptFinal_ex(c, fin, &n) == 1)
-        rc = 0;
-    pool_give(s->pool, 1, c, rc == 0);
-    if (rc != 0)
         OPENSSL_cleanse(pt, len);
     return rc;
 }

@@ -1,16 +1,17 @@
 /*
  * aead.h — internal AEAD building blocks over OpenSSL 3 EVP: AES-256-GCM
- * with an explicit nonce, and AES-SIV (RFC 5297) with several associated-data
- * components. Not the public API (that is field.h): these take raw keys and,
- * for GCM, a caller-chosen nonce, which only field.c (random nonces) and the
- * known-answer tests may supply.
+ * with an explicit nonce (here), and AES-SIV (RFC 5297) with several
+ * associated-data components (siv.h, included for field.c). Not the public
+ * API (that is field.h): these take raw keys and, for GCM, a caller-chosen
+ * nonce, which only field.c (random nonces) and the known-answer tests may
+ * supply.
  *
- * Owns: the EVP contexts that hold expanded keys. A key's templates are
- * keyed once (ph_gcm_init / ph_siv_init) and read-only afterwards; every
- * seal/open works on a context of its own taken from the key's pool (see
- * aead.c), so one key may be used by several threads at once. ph_*_clear
- * frees (and thereby wipes) the templates and the pooled contexts; it must
- * not run while another thread uses the key.
+ * Owns: the GCM EVP contexts that hold expanded keys. A key's templates are
+ * keyed once (ph_gcm_init) and read-only afterwards; every seal/open works
+ * on a context of its own taken from the key's pool (see aead.c), so one key
+ * may be used by several threads at once. ph_gcm_clear frees (and thereby
+ * wipes) the templates and the pooled contexts; it must not run while
+ * another thread uses the key.
  */
 #ifndef PHANTOM_CRYPTO_AEAD_H
 #define PHANTOM_CRYPTO_AEAD_H
@@ -20,10 +21,11 @@
 
 #include <openssl/evp.h>
 
+#include "crypto/siv.h" /* ph_siv, ph_ad */
+
 #define PH_GCM_KEY_LEN   32
 #define PH_GCM_NONCE_LEN 12
 #define PH_AEAD_TAG_LEN  16
-#define PH_SIV_MAX_AD    8
 
 typedef struct ph_aead_pool ph_aead_pool; /* idle working contexts (aead.c) */
 
@@ -33,22 +35,9 @@ typedef struct ph_gcm {
     ph_aead_pool *pool;
 } ph_gcm;
 
-typedef struct ph_siv {
-    EVP_CIPHER_CTX *enc;
-    EVP_CIPHER_CTX *dec;
-    ph_aead_pool *pool;
-} ph_siv;
-
-/* One associated-data component. */
-typedef struct ph_ad {
-    const uint8_t *p;
-    size_t len;
-} ph_ad;
-
 /* All functions return 0 on success and -1 on failure (open: also on an
  * authentication failure, after wiping the output). Lengths are limited to
- * INT_MAX. GCM inputs and outputs may not overlap; SIV may work exactly in
- * place (ct == pt), never on partially overlapping buffers. */
+ * INT_MAX. Inputs and outputs may not overlap. */
 
 int ph_gcm_init(ph_gcm *g, const uint8_t key[PH_GCM_KEY_LEN]);
 void ph_gcm_clear(ph_gcm *g);
@@ -58,15 +47,5 @@ int ph_gcm_seal(const ph_gcm *g, const uint8_t nonce[PH_GCM_NONCE_LEN], const ui
 int ph_gcm_open(const ph_gcm *g, const uint8_t nonce[PH_GCM_NONCE_LEN], const uint8_t *aad,
                 size_t aad_len, const uint8_t *ct, size_t len, const uint8_t tag[PH_AEAD_TAG_LEN],
                 uint8_t *pt);
-
-/* key_len 32 selects AES-128-SIV (RFC 5297's own vectors), 64 AES-256-SIV
- * (the product). The plaintext must be non-empty (OpenSSL 3.0 limitation);
- * at most PH_SIV_MAX_AD components. v is the 16-byte synthetic IV. */
-int ph_siv_init(ph_siv *s, const uint8_t *key, size_t key_len);
-void ph_siv_clear(ph_siv *s);
-int ph_siv_seal(const ph_siv *s, const ph_ad *ad, size_t n_ad, const uint8_t *pt, size_t len,
-                uint8_t v[PH_AEAD_TAG_LEN], uint8_t *ct);
-int ph_siv_open(const ph_siv *s, const ph_ad *ad, size_t n_ad, const uint8_t v[PH_AEAD_TAG_LEN],
-                const uint8_t *ct, size_t len, uint8_t *pt);
 
 #endif

@@ -64,6 +64,19 @@ static int derive_all(ph_field_key *k, const uint8_t *dek)
     return rc;
 }
 
+static size_t build_ad(const ph_field_key *k, const uint8_t *hdr, const uint8_t *code,
+                       uint8_t ad[AD_MAX]);
+
+/* Deterministic mode's associated data (header | key domain) is the same
+ * for every value of a key: S2V precomputes its step once (siv.h). */
+static int fix_det_ad(ph_field_key *k)
+{
+    uint8_t hdr[PH_ENV_HEADER_LEN], ad[AD_MAX];
+    ph_envelope_put_header(hdr, PH_ENV_DETERMINISTIC, k->key_id);
+    ph_ad a = {ad, build_ad(k, hdr, NULL, ad)};
+    return ph_siv_fix_ad(&k->det, &a);
+}
+
 ph_field_key *ph_field_key_new(const uint8_t dek[PH_FIELD_DEK_LEN], uint32_t key_id,
                                const char *domain)
 {
@@ -78,7 +91,7 @@ ph_field_key *ph_field_key_new(const uint8_t dek[PH_FIELD_DEK_LEN], uint32_t key
     k->key_id = key_id;
     k->domain_len = dl;
     memcpy(k->domain, domain, dl);
-    if (derive_all(k, dek) != 0) {
+    if (derive_all(k, dek) != 0 || fix_det_ad(k) != 0) {
         ph_field_key_free(k);
         return NULL;
     }

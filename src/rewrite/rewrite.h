@@ -81,6 +81,10 @@ typedef ssize_t (*ph_rw_columns_fn)(void *ud, const ph_schema_table *table,
  * "Statement shapes" below). Immutable; owned by whoever got it. */
 typedef struct ph_rw_shape ph_rw_shape;
 
+/* One text scanned for its shape key (ph_rw_scan), handed on to the rewrite
+ * of that text so that it is not scanned twice. */
+typedef struct ph_rw_scanned ph_rw_scanned;
+
 typedef struct ph_rw_options {
     ph_rw_encrypt_fn encrypt; /* required when literals must be encrypted */
     void *encrypt_ud;
@@ -100,6 +104,10 @@ typedef struct ph_rw_options {
      * shape, *shape_out receives a new shape (free with ph_rw_shape_free);
      * otherwise it is set to NULL. */
     ph_rw_shape **shape_out;
+    /* Optional: ph_rw_scan's scan of this very text. Replaying a shape (and
+     * capturing one) then uses its literals instead of scanning the text
+     * again; a scan of another text is ignored (the text is compared). */
+    const ph_rw_scanned *scanned;
 } ph_rw_options;
 
 typedef enum {
@@ -225,11 +233,25 @@ void ph_rw_result_free(ph_rw_result *res);
  * when the scanner's literals agree with the parse tree's. Shapes are made
  * only for SELECT, INSERT, UPDATE and DELETE and only with
  * standard_conforming_strings on. A shape holds no literal value.
+ *
+ * The proxy scans a text once: ph_rw_scan gives the key to look the shape
+ * up with, and the same scan goes to ph_rewrite_shaped (or to the full
+ * rewrite that captures a new shape) in ph_rw_options.scanned.
  */
 
 /* The shape key of sql[0..len) as a NUL-terminated string (the caller frees
  * *key), or -1 when the text is unshapeable or memory ran out. */
 int ph_rw_shape_key(const char *sql, size_t len, char **key, size_t *key_len);
+
+/* The same scan, kept for the rewrite of the text (ph_rw_options.scanned):
+ * NULL when the text is unshapeable or memory ran out. The object refers to
+ * sql without copying it (sql must outlive it) and holds the key and the
+ * literals' offsets, never their values. */
+ph_rw_scanned *ph_rw_scan(const char *sql, size_t len);
+/* Its shape key, NUL-terminated (what ph_rw_shape_key gives); valid until
+ * ph_rw_scanned_free. */
+const char *ph_rw_scanned_key(const ph_rw_scanned *sc, size_t *key_len);
+void ph_rw_scanned_free(ph_rw_scanned *sc); /* NULL allowed */
 
 /* Rewrites sql[0..len), a text whose shape key is sh's, as ph_rewrite would
  * (same result fields; free with ph_rw_result_free). A text with another key

@@ -8,7 +8,8 @@
  * from a finished analysis (only when the scanner's literals agree with the
  * parse tree's), and replaying it on a new text (edits at the new literal
  * offsets, values decoded from the new literals; encryption and splicing stay
- * in rw_core.c).
+ * in rw_core.c). A scan made for the key lookup (ph_rw_scan) is handed to
+ * the replay through ph_rw_options.scanned, so the text is scanned once.
  *
  * Why equal keys mean equal analyses: masking maps each literal to a marker
  * of the same lexical class that the scanner reads back as the same class,
@@ -51,6 +52,12 @@ typedef struct sh_edit {
     int swapped;                 /* encrypt: the literal lies before the range (`v = col`) */
     char *text;                  /* text edit: replacement (owned) */
 } sh_edit;
+
+struct ph_rw_scanned {
+    sh_scan sc;
+    const char *sql; /* the caller's text (not owned), to check it is the same */
+    size_t len;
+};
 
 struct ph_rw_shape {
     char *key;
@@ -293,6 +300,47 @@ int ph_rw_shape_key(const char *sql, size_t len, char **key, size_t *key_len)
     return 0;
 }
 
+ph_rw_scanned *ph_rw_scan(const char *sql, size_t len)
+{
+    ph_rw_scanned *p = sql ? malloc(sizeof *p) : NULL;
+    if (!p)
+        return NULL;
+    if (scan(sql, len, &p->sc) != 0) {
+        free(p);
+        return NULL;
+    }
+    p->sql = sql;
+    p->len = len;
+    return p;
+}
+
+const char *ph_rw_scanned_key(const ph_rw_scanned *p, size_t *key_len)
+{
+    if (key_len)
+        *key_len = p->sc.key.len;
+    return (const char *)p->sc.key.data;
+}
+
+void ph_rw_scanned_free(ph_rw_scanned *p)
+{
+    if (!p)
+        return;
+    scan_free(&p->sc);
+    free(p);
+}
+
+/* The scan of c's text: the caller's (opt->scanned) when it was made of
+ * this very text, else a new one in *own (scan_free it either way); NULL
+ * when the text is unshapeable. */
+static const sh_scan *scan_of(const rw_ctx *c, sh_scan *own)
+{
+    const ph_rw_scanned *p = c->opt ? c->opt->scanned : NULL;
+    memset(own, 0, sizeof *own);
+    if (p && p->len == c->len && memcmp(p->sql, c->sql, c->len) == 0)
+        return &p->sc;
+    return scan(c->sql, c->len, own) == 0 ? own : NULL;
+}
+
 /* ---- literal values -------------------------------------------------------------------- */
 
 /* The literal's value as PostgreSQL reads it, into out (room for the
@@ -420,23 +468,25 @@ ph_rw_shape *rw_shape_capture(const rw_ctx *c)
 {
     if (c->value_dependent || (c->opt && c->opt->standard_conforming_strings_off))
         return NULL;
-    sh_scan sc;
-    if (scan(c->sql, c->len, &sc) != 0)
+    sh_scan own;
+    const sh_scan *sc = scan_of(c, &own);
+    if (!sc)
         return NULL;
     ph_rw_shape *sh = calloc(1, sizeof *sh);
     if (!sh || (c->nedits && !(sh->edits = calloc(c->nedits, sizeof *sh->edits))))
         goto fail;
     for (size_t i = 0; i < c->nedits; i++, sh->nedits++)
-        if (capture_edit(c, &sc, &c->edits[i], &sh->edits[i]) != 0)
+        if (capture_edit(c, sc, &c->edits[i], &sh->edits[i]) != 0)
             goto fail;
-    if (capture_plan(sh, c->res) != 0)
+    if (capture_plan(sh, c->res) != 0 || !(sh->key = malloc(sc->key.len + 1)))
         goto fail;
-    sh->nlits = sc.n;
-    free(sc.lits);
-    sh->key = (char *)ph_buf_steal(&sc.key, &sh->key_len);
+    memcpy(sh->key, sc->key.data, sc->key.len + 1); /* with its NUL */
+    sh->key_len = sc->key.len;
+    sh->nlits = sc->n;
+    scan_free(&own);
     return sh;
 fail:
-    scan_free(&sc);
+    scan_free(&own);
     ph_rw_shape_free(sh);
     return NULL;
 }
@@ -500,17 +550,19 @@ static int replay_edit(rw_ctx *c, const sh_scan *sc, const sh_edit *se)
 
 int rw_shape_replay(rw_ctx *c, const ph_rw_shape *sh)
 {
-    sh_scan sc;
-    if (scan(c->sql, c->len, &sc) != 0)
+    sh_scan own;
+    const sh_scan *sc = scan_of(c, &own);
+    if (!sc)
         return rw_internal(c, "phantom: the statement does not have the expected shape");
     int rc = 0;
-    if (sc.n != sh->nlits || sc.key.len != sh->key_len || memcmp(sc.key.data, sh->key, sh->key_len))
+    if (sc->n != sh->nlits || sc->key.len != sh->key_len ||
+        memcmp(sc->key.data, sh->key, sh->key_len))
         rc = rw_internal(c, "phantom: the statement does not have the expected shape");
     for (size_t i = 0; rc == 0 && i < sh->nedits; i++)
-        rc = replay_edit(c, &sc, &sh->edits[i]);
+        rc = replay_edit(c, sc, &sh->edits[i]);
     if (rc == 0)
         rc = replay_plan(c, sh);
-    scan_free(&sc);
+    scan_free(&own);
     return rc;
 }
 

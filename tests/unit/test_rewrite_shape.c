@@ -139,6 +139,20 @@ static void replays(const char *first, const char *other, const char *tmpl)
     assert_non_null(shaped.sql);
     assert_string_equal(shaped.sql, want);
     free(want);
+    /* the key lookup's scan handed over gives the same; a scan of another
+     * text (first: same key, other offsets) is ignored */
+    const char *scanned_of[2] = {other, first};
+    for (int i = 0; i < 2; i++) {
+        ph_rw_scanned *sc = ph_rw_scan(scanned_of[i], strlen(scanned_of[i]));
+        assert_non_null(sc);
+        assert_string_equal(ph_rw_scanned_key(sc, NULL), ph_rw_shape_key_of(sh));
+        ph_rw_result via;
+        opt.scanned = sc;
+        assert_int_equal(ph_rewrite_shaped(sh, other, strlen(other), &opt, &via), PH_RW_OK);
+        assert_same(&shaped, &via);
+        ph_rw_result_free(&via);
+        ph_rw_scanned_free(sc);
+    }
     ph_rw_result_free(&r1);
     ph_rw_result_free(&full);
     ph_rw_result_free(&shaped);
