@@ -43,7 +43,7 @@ static size_t count_columns(const ph_schema *s)
     return n;
 }
 
-static int open_keys(ph_setup *s, char *err, size_t errlen)
+static int open_keys(ph_setup *s, int mode, char *err, size_t errlen)
 {
     if (!s->kc.present) {
         snprintf(err, errlen,
@@ -61,7 +61,8 @@ static int open_keys(ph_setup *s, char *err, size_t errlen)
         return -1;
     }
     ph_audit_set_global(s->audit);
-    s->keys = ph_keysource_open(&s->kc, s->schema, err, errlen);
+    s->keys = mode == PH_SETUP_KEYS_LIVE ? ph_keysource_open_live(&s->kc, s->schema, err, errlen)
+                                         : ph_keysource_open(&s->kc, s->schema, err, errlen);
     if (!s->keys)
         return -1;
     s->engine = ph_engine_new(s->schema, s->keys);
@@ -85,7 +86,7 @@ int ph_setup_load(ph_setup *s, const char *path, int with_keys, char *err, size_
     if (rc == 0) {
         s->ncolumns = count_columns(s->schema);
         if (s->ncolumns > 0 && with_keys)
-            rc = open_keys(s, err, errlen);
+            rc = open_keys(s, with_keys, err, errlen);
         else if (s->ncolumns > 0 && s->kc.present)
             rc = ph_keys_config_validate(&s->kc, err, errlen);
     }

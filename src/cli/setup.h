@@ -4,8 +4,10 @@
  * Owns: reading the `encrypt:` section (schema), the `keys:` section, opening
  * the audit log and the key source, and creating the engine — in that order,
  * each step failing with a "FILE:LINE: reason" or a plain reason, and
- * freeing everything it made on failure. Shared by `phantom proxy` and
- * `phantom check-config`.
+ * freeing everything it made on failure. Shared by `phantom proxy`,
+ * `phantom check-config` and the tools. The tools and check-config load
+ * every key or fail (a key table); the proxy gets a live key source, which
+ * starts even while the KEK provider is down (keysource.h).
  */
 #ifndef PHANTOM_CLI_SETUP_H
 #define PHANTOM_CLI_SETUP_H
@@ -22,14 +24,25 @@ typedef struct ph_setup {
     ph_schema *schema; /* never NULL after success (may be empty) */
     ph_keys_config kc;
     ph_audit *audit;
-    ph_keysource *keys;
-    ph_engine *engine; /* NULL when the schema protects nothing */
-    size_t ncolumns;   /* protected columns */
+    ph_keysource *keys; /* a key table, or the proxy's live source */
+    ph_engine *engine;  /* NULL when the schema protects nothing */
+    size_t ncolumns;    /* protected columns */
 } ph_setup;
 
+/* What ph_setup_load does with the keys (open_keys):
+ *   PH_SETUP_NO_KEYS    reads and validates the keys: section only;
+ *   PH_SETUP_KEYS       loads every key, or fails (fail closed);
+ *   PH_SETUP_KEYS_LIVE  the proxy's live source: fails only on a keyring that
+ *                       cannot serve the schema (start its refresh thread
+ *                       with ph_keysource_start). */
+#define PH_SETUP_NO_KEYS   0
+#define PH_SETUP_KEYS      1
+#define PH_SETUP_KEYS_LIVE 2
+
 /* Loads schema + keys config from path; with open_keys, also opens the
- * audit log, loads every key (fail closed) and creates the engine. */
+ * audit log and the keys, and creates the engine. */
 int ph_setup_load(ph_setup *s, const char *path, int open_keys, char *err, size_t errlen);
+/* Stops a live source's refresh thread, then frees everything. */
 void ph_setup_free(ph_setup *s);
 
 #endif

@@ -314,37 +314,55 @@ static int no_key(const ph_schema_column *col, eng_cc_err *err)
     return -1;
 }
 
+/* The key table to use now (held until ph_keysource_release: a refresh may
+ * swap it meanwhile); NULL with the "keys are unavailable" error. */
+static const ph_keysource *keys_acquire(const ph_keysource *ks, eng_cc_err *err)
+{
+    const ph_keysource *t = ph_keysource_acquire(ks);
+    if (!t) {
+        char m[sizeof err->message];
+        ph_keysource_unavailable_message(ks, 1, m, sizeof m);
+        set_err(err, PH_KEYS_UNAVAILABLE_SQLSTATE, "%s", m);
+    }
+    return t;
+}
+
 int eng_col_encrypt(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *session,
                     int binary, ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out,
                     eng_memo *memo, eng_cc_err *err)
 {
     if (col->mode == PH_MODE_TOKEN)
         return refuse_token(col, err);
-    const ph_field_key *k = ph_keysource_write_key(ks, col->key_domain);
-    if (!k)
-        return no_key(col, err);
-    return encrypt_under(&k, 1, col, session, binary, in_type, v, len, out, NULL, memo, err);
+    const ph_keysource *t = keys_acquire(ks, err);
+    if (!t)
+        return -1;
+    const ph_field_key *k = ph_keysource_write_key(t, col->key_domain);
+    int rc = k ? encrypt_under(&k, 1, col, session, binary, in_type, v, len, out, NULL, memo, err)
+               : no_key(col, err);
+    ph_keysource_release(ks, t);
+    return rc;
 }
 
 int eng_col_versions(const ph_keysource *ks, const ph_schema_column *col)
 {
     if (col->mode != PH_MODE_DETERMINISTIC)
         return 1;
-    size_t n = ph_keysource_domain_keys(ks, col->key_domain, NULL, 0);
+    const ph_keysource *t = ph_keysource_acquire(ks);
+    size_t n = ph_keysource_domain_keys(t, col->key_domain, NULL, 0);
+    ph_keysource_release(ks, t);
     return n < 1 ? 1 : n > 65535 ? 65535 : (int)n;
 }
 
-int eng_col_encrypt_versions(const ph_keysource *ks, const ph_schema_column *col,
-                             const ph_enc_opts *session, int binary, ph_ltype in_type,
-                             const uint8_t *v, size_t len, ph_buf *out, size_t *lens, size_t max,
-                             eng_memo *memo, eng_cc_err *err)
+/* eng_col_encrypt_versions with the table t acquired. */
+static int encrypt_versions(const ph_keysource *t, const ph_schema_column *col,
+                            const ph_enc_opts *session, int binary, ph_ltype in_type,
+                            const uint8_t *v, size_t len, ph_buf *out, size_t *lens, size_t max,
+                            eng_memo *memo, eng_cc_err *err)
 {
-    if (col->mode == PH_MODE_TOKEN)
-        return refuse_token(col, err);
     const ph_field_key *keys[ENG_MAX_VERSIONS];
     size_t n = col->mode == PH_MODE_DETERMINISTIC
-                   ? ph_keysource_domain_keys(ks, col->key_domain, keys, ENG_MAX_VERSIONS)
-                   : (keys[0] = ph_keysource_write_key(ks, col->key_domain)) != NULL;
+                   ? ph_keysource_domain_keys(t, col->key_domain, keys, ENG_MAX_VERSIONS)
+                   : (keys[0] = ph_keysource_write_key(t, col->key_domain)) != NULL;
     if (n == 0)
         return no_key(col, err);
     if (n > ENG_MAX_VERSIONS || n > max) {
@@ -356,6 +374,21 @@ int eng_col_encrypt_versions(const ph_keysource *ks, const ph_schema_column *col
     if (encrypt_under(keys, n, col, session, binary, in_type, v, len, out, lens, memo, err) != 0)
         return -1;
     return (int)n;
+}
+
+int eng_col_encrypt_versions(const ph_keysource *ks, const ph_schema_column *col,
+                             const ph_enc_opts *session, int binary, ph_ltype in_type,
+                             const uint8_t *v, size_t len, ph_buf *out, size_t *lens, size_t max,
+                             eng_memo *memo, eng_cc_err *err)
+{
+    if (col->mode == PH_MODE_TOKEN)
+        return refuse_token(col, err);
+    const ph_keysource *t = keys_acquire(ks, err);
+    if (!t)
+        return -1;
+    int n = encrypt_versions(t, col, session, binary, in_type, v, len, out, lens, max, memo, err);
+    ph_keysource_release(ks, t);
+    return n;
 }
 
 static int open_envelope(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *o,
@@ -420,11 +453,16 @@ int eng_col_decrypt(const ph_keysource *ks, const ph_schema_column *col, const p
 {
     ph_enc_opts o = eng_col_opts(col, session);
     ph_buf canon = {0};
+    const ph_keysource *tab = keys_acquire(ks, err);
+    if (!tab)
+        return -1;
     if (ph_buf_reserve(&canon, len + 64) != 0) {
+        ph_keysource_release(ks, tab);
         set_err(err, "53200", "phantom: out of memory");
         return -1;
     }
-    int rc = open_envelope(ks, col, &o, env, len, memo, &canon, err);
+    int rc = open_envelope(tab, col, &o, env, len, memo, &canon, err);
+    ph_keysource_release(ks, tab);
     if (rc == 0) {
         ph_ltype t = eng_col_ltype(col);
         ph_enc_status st = binary ? ph_canon_to_binary(t, canon.data, canon.len, &o, out)

@@ -92,22 +92,25 @@ static void keep_shape(ph_session *s, ph_rw_shape *sh)
 }
 
 /* Rewrites through a cached shape of the text when there is one (no
- * parsing), else in full, keeping the text's shape for next time. */
+ * parsing), else in full, keeping the text's shape for next time. The scan
+ * that found the shape key goes along, so the text is scanned once. */
 static ph_rw_status rewrite(ph_session *s, const char *sql, size_t len, ph_rw_result *res)
 {
     ph_rw_options o = rw_options(s);
-    char *key = NULL;
-    size_t key_len = 0;
-    if (!s->scs_off && len <= ENG_PLAN_CACHE_MAX_TEXT &&
-        ph_rw_shape_key(sql, len, &key, &key_len) == 0) {
-        const ph_rw_shape *sh = eng_map_get(&s->shapes, key);
-        free(key);
-        if (sh)
-            return ph_rewrite_shaped(sh, sql, len, &o, res);
+    ph_rw_scanned *scanned = NULL;
+    if (!s->scs_off && len <= ENG_PLAN_CACHE_MAX_TEXT && (scanned = ph_rw_scan(sql, len))) {
+        const ph_rw_shape *sh = eng_map_get(&s->shapes, ph_rw_scanned_key(scanned, NULL));
         ph_rw_shape *made = NULL;
-        o.shape_out = &made;
-        ph_rw_status st = ph_rewrite(s->e->schema, sql, len, &o, res);
-        keep_shape(s, made);
+        ph_rw_status st;
+        o.scanned = scanned;
+        if (sh) {
+            st = ph_rewrite_shaped(sh, sql, len, &o, res);
+        } else {
+            o.shape_out = &made;
+            st = ph_rewrite(s->e->schema, sql, len, &o, res);
+            keep_shape(s, made);
+        }
+        ph_rw_scanned_free(scanned);
         return st;
     }
     return ph_rewrite(s->e->schema, sql, len, &o, res);
@@ -122,9 +125,46 @@ static bool changes_catalog(const ph_rw_result *res)
     return false;
 }
 
+/* A simple-protocol string that changed the catalog of a protected table is
+ * followed at once by the catalog query, and its ReadyForQuery is held back
+ * until that answer is in, so the client's next statement (e.g. an INSERT
+ * without a column list into the table just created) is planned with the
+ * new definition. Not after a COPY: the server would read the catalog query
+ * as part of the COPY data stream. */
+static bool reload_after(const ph_session *s, const ph_rw_result *res)
+{
+    if (s->ext_open || s->skip_till_sync || !changes_catalog(res))
+        return false;
+    for (size_t i = 0; i < res->nstmts; i++)
+        if (res->stmts[i].kind == PH_RW_STMT_COPY)
+            return false;
+    return true;
+}
+
+static int hold_for_catalog(ph_session *s, ph_buf *rep)
+{
+    eng_ex *q = s->tail;
+    if (!q || q->kind != EX_QUERY || eng_inject_catalog(s, rep) != 0)
+        return -1;
+    q->hold_z = true;
+    return 0;
+}
+
 static bool need_catalog(const ph_session *s)
 {
     return s->cat_state != CAT_PENDING && (s->cat_state != CAT_OK || s->cat_stale);
+}
+
+/* While the proxy's keys are unavailable (key provider down), a statement
+ * that needs them — any not on the fast path — is refused before anything
+ * of it goes upstream, and with keys.when_unavailable: refuse every other
+ * one too (keysource.h). true with the refusal in m / code. */
+static bool keys_refuse(const ph_session *s, bool needs_keys, char *m, size_t mlen, char code[6])
+{
+    if (!ph_keysource_refusal(s->e->keys, needs_keys, m, mlen))
+        return false;
+    memcpy(code, PH_KEYS_UNAVAILABLE_SQLSTATE, 6);
+    return true;
 }
 
 /* The plan of sql[0..len) (NUL-terminated): from the session's cache, or
@@ -196,27 +236,37 @@ int eng_c2s_query(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep
     bool inject = !skip && !s->ext_open && need_catalog(s);
     if (!skip)
         s->unnamed_exists = false;
-    if (!ph_rewrite_mentions_protected(s->e->schema, sql, len)) {
+    bool mentions = ph_rewrite_mentions_protected(s->e->schema, sql, len);
+    char m[512], code[6];
+    if (keys_refuse(s, mentions, m, sizeof m, code))
+        return eng_refuse_query(s, rep, code, m) ? -1 : PGF_REPLACED;
+    if (!mentions) {
         if (inject && (eng_inject_catalog(s, rep) != 0 || ph_buf_append(rep, msg, total) != 0))
             return -1;
         if (push_query(s, NULL) != 0)
             return -1;
         return inject ? PGF_REPLACED : PGF_KEEP;
     }
-    char m[512], code[6];
-    if (inject && eng_inject_catalog(s, rep) != 0)
-        return -1;
     eng_plan *p = plan_for(s, sql, len, m, sizeof m, code);
+    /* one catalog query per string: after it when it changes the catalog */
+    bool reload = p && reload_after(s, &p->res);
+    inject = inject && !reload;
+    if (inject && eng_inject_catalog(s, rep) != 0) {
+        eng_plan_unref(p);
+        return -1;
+    }
     if (!p)
         return eng_refuse_query(s, rep, code, m) ? -1 : PGF_REPLACED;
     const ph_rw_result *res = &p->res;
-    if (!inject && !res->sql)
+    if (!inject && !res->sql && !reload)
         return push_query(s, p) ? -1 : PGF_KEEP;
     if (res->sql ? eng_put_query(rep, res->sql, res->sql_len) : ph_buf_append(rep, msg, total)) {
         eng_plan_unref(p);
         return -1;
     }
-    return push_query(s, p) ? -1 : PGF_REPLACED;
+    if (push_query(s, p) != 0 || (reload && hold_for_catalog(s, rep) != 0))
+        return -1;
+    return PGF_REPLACED;
 }
 
 /* ---- Parse ------------------------------------------------------------------------------ */
@@ -309,6 +359,12 @@ int eng_c2s_parse(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep
         return mentions ? PGF_DROP : PGF_KEEP;
     if (unnamed)
         s->unnamed_exists = true;
+    char m[512], code[6];
+    if (keys_refuse(s, mentions, m, sizeof m, code)) {
+        if (unnamed) /* as when the rewriter refuses it */
+            eng_map_del(&s->stmts, "", NULL);
+        return eng_refuse_extended(s, rep, code, m) ? -1 : PGF_REPLACED;
+    }
     eng_stmt *st = eng_stmt_new();
     if (!st || (nt && !(st->ptype = calloc(nt, sizeof *st->ptype)))) {
         eng_stmt_unref(st);
@@ -329,7 +385,6 @@ int eng_c2s_parse(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep
         }
         return install_stmt(s, name, st) ? -1 : inject ? PGF_REPLACED : PGF_KEEP;
     }
-    char m[512], code[6];
     if (!(st->plan = plan_for(s, sql, len, m, sizeof m, code))) {
         eng_stmt_unref(st);
         if (unnamed)
@@ -542,6 +597,9 @@ int eng_c2s_bind(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
     bool prot = eng_stmt_protected_params(st);
     if (s->skip_till_sync)
         return prot ? PGF_DROP : PGF_KEEP;
+    char m[512], code[6];
+    if (keys_refuse(s, prot || (st && st->mentions), m, sizeof m, code))
+        return eng_refuse_extended(s, rep, code, m) ? -1 : PGF_REPLACED;
     if (prot) {
         eng_cc_err err = {{0}, {0}};
         int rc = bind_encrypted(s, st, &b, rep, &err);

@@ -321,6 +321,23 @@ static int provider_pair(loader *ld, ph_keys_provider_cfg *p, const char *k, yam
     return 1;
 }
 
+/* "refuse" | "serve-unprotected" (null: the default, refuse). */
+static int load_policy(loader *ld, yaml_node_t *vn, ph_keys_unavailable_policy *out)
+{
+    int ok;
+    const char *v = value_of(ld, vn, "when_unavailable", &ok);
+    if (!ok)
+        return -1;
+    if (!v || strcmp(v, "refuse") == 0)
+        *out = PH_KEYS_UNAVAILABLE_REFUSE;
+    else if (strcmp(v, "serve-unprotected") == 0)
+        *out = PH_KEYS_UNAVAILABLE_SERVE_UNPROTECTED;
+    else
+        return ph_yaml_fail(&ld->src, vn,
+                            "keys: when_unavailable must be refuse or serve-unprotected");
+    return 0;
+}
+
 static int escrow_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_node_t *vn)
 {
     int rc = provider_pair(ld, t, k, vn);
@@ -343,6 +360,8 @@ static int keys_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_n
             return ph_yaml_fail(&ld->src, vn, "keys: cache_ttl must be 1s..24h (N, Ns, Nm or Nh)");
         return 0;
     }
+    if (strcmp(k, "when_unavailable") == 0)
+        return load_policy(ld, vn, &kc->when_unavailable);
     if (strcmp(k, "escrow") == 0) {
         if (ph_yaml_is_null(vn))
             return 0;

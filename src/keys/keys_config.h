@@ -12,7 +12,10 @@
  *   keys:
  *     keyring: /var/lib/phantom/keyring.json   # required for `phantom keys`
  *     audit_log: /var/log/phantom/audit.jsonl  # default: <keyring>.audit.jsonl
- *     cache_ttl: 300                           # DEK cache TTL: N, Ns, Nm or Nh (default 300s)
+ *     cache_ttl: 300                           # key TTL: N, Ns, Nm or Nh (default 300s); the
+ *                                              # proxy re-unwraps its keys every TTL/2 and
+ *                                              # wipes them when none succeeded for a TTL
+ *     when_unavailable: refuse                 # refuse (default) | serve-unprotected
  *     provider: file                           # file | openbao | pkcs11 (default file)
  *     file: { path: /etc/phantom/master.key }
  *     openbao:
@@ -58,6 +61,12 @@
 #define PH_KEYS_DEFAULT_K8S_AUTH_PATH "kubernetes"
 #define PH_KEYS_DEFAULT_TIMEOUT_MS    10000u
 #define PH_KEYS_DEFAULT_CACHE_TTL_S   300u
+
+/* What the proxy serves while its keys are unavailable (keysource.h). */
+typedef enum {
+    PH_KEYS_UNAVAILABLE_REFUSE = 0,        /* every statement is refused */
+    PH_KEYS_UNAVAILABLE_SERVE_UNPROTECTED, /* statements naming no protected table still run */
+} ph_keys_unavailable_policy;
 
 typedef enum {
     PH_KEK_KIND_NONE = 0, /* not configured */
@@ -105,18 +114,20 @@ typedef struct ph_keys_provider_cfg {
 } ph_keys_provider_cfg;
 
 typedef struct ph_keys_config {
-    char *keyring;                /* keyring file path (keyring.h) */
-    char *audit_log;              /* audit log path (audit.h); default <keyring>.audit.jsonl */
-    unsigned cache_ttl_s;         /* DEK cache TTL, seconds */
-    ph_keys_provider_cfg primary; /* the KEK provider used in normal operation */
-    int has_escrow;               /* 1 if an `escrow:` block is present */
-    ph_keys_provider_cfg escrow;  /* the offline recovery KEK (seed 001) */
-    int present;                  /* 1 if the file had a `keys:` section */
-    size_t line;                  /* 1-based line of `keys:` (0 if absent) */
-    char *source_path;            /* file it was loaded from */
+    char *keyring;        /* keyring file path (keyring.h) */
+    char *audit_log;      /* audit log path (audit.h); default <keyring>.audit.jsonl */
+    unsigned cache_ttl_s; /* DEK cache / proxy key TTL, seconds */
+    ph_keys_unavailable_policy when_unavailable; /* default PH_KEYS_UNAVAILABLE_REFUSE */
+    ph_keys_provider_cfg primary;                /* the KEK provider used in normal operation */
+    int has_escrow;                              /* 1 if an `escrow:` block is present */
+    ph_keys_provider_cfg escrow;                 /* the offline recovery KEK (seed 001) */
+    int present;                                 /* 1 if the file had a `keys:` section */
+    size_t line;                                 /* 1-based line of `keys:` (0 if absent) */
+    char *source_path;                           /* file it was loaded from */
 } ph_keys_config;
 
-/* Defaults: provider file (no path), no keyring, TTL 300 s, openbao defaults. */
+/* Defaults: provider file (no path), no keyring, TTL 300 s, when_unavailable
+ * refuse, openbao defaults. */
 void ph_keys_config_defaults(ph_keys_config *kc);
 
 /*

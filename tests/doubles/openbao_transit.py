@@ -43,7 +43,9 @@ AES-256-GCM (the standard library has no AES). It seals with an HMAC-SHA256
 keystream and an HMAC-SHA256 tag (encrypt-then-MAC, 12-byte nonce, 16-byte
 tag), so its ciphertexts have the same shape and length as OpenBao's and tampering is
 detected, but they are not interoperable with a real server. Keys live in
-memory only.
+memory, and with --state-file also in that file (JSON, rewritten atomically
+after every change and read at start), so that a double killed and started
+again on the same --port serves the same keys (outage tests).
 
 Test controls (unauthenticated, under /_double/, never part of the real API):
   POST /_double/fault  {"mode":"status","status":503,"count":1,"message":".."}
@@ -61,6 +63,7 @@ Test controls (unauthenticated, under /_double/, never part of the real API):
 Usage: openbao_transit.py [--host 127.0.0.1] [--port 0] [--cert C --key K]
          [--token T] [--k8s-role R --k8s-jwt J [--k8s-ttl S]]
          [--k8s-auth-path kubernetes] [--create-key MOUNT/NAME]...
+         [--state-file FILE]
 Prints "LISTENING <port>" on stdout once it accepts connections.
 """
 
@@ -139,6 +142,28 @@ class TransitKey:
         self.latest += 1
         self.versions[self.latest] = (secrets.token_bytes(32), int(time.time()))
 
+    def to_state(self):
+        return {
+            "type": self.type,
+            "latest": self.latest,
+            "min_decryption_version": self.min_decryption_version,
+            "min_encryption_version": self.min_encryption_version,
+            "versions": {str(v): [base64.b64encode(k).decode(), t]
+                         for v, (k, t) in self.versions.items()},
+        }
+
+    @classmethod
+    def from_state(cls, name, st):
+        k = cls.__new__(cls)
+        k.name = name
+        k.type = st["type"]
+        k.latest = int(st["latest"])
+        k.min_decryption_version = int(st["min_decryption_version"])
+        k.min_encryption_version = int(st["min_encryption_version"])
+        k.versions = {int(v): (base64.b64decode(kt[0]), int(kt[1]))
+                      for v, kt in st["versions"].items()}
+        return k
+
     def info(self):
         return {
             "name": self.name,
@@ -213,9 +238,35 @@ class State:
         self.last_path = ""
         self.fault = None
         self.fault_left = 0
+        self.state_file = args.state_file
+        self.saved = None
+        if self.state_file and os.path.exists(self.state_file):
+            with open(self.state_file) as f:
+                for spec, st in json.load(f).items():
+                    mount, _, name = spec.rpartition("/")
+                    self.keys[(mount, name)] = TransitKey.from_state(name, st)
         for spec in args.create_key or []:
             mount, _, name = spec.rpartition("/")
-            self.keys[(mount, name)] = TransitKey(name)
+            if (mount, name) not in self.keys:
+                self.keys[(mount, name)] = TransitKey(name)
+        self.persist()
+
+    def persist(self):
+        """Writes the keys to --state-file when they changed (lock held)."""
+        if not self.state_file:
+            return
+        doc = json.dumps({"%s/%s" % k: v.to_state() for k, v in sorted(self.keys.items())},
+                         sort_keys=True)
+        if doc == self.saved:
+            return
+        tmp = self.state_file + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(doc)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.state_file)
+        self.saved = doc
 
     def token_ok(self, token):
         if not token:
@@ -336,7 +387,10 @@ class Handler(BaseHTTPRequestHandler):
         rel = path[len("/v1/"):].strip("/")
         try:
             with STATE.lock:
-                self.route(method, rel, body)
+                try:
+                    self.route(method, rel, body)
+                finally:
+                    STATE.persist()
         except UserError as e:
             self.send_errors(400, str(e))
 
@@ -593,6 +647,7 @@ def main():
     ap.add_argument("--k8s-ttl", type=int, default=3600)
     ap.add_argument("--k8s-auth-path", default="kubernetes")
     ap.add_argument("--create-key", action="append")
+    ap.add_argument("--state-file")
     args = ap.parse_args()
     STATE = State(args)
     srv = Server((args.host, args.port), Handler)

@@ -30,6 +30,7 @@ static void test_full_document(void **state)
                       "keys:\n"
                       "  keyring: /var/lib/phantom/keyring.json\n"
                       "  cache_ttl: 5m\n"
+                      "  when_unavailable: serve-unprotected\n"
                       "  provider: openbao\n"
                       "  file: { path: /etc/phantom/master.key }\n"
                       "  openbao:\n"
@@ -56,6 +57,7 @@ static void test_full_document(void **state)
     assert_string_equal(kc.keyring, "/var/lib/phantom/keyring.json");
     assert_string_equal(kc.audit_log, "/var/lib/phantom/keyring.json.audit.jsonl");
     assert_int_equal(kc.cache_ttl_s, 300);
+    assert_int_equal(kc.when_unavailable, PH_KEYS_UNAVAILABLE_SERVE_UNPROTECTED);
     assert_int_equal(kc.primary.kind, PH_KEK_KIND_OPENBAO);
     assert_string_equal(kc.primary.file.path, "/etc/phantom/master.key");
     const ph_keys_openbao_cfg *o = &kc.primary.openbao;
@@ -87,6 +89,7 @@ static void test_defaults_and_absent_section(void **state)
     assert_int_equal(kc.primary.kind, PH_KEK_KIND_FILE);
     assert_false(kc.has_escrow);
     assert_int_equal(kc.cache_ttl_s, 300);
+    assert_int_equal(kc.when_unavailable, PH_KEYS_UNAVAILABLE_REFUSE); /* the default */
     assert_int_equal(ph_keys_config_validate(&kc, err, sizeof err), -1);
     assert_non_null(strstr(err, "no \"keys:\" section"));
     ph_keys_config_free(&kc);
@@ -98,6 +101,20 @@ static void test_defaults_and_absent_section(void **state)
                      0);
     assert_string_equal(kc.audit_log, "/a.log");
     assert_int_equal(ph_keys_config_validate(&kc, err, sizeof err), 0);
+    ph_keys_config_free(&kc);
+
+    /* cache_ttl accepts a small value for tests; when_unavailable both ways */
+    assert_int_equal(load(&kc,
+                          "keys:\n  keyring: k.json\n  cache_ttl: 2s\n"
+                          "  when_unavailable: refuse\n",
+                          err, sizeof err),
+                     0);
+    assert_int_equal(kc.cache_ttl_s, 2);
+    assert_int_equal(kc.when_unavailable, PH_KEYS_UNAVAILABLE_REFUSE);
+    ph_keys_config_free(&kc);
+    assert_int_equal(
+        load(&kc, "keys:\n  keyring: k.json\n  when_unavailable: ~\n", err, sizeof err), 0);
+    assert_int_equal(kc.when_unavailable, PH_KEYS_UNAVAILABLE_REFUSE);
     ph_keys_config_free(&kc);
 }
 
@@ -120,6 +137,10 @@ static void test_errors(void **state)
     expect_error("keys:\n  keyring: k\n  provider: vault\n", "t.yaml:3: keys: provider must be");
     expect_error("keys:\n  keyring: k\n  cache_ttl: 0\n", "t.yaml:3: keys: cache_ttl");
     expect_error("keys:\n  keyring: k\n  cache_ttl: 2d\n", "t.yaml:3: keys: cache_ttl");
+    expect_error("keys:\n  keyring: k\n  when_unavailable: serve\n",
+                 "t.yaml:3: keys: when_unavailable must be refuse or serve-unprotected");
+    expect_error("keys:\n  keyring: k\n  when_unavailable: [refuse]\n",
+                 "t.yaml:3: keys: \"when_unavailable\" expects a single value");
     expect_error("keys:\n  keyring: [a, b]\n", "t.yaml:2: keys: \"keyring\" expects a single");
     expect_error("keys:\n  keyring: k\n  keyring: j\n", "t.yaml:3: keys: duplicate setting");
     expect_error("keys:\n  keyring: k\n  file: { path: a, mode: 1 }\n",
