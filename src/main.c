@@ -25,6 +25,7 @@ static void usage(FILE *f)
             "                resumable (--decrypt reverses it)\n"
             "  verify        prove every protected column holds only valid envelopes\n"
             "  reencrypt     move every value to the newest key version after a rotation\n"
+            "  webhook       Kubernetes admission webhook injecting the proxy sidecar\n"
             "  audit         verify an audit log (phantom audit verify FILE)\n"
             "  version       print the version\n"
             "  help          this help\n"
@@ -54,6 +55,8 @@ int main(int argc, char **argv)
         return ph_cmd_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "reencrypt") == 0)
         return ph_cmd_reencrypt(argc - 1, argv + 1);
+    if (strcmp(cmd, "webhook") == 0)
+        return ph_cmd_webhook(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("phantom %s\n", PHANTOM_VERSION);
         return 0;

@@ -24,4 +24,8 @@ int ph_cmd_migrate(int argc, char **argv);
 int ph_cmd_verify(int argc, char **argv);
 int ph_cmd_reencrypt(int argc, char **argv);
 
+/* `phantom webhook`: the Kubernetes admission webhook (cmd_webhook.c, src/k8s/). */
+int ph_cmd_webhook(int argc, char **argv);
+void ph_cmd_webhook_usage(void *stream);
+
 #endif
