@@ -31,7 +31,9 @@ void ph_cmd_proxy_usage(void *stream)
         "  -c, --config FILE             phantom.yaml; command-line options override it. Its\n"
         "                                encrypt: section (protected columns) and keys: section\n"
         "                                (keyring, KEK provider) turn field encryption on;\n"
-        "                                check it first with `phantom check-config --keys FILE`\n"
+        "                                check it first with `phantom check-config --keys FILE`.\n"
+        "                                While the KEK provider is unreachable the proxy fails\n"
+        "                                closed (SQLSTATE 58000; keys.when_unavailable)\n"
         "  -w, --workers N               event-loop threads (default: one per CPU core)\n"
         "      --sslmode MODE            TLS to the target: disable, prefer (default), require,\n"
         "                                verify-ca, verify-full (libpq semantics)\n"
@@ -46,6 +48,8 @@ void ph_cmd_proxy_usage(void *stream)
         "      --buffer-size SIZE        per-direction relay buffer (default 64KiB)\n"
         "      --connect-timeout DUR     connecting to the target (default 10s)\n"
         "      --shutdown-timeout DUR    SIGTERM: how long sessions may finish (default 30s)\n"
+        "      --startup-timeout DUR     accept to login complete (TLS, authentication);\n"
+        "                                then FATAL 57014 (default 60s)\n"
         "      --log-level LEVEL         error, warn, info (default), debug\n"
         "      --log-format FORMAT       text (logfmt, default) or json\n"
         "  -h, --help                    this help\n"
@@ -68,6 +72,7 @@ enum {
     OPT_BUFSIZE,
     OPT_CONNECT_TIMEOUT,
     OPT_SHUTDOWN_TIMEOUT,
+    OPT_STARTUP_TIMEOUT,
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
 };
@@ -88,6 +93,7 @@ static const struct option long_opts[] = {
     {"buffer-size", required_argument, NULL, OPT_BUFSIZE},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
+    {"startup-timeout", required_argument, NULL, OPT_STARTUP_TIMEOUT},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"help", no_argument, NULL, 'h'},
@@ -126,6 +132,8 @@ static const char *setting_for(int opt)
         return "limits.connect_timeout";
     case OPT_SHUTDOWN_TIMEOUT:
         return "limits.shutdown_timeout";
+    case OPT_STARTUP_TIMEOUT:
+        return "limits.startup_timeout";
     case OPT_LOG_LEVEL:
         return "log.level";
     case OPT_LOG_FORMAT:
@@ -206,15 +214,27 @@ int ph_cmd_proxy(int argc, char **argv)
     }
     ph_log_setup(cfg.log_level, cfg.log_format);
     ph_setup setup = {0};
-    if (config_path && ph_setup_load(&setup, config_path, 1, err, sizeof err) != 0) {
+    if (config_path &&
+        ph_setup_load(&setup, config_path, PH_SETUP_KEYS_LIVE, err, sizeof err) != 0) {
         fprintf(stderr, "phantom proxy: %s\n", err);
+        ph_config_free(&cfg);
+        return 2;
+    }
+    /* The keys' refresh thread (re-unwraps them every cache_ttl/2, retries a
+     * provider that is down); stopped and joined by ph_setup_free. */
+    if (setup.keys && ph_keysource_start(setup.keys) != 0) {
+        fprintf(stderr, "phantom proxy: cannot start the key refresh thread\n");
+        ph_setup_free(&setup);
         ph_config_free(&cfg);
         return 2;
     }
     if (setup.engine) {
         char n[32];
         snprintf(n, sizeof n, "%zu", setup.ncolumns);
-        ph_log_info("field encryption on", "protected_columns", n);
+        ph_log_info("field encryption on", "protected_columns", n, "when_keys_unavailable",
+                    setup.kc.when_unavailable == PH_KEYS_UNAVAILABLE_REFUSE
+                        ? "refuse every statement"
+                        : "serve statements on unprotected tables");
     }
     int rc = ph_proxy_run(&cfg, setup.engine);
     if (config_path)

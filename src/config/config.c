@@ -169,6 +169,7 @@ static const setting settings[] = {
     {"limits.buffer_size", T_SIZE, F(buffer_size), 4096, 16u * 1024 * 1024},
     {"limits.connect_timeout", T_DURATION, F(connect_timeout_ms), 1, 3600000},
     {"limits.shutdown_timeout", T_DURATION, F(shutdown_timeout_ms), 0, 86400000},
+    {"limits.startup_timeout", T_DURATION, F(startup_timeout_ms), 100, 3600000},
     {"log.level", T_LEVEL, F(log_level), 0, 0},
     {"log.format", T_FORMAT, F(log_format), 0, 0},
 };
@@ -299,6 +300,7 @@ void ph_config_defaults(ph_config *cfg)
     cfg->buffer_size = PH_DEFAULT_BUFFER_SIZE;
     cfg->shutdown_timeout_ms = PH_DEFAULT_SHUTDOWN_TIMEOUT_MS;
     cfg->connect_timeout_ms = PH_DEFAULT_CONNECT_TIMEOUT_MS;
+    cfg->startup_timeout_ms = PH_DEFAULT_STARTUP_TIMEOUT_MS;
     cfg->log_level = PH_LOG_INFO;
     cfg->log_format = PH_LOG_TEXT;
 }

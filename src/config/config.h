@@ -17,6 +17,7 @@
 #define PH_DEFAULT_BUFFER_SIZE         (64u * 1024u)
 #define PH_DEFAULT_SHUTDOWN_TIMEOUT_MS 30000u
 #define PH_DEFAULT_CONNECT_TIMEOUT_MS  10000u
+#define PH_DEFAULT_STARTUP_TIMEOUT_MS  60000u /* like PostgreSQL's authentication_timeout */
 
 typedef enum {
     PH_SSLMODE_DISABLE = 0,
@@ -51,6 +52,7 @@ typedef struct ph_config {
     uint32_t buffer_size; /* per-direction relay buffer, bytes */
     unsigned shutdown_timeout_ms;
     unsigned connect_timeout_ms;
+    unsigned startup_timeout_ms; /* accept to the end of the login (first ReadyForQuery) */
 
     ph_log_level log_level;
     ph_log_format log_format;

@@ -458,7 +458,7 @@ ph_enc_status ph_enc_jsonb_canonical(const char *s, size_t len, ph_buf *out)
     skip_ws(&p);
     if (st == PH_ENC_OK && p.i != p.len)
         st = PH_ENC_ESYNTAX; /* trailing garbage */
-    if (st != PH_ENC_OK) {
+    if (st != PH_ENC_OK && out->len > keep) {
         OPENSSL_cleanse(out->data + keep, out->len - keep);
         out->len = keep;
     }

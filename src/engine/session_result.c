@@ -308,6 +308,21 @@ static int decrypt_field(ph_session *s, const eng_rfield *f, const uint8_t *v, u
     return rc;
 }
 
+/* RETURNING rows arrive after the change was made: say so, or a client in
+ * autocommit takes the error for a failed INSERT/UPDATE/DELETE although it
+ * is committed. */
+static void note_executed(const ph_session *s, eng_cc_err *err)
+{
+    const eng_ex *h = s->head;
+    const ph_rw_stmt *p =
+        h && h->kind == EX_EXECUTE && h->portal ? eng_stmt_plan(h->portal->stmt) : head_plan(s);
+    if (!p || (p->kind != PH_RW_STMT_INSERT && p->kind != PH_RW_STMT_UPDATE &&
+               p->kind != PH_RW_STMT_DELETE))
+        return;
+    size_t n = strlen(err->message);
+    snprintf(err->message + n, sizeof err->message - n, " (the statement itself was executed)");
+}
+
 int eng_s2c_datarow(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
 {
     const eng_rdesc *d = s->cur;
@@ -334,6 +349,7 @@ int eng_s2c_datarow(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *r
         eng_cc_err err = {{0}, {0}};
         if (decrypt_field(s, &d->f[i], v, len, rep, &err) != 0) {
             OPENSSL_cleanse(rep->data, rep->len);
+            note_executed(s, &err);
             return eng_fail_result(s, rep, err.sqlstate[0] ? err.sqlstate : "XX001",
                                    err.message[0] ? err.message
                                                   : "phantom: cannot decrypt a value");

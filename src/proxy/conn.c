@@ -29,8 +29,7 @@
 #include "proxy/tls.h"
 #include "proxy/upstream.h"
 
-#define STARTUP_TIMEOUT_S 60 /* like PostgreSQL's authentication_timeout */
-#define CLOSE_TIMEOUT_S   5  /* how long a closing client may take to read */
+#define CLOSE_TIMEOUT_MS 5000 /* how long a closing client may take to read */
 
 typedef enum {
     CS_STARTUP,
@@ -62,6 +61,7 @@ struct ph_conn {
     bool tail_activity; /* messages sent after the last Sync/Query */
     uint8_t txn;        /* last ReadyForQuery status; 0 before the first */
     bool terminated;    /* the client sent Terminate: the server will hang up */
+    bool logged_in;     /* the first ReadyForQuery came: the startup timeout is off */
     bool draining;
     char peer[64];
     ph_session *sess; /* the encryption engine of this session, or NULL */
@@ -209,6 +209,10 @@ static int s2c_message(void *ud, const uint8_t *msg, uint32_t total, ph_buf *rep
     uint8_t st = pgp_ready_status(msg, total);
     if (!st)
         return -1;
+    if (!c->logged_in) { /* the login is complete: stop the startup timeout */
+        c->logged_in = true;
+        evtimer_del(c->timer);
+    }
     int verdict = PGF_KEEP;
     if (c->sess) {
         if (ph_dir_idle(&c->c2s) && pgf_at_boundary(&c->c2s.fr) && inject_upstream(c) != 0)
@@ -572,9 +576,7 @@ static void on_upstream(void *ud, ph_ep *server, const char *err)
         close_with_error(c, "FATAL", "08001", msg);
         return;
     }
-    if (c->timer)
-        evtimer_del(c->timer);
-    start_relay(c, server);
+    start_relay(c, server); /* the startup timeout runs on until the login is done */
 }
 
 /* ---- callbacks ----------------------------------------------------------------- */
@@ -613,6 +615,19 @@ static void on_server(evutil_socket_t fd, short what, void *arg)
         relay_event(c, c->server, what);
 }
 
+/* limits.startup_timeout: the client did not complete its startup packet,
+ * TLS handshake or authentication in time (PostgreSQL's
+ * authentication_timeout; its SQLSTATE and wording). */
+static void startup_timed_out(ph_conn *c)
+{
+    ph_log_info("client startup timed out", "peer", c->peer);
+    if (c->state == CS_CLIENT_TLS) { /* mid-handshake: plaintext would be garbage */
+        conn_close(c);
+        return;
+    }
+    close_with_error(c, "FATAL", "57014", "phantom: canceling authentication due to timeout");
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     ph_conn *c = arg;
@@ -623,20 +638,25 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         conn_destroy(c);
         return;
     case CS_CLOSING:
-    case CS_STARTUP:
-    case CS_CLIENT_TLS: /* never sent a complete startup packet in time */
         conn_close(c);
         return;
-    default:
+    case CS_STARTUP:
+    case CS_CLIENT_TLS:
+    case CS_CONNECTING:
+        startup_timed_out(c);
+        return;
+    case CS_RELAY:
+        if (!c->logged_in)
+            startup_timed_out(c);
         return;
     }
 }
 
 /* ---- lifecycle ------------------------------------------------------------------- */
 
-static void arm_timer(ph_conn *c, int seconds)
+static void arm_timer(ph_conn *c, unsigned ms)
 {
-    struct timeval tv = {seconds, 0};
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     evtimer_add(c->timer, &tv);
 }
 
@@ -672,7 +692,7 @@ ph_conn *ph_conn_new(ph_worker_ctx *w, int fd, const char *peer, ph_conn_gone_cb
         free(c);
         return NULL;
     }
-    arm_timer(c, STARTUP_TIMEOUT_S);
+    arm_timer(c, w->rt->cfg->startup_timeout_ms);
     update_events(c);
     return c;
 }
@@ -732,8 +752,7 @@ static void enter_closing(ph_conn *c)
         conn_close(c);
         return;
     }
-    struct timeval tv = {CLOSE_TIMEOUT_S, 0};
-    evtimer_add(c->timer, &tv);
+    arm_timer(c, CLOSE_TIMEOUT_MS);
 }
 
 void ph_conn_drain(ph_conn *c)

@@ -3,7 +3,9 @@
  *
  * Owns: the per-connection state machine (startup packet, SSLRequest/
  * GSSENCRequest answers, client TLS, CancelRequest forwarding, upstream
- * connect, relaying, draining, closing) and the session facts the proxy
+ * connect, relaying, draining, closing), the startup timeout
+ * (limits.startup_timeout: from accept to the first ReadyForQuery, TLS
+ * handshake and authentication included) and the session facts the proxy
  * tracks on the way through (pending requests, transaction status). The two
  * relay directions carry the bytes; the message hooks here are where
  * rewriting plugs in.

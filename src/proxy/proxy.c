@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,6 +128,28 @@ static void drain_workers(ph_runtime *rt, ph_worker **workers, unsigned n, const
     }
 }
 
+/* Each session holds two descriptors (client and upstream): raise the soft
+ * open-file limit towards the hard one when max_connections needs more (the
+ * usual soft default, 1024, runs out near 500 sessions), and say so when even
+ * the hard limit is too low. */
+static void raise_fd_limit(unsigned max_connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_connections * 2 + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    if (rl.rlim_cur > old && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = old;
+    if (rl.rlim_cur < want) {
+        char have[32], need[32];
+        snprintf(have, sizeof have, "%llu", (unsigned long long)rl.rlim_cur);
+        snprintf(need, sizeof need, "%llu", (unsigned long long)want);
+        ph_log_warn("open file limit too low for max_connections", "limit", have, "needed", need);
+    }
+}
+
 int ph_proxy_run(const ph_config *cfg, const ph_engine *engine)
 {
     char err[512] = "";
@@ -152,6 +175,7 @@ int ph_proxy_run(const ph_config *cfg, const ph_engine *engine)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    raise_fd_limit(cfg->max_connections);
     unsigned n = worker_count(cfg);
     ph_worker *workers[MAX_WORKERS] = {0};
     unsigned started = 0;

@@ -31,6 +31,23 @@ void ph_dir_free(ph_dir *d)
     d->buf = NULL;
 }
 
+/*
+ * The buffer size for the next read. An incomplete inspected message of
+ * d->need bytes is grown towards as its bytes arrive, doubling when the
+ * buffer is full, never to the size its length word announces at once: a
+ * five-byte header must not reserve up to max_message_size (with 1000
+ * connections, a terabyte of address space and commit charge).
+ */
+static size_t next_cap(const ph_dir *d)
+{
+    if (d->need <= d->base_cap)
+        return d->base_cap;
+    if (d->len < d->cap && d->cap <= d->need)
+        return d->cap; /* room left for this message's next bytes */
+    size_t grown = d->cap * 2;
+    return grown < d->need ? grown : d->need;
+}
+
 /* Moves the unframed tail to the front and sizes the buffer for what comes next. */
 static int compact(ph_dir *d)
 {
@@ -39,7 +56,7 @@ static int compact(ph_dir *d)
         d->len -= d->done;
         d->done = 0;
     }
-    size_t want = d->need > d->base_cap ? d->need : d->base_cap;
+    size_t want = next_cap(d);
     if (want != d->cap && d->len <= want) {
         uint8_t *nb = realloc(d->buf, want);
         if (!nb)

@@ -5,6 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +26,9 @@
 #include "proxy/io.h"
 
 #define ACCEPT_BATCH 64
+/* Out of file descriptors (or socket memory): the listening socket stays
+ * readable, so accepting again at once would spin; wait this long. */
+#define ACCEPT_PAUSE_MS 100
 
 struct ph_worker {
     ph_worker_ctx ctx;
@@ -30,11 +36,15 @@ struct ph_worker {
     pthread_t thread;
     int listen_fd;
     struct event *accept_ev;
-    int ctl[2]; /* control pipe: 'd' drain, 'k' kill */
+    struct event *accept_pause; /* re-enables accept_ev after a resource shortage */
+    bool accept_paused;
+    bool accept_short; /* paused since the last successful accept (logged once) */
+    int ctl[2];        /* control pipe: 'd' drain, 'k' kill */
     struct event *ctl_ev;
     struct event *drain_timer;
     ph_conn *conns;
     unsigned nconns;
+    unsigned trim_mark; /* connection count the heap was last sized for */
     bool draining;
 };
 
@@ -44,12 +54,30 @@ static void maybe_exit(ph_worker *w)
         event_base_loopexit(w->ctx.base, NULL);
 }
 
+/*
+ * Gives the memory of connections that are gone back to the system once the
+ * count has halved since its high-water mark: glibc keeps freed chunks in the
+ * middle of a thread's heap, so after a burst of connections the RSS would
+ * otherwise stay at (and, with fragmentation, creep above) the burst's peak.
+ * At most about log2(peak) trims per decline; each takes a few milliseconds.
+ */
+static void trim_heap(ph_worker *w)
+{
+    if (w->nconns >= w->trim_mark / 2 || w->trim_mark < 16)
+        return;
+    w->trim_mark = w->nconns;
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
+}
+
 static void on_conn_gone(void *owner, ph_conn *c)
 {
     ph_worker *w = owner;
     ph_conn_unlink(&w->conns, c);
     w->nconns--;
     atomic_fetch_sub(&w->ctx.rt->connections, 1);
+    trim_heap(w);
     maybe_exit(w);
 }
 
@@ -84,6 +112,33 @@ static void refuse(int fd)
     close(fd);
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    ph_worker *w = arg;
+    (void)fd;
+    (void)what;
+    w->accept_paused = false;
+    if (w->accept_ev && !w->draining && event_add(w->accept_ev, NULL) != 0)
+        ph_log_error("cannot resume accepting connections");
+}
+
+/* Stops accepting for ACCEPT_PAUSE_MS: the pending connections wait in the
+ * listen backlog until descriptors are free again. Logged once per shortage. */
+static void pause_accept(ph_worker *w, int err)
+{
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    if (w->accept_paused || !w->accept_pause)
+        return;
+    if (!w->accept_short)
+        ph_log_warn("accept paused", "error", strerror(err), "hint",
+                    err == EMFILE ? "raise the open file limit (ulimit -n) or lower "
+                                    "limits.max_connections"
+                                  : "system resources exhausted");
+    w->accept_short = true;
+    if (event_del(w->accept_ev) == 0 && evtimer_add(w->accept_pause, &tv) == 0)
+        w->accept_paused = true;
+}
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     ph_worker *w = arg;
@@ -93,9 +148,16 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         socklen_t sl = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accept(w, errno);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                     errno != ECONNABORTED)
                 ph_log_warn("accept failed", "error", strerror(errno));
             return;
+        }
+        if (w->accept_short) {
+            w->accept_short = false;
+            ph_log_info("accepting connections again");
         }
         ph_sock_tune(fd);
         unsigned n = atomic_fetch_add(&w->ctx.rt->connections, 1) + 1;
@@ -113,6 +175,8 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         ph_conn_link(&w->conns, c);
         w->nconns++;
+        if (w->nconns > w->trim_mark)
+            w->trim_mark = w->nconns;
         ph_log_debug("client connected", "peer", peer);
     }
 }
@@ -139,6 +203,8 @@ static void start_drain(ph_worker *w)
         event_free(w->accept_ev);
         w->accept_ev = NULL;
     }
+    if (w->accept_pause)
+        evtimer_del(w->accept_pause);
     if (w->listen_fd >= 0) {
         close(w->listen_fd);
         w->listen_fd = -1;
@@ -190,9 +256,10 @@ ph_worker *ph_worker_new(ph_runtime *rt, int id, int listen_fd)
     if (w->ctx.dns)
         evdns_base_load_hosts(w->ctx.dns, NULL);
     w->accept_ev = event_new(w->ctx.base, listen_fd, EV_READ | EV_PERSIST, on_accept, w);
+    w->accept_pause = evtimer_new(w->ctx.base, on_accept_resume, w);
     w->ctl_ev = event_new(w->ctx.base, w->ctl[0], EV_READ | EV_PERSIST, on_ctl, w);
-    if (!w->ctx.dns || !w->accept_ev || !w->ctl_ev || event_add(w->accept_ev, NULL) != 0 ||
-        event_add(w->ctl_ev, NULL) != 0)
+    if (!w->ctx.dns || !w->accept_ev || !w->accept_pause || !w->ctl_ev ||
+        event_add(w->accept_ev, NULL) != 0 || event_add(w->ctl_ev, NULL) != 0)
         goto fail;
     return w;
 fail:
@@ -237,6 +304,8 @@ void ph_worker_join(ph_worker *w)
         pthread_join(w->thread, NULL);
     if (w->accept_ev)
         event_free(w->accept_ev);
+    if (w->accept_pause)
+        event_free(w->accept_pause);
     if (w->ctl_ev)
         event_free(w->ctl_ev);
     if (w->drain_timer)

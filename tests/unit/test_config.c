@@ -130,6 +130,11 @@ static void test_set_ranges(void **state)
     assert_int_equal(ph_config_set(&c, "limits.connect_timeout", "0", err, sizeof err), -1);
     assert_int_equal(ph_config_set(&c, "limits.shutdown_timeout", "2s", err, sizeof err), 0);
     assert_int_equal(c.shutdown_timeout_ms, 2000);
+    assert_int_equal(c.startup_timeout_ms, 60000); /* the default, like authentication_timeout */
+    assert_int_equal(ph_config_set(&c, "limits.startup_timeout", "2s", err, sizeof err), 0);
+    assert_int_equal(c.startup_timeout_ms, 2000);
+    assert_int_equal(ph_config_set(&c, "limits.startup_timeout", "50ms", err, sizeof err), -1);
+    assert_int_equal(c.startup_timeout_ms, 2000);
     assert_int_equal(ph_config_set(&c, "log.level", "debug", err, sizeof err), 0);
     assert_int_equal(c.log_level, PH_LOG_DEBUG);
     assert_int_equal(ph_config_set(&c, "log.format", "xml", err, sizeof err), -1);
