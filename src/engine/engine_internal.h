@@ -169,6 +169,11 @@ typedef struct eng_ex {
     eng_portal *portal;
     bool desc_ready; /* EX_EXECUTE: s->cur was built for it */
     bool refusal;    /* EX_QUERY: the DO statement that raises a refusal */
+    bool hold_z;     /* EX_QUERY: its ReadyForQuery is swallowed; that of the catalog query
+                      * sent right after it (a DDL string) stands in for it */
+    bool copy_armed; /* EX_QUERY / EX_EXECUTE: the COPY FROM codec of the statement being
+                      * answered was set up (at the client's first CopyData when that came
+                      * before the CopyInResponse, else at the CopyInResponse) */
 } eng_ex;
 
 /* ---- the catalog -------------------------------------------------------------------- */
@@ -311,6 +316,10 @@ int eng_refusal_error(const uint8_t *msg, uint32_t total, ph_buf *rep);
 
 /* session_copy.c */
 bool eng_copy_wanted(const ph_session *s);
+/* Client COPY data that arrives with no COPY FROM codec set up must be
+ * inspected: it may belong to a protected COPY FROM STDIN whose
+ * CopyInResponse has not arrived yet, to a refused statement, or to nothing. */
+bool eng_copy_early_wanted(const ph_session *s);
 int eng_s2c_copy_response(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep);
 int eng_s2c_copy_data(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep);
 int eng_s2c_copy_done(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep);

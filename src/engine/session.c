@@ -346,9 +346,10 @@ static bool advance(ph_session *s, uint8_t type, const uint8_t *msg, uint32_t to
     case 's':
         eng_set_cur(s, NULL);
         eng_copy_end(s);
-        if (h && h->kind == EX_QUERY)
+        if (h && h->kind == EX_QUERY) {
             h->cur_stmt++;
-        else if (h && (h->kind == EX_EXECUTE || h->kind == EX_REFUSE_EXEC))
+            h->copy_armed = false;
+        } else if (h && (h->kind == EX_EXECUTE || h->kind == EX_REFUSE_EXEC))
             eng_ex_pop(s);
         return false;
     case 'E':
@@ -419,7 +420,12 @@ static int s2c_apply(ph_session *s, uint8_t type, const uint8_t *msg, uint32_t t
         if (v < 0)
             return v;
     }
+    bool held = type == 'Z' && s->head && s->head->kind == EX_QUERY && s->head->hold_z;
     bool inj = advance(s, type, msg, total);
+    if (held) { /* the catalog query's ReadyForQuery is the client's (catalog_answer) */
+        s->early_cat = true;
+        return PGF_DROP;
+    }
     if (dropping)
         return type == 'Z' ? PGF_KEEP : PGF_DROP;
     if (inj && !s->dropping) {
@@ -504,7 +510,7 @@ pgf_want ph_session_c2s_header(void *ud, uint8_t type, uint32_t total)
         case 'd':
         case 'c':
         case 'f':
-            need = s->copy_in || s->copy_in_failed;
+            need = s->copy_in || s->copy_in_failed || eng_copy_early_wanted(s);
             break;
         default:
             c2s_state(s, type);

@@ -11,6 +11,14 @@
  * no column list, a column-count mismatch) or the data cannot be
  * transformed, COPY FROM data is replaced by a CopyFail (nothing of it goes
  * upstream) and COPY TO turns into an ErrorResponse.
+ *
+ * A client may send its COPY FROM data right behind the statement, without
+ * waiting for the CopyInResponse (asyncpg's copy_to_table does): such data
+ * belongs to the last statement the client sent, so when that is a COPY FROM
+ * STDIN into protected columns the codec is set up from the plan at the first
+ * CopyData and the CopyInResponse, when it comes, only has to agree with it.
+ * COPY data behind a refused statement, or with no statement to belong to,
+ * is dropped (the server would discard it: it must not see it in the clear).
  */
 #include "engine/engine_internal.h"
 
@@ -139,6 +147,50 @@ static int copy_refused(ph_session *s, uint8_t type, ph_buf *rep, const char *wh
     return eng_fail_result(s, rep, "0A000", why);
 }
 
+#define COPY_NEEDS_COLUMNS                                                                         \
+    "phantom: COPY on a protected table needs its columns: give a column list (the catalog of "    \
+    "protected tables is not available)"
+
+/* Sets up the codec of COPY p over its columns (ncols >= 0: the count the
+ * server announced, which must match). 0: set up (or nothing to transform),
+ * 1: refused (*why), -1: out of memory. */
+static int copy_arm(ph_session *s, const ph_rw_stmt *p, bool in, int ncols, const char **why)
+{
+    const ph_schema_column **cols = NULL;
+    int n = copy_columns(s, p, &cols);
+    if (n < 0 || (ncols >= 0 && n != ncols)) {
+        free(cols);
+        *why = COPY_NEEDS_COLUMNS;
+        return 1;
+    }
+    bool *tr = calloc((size_t)n + 1, sizeof *tr);
+    bool any = false;
+    for (int i = 0; tr && i < n; i++)
+        any |= tr[i] = cols[i] != NULL;
+    if (!tr || !any) {
+        free(tr);
+        free(cols);
+        return tr ? 0 : -1;
+    }
+    ph_copy_options o;
+    copy_options(p, &o);
+    s->copy_cols = cols;
+    s->copy_ncols = n;
+    s->copy_binary = o.format == PH_COPY_BINARY;
+    ph_copy_xform *x =
+        ph_copy_xform_new(&o, in ? PH_COPY_ENCRYPT : PH_COPY_DECRYPT, n, tr, copy_field, s);
+    free(tr);
+    if (!x) {
+        release_cols(s);
+        return -1;
+    }
+    if (in)
+        s->copy_in = x;
+    else
+        s->copy_out = x;
+    return 0;
+}
+
 int eng_s2c_copy_response(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
 {
     const ph_rw_stmt *p = copy_plan(s);
@@ -152,43 +204,33 @@ int eng_s2c_copy_response(ph_session *s, const uint8_t *msg, uint32_t total, ph_
     (void)eng_rd_bytes(&r, (size_t)ncols * 2);
     if (!eng_rd_done(&r))
         return -1;
-    eng_copy_free(s);
+    bool early = type == 'G' && s->head->copy_armed;
+    if (!early)
+        eng_copy_free(s);
     ph_copy_options o;
     copy_options(p, &o);
-    if ((o.format == PH_COPY_BINARY) != (overall == 1))
-        return copy_refused(s, type, rep, "phantom: COPY format does not match the statement");
-    const ph_schema_column **cols = NULL;
-    int n = copy_columns(s, p, &cols);
-    if (n < 0 || n != ncols) {
+    const char *why = NULL;
+    if ((o.format == PH_COPY_BINARY) != (overall == 1)) {
+        why = "phantom: COPY format does not match the statement";
+    } else if (early) {
+        /* The client's data went first, through a codec made from the plan:
+         * the server's columns must be the ones it assumed. */
+        const ph_schema_column **cols = NULL;
+        int n = copy_columns(s, p, &cols);
         free(cols);
-        return copy_refused(s, type, rep,
-                            "phantom: COPY on a protected table needs its columns: give a "
-                            "column list (the catalog of protected tables is not available)");
+        if (n != ncols)
+            why = COPY_NEEDS_COLUMNS;
+    } else {
+        int rc = copy_arm(s, p, type == 'G', ncols, &why);
+        if (rc < 0)
+            return -1;
+        s->head->copy_armed = type == 'G';
     }
-    bool *tr = calloc((size_t)n + 1, sizeof *tr);
-    bool any = false;
-    for (int i = 0; tr && i < n; i++)
-        any |= tr[i] = cols[i] != NULL;
-    if (!tr || !any) {
-        free(tr);
-        free(cols);
-        return tr ? PGF_KEEP : -1;
-    }
-    s->copy_cols = cols;
-    s->copy_ncols = n;
-    s->copy_binary = o.format == PH_COPY_BINARY;
-    ph_copy_xform *x = ph_copy_xform_new(&o, type == 'G' ? PH_COPY_ENCRYPT : PH_COPY_DECRYPT, n, tr,
-                                         copy_field, s);
-    free(tr);
-    if (!x) {
-        release_cols(s);
-        return -1;
-    }
-    if (type == 'G')
-        s->copy_in = x;
-    else
-        s->copy_out = x;
-    return PGF_KEEP;
+    if (!why)
+        return PGF_KEEP;
+    if (early)
+        eng_copy_free(s);
+    return copy_refused(s, type, rep, why);
 }
 
 /* ---- COPY TO: server data ------------------------------------------------------------------ */
@@ -243,9 +285,88 @@ static int fail_copy_in(ph_session *s, ph_buf *rep, const char *why)
     return eng_put_copy_fail(rep, why) ? -1 : PGF_REPLACED;
 }
 
+/* The last statement the client sent that the server has not finished
+ * answering (what COPY data belongs to), or NULL. */
+static eng_ex *last_statement(const ph_session *s)
+{
+    eng_ex *last = NULL;
+    for (eng_ex *x = s->head; x; x = x->next)
+        if (x->kind == EX_QUERY || x->kind == EX_EXECUTE || x->kind == EX_REFUSE_EXEC ||
+            x->kind == EX_FUNC)
+            last = x;
+    return last;
+}
+
+/* x runs a COPY FROM STDIN into protected columns (the first COPY of a
+ * simple query from the statement being answered on): its plan, or NULL. */
+static const ph_rw_stmt *early_plan(const eng_ex *x)
+{
+    const ph_rw_stmt *p = NULL;
+    if (x->kind == EX_QUERY && x->plan) {
+        for (size_t i = x->cur_stmt; i < x->plan->res.nstmts && !p; i++)
+            if (x->plan->res.stmts[i].kind == PH_RW_STMT_COPY)
+                p = &x->plan->res.stmts[i];
+    } else if (x->kind == EX_EXECUTE && x->portal) {
+        p = eng_stmt_plan(x->portal->stmt);
+    }
+    if (!p || p->kind != PH_RW_STMT_COPY || !p->copy_table || !p->copy_from)
+        return NULL;
+    for (int i = 0; i < p->copy_ncols; i++)
+        if (p->copy_cols[i])
+            return p;
+    return p->copy_ncols < 0 ? p : NULL; /* no column list: the table's, protected ones too */
+}
+
+static bool refused(const eng_ex *x)
+{
+    return x->kind == EX_REFUSE_EXEC || (x->kind == EX_QUERY && x->refusal);
+}
+
+bool eng_copy_early_wanted(const ph_session *s)
+{
+    const eng_ex *x = last_statement(s);
+    return !x || refused(x) || (early_plan(x) != NULL);
+}
+
+#define COPY_GO 1000 /* not a pgf result: go on with the COPY state as it now is */
+
+/* Client COPY data with no COPY FROM codec: the server has not answered the
+ * protected COPY FROM yet (set the codec up from the plan), or the data is
+ * not for a COPY the server will run (dropped: it would discard it). */
+static int copy_early(ph_session *s)
+{
+    eng_ex *x = last_statement(s);
+    if (!x || refused(x))
+        return PGF_DROP;
+    const ph_rw_stmt *p = early_plan(x);
+    if (!p)
+        return PGF_KEEP; /* not into protected columns: not ours to change */
+    if (x->copy_armed)
+        return PGF_DROP; /* the client already ended this COPY */
+    x->copy_armed = true;
+    eng_copy_free(s);
+    const char *why = NULL;
+    int rc = copy_arm(s, p, true, -1, &why);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        s->copy_in_failed = true;
+        s->copy_fail_sent = false;
+        snprintf(s->copy_err, sizeof s->copy_err, "%s", why);
+    }
+    return COPY_GO;
+}
+
 int eng_c2s_copy(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
 {
     uint8_t type = msg[0];
+    if (!s->copy_in && !s->copy_in_failed) {
+        int v = copy_early(s);
+        if (v != COPY_GO)
+            return v;
+        if (!s->copy_in && !s->copy_in_failed)
+            return PGF_KEEP;
+    }
     if (s->copy_in_failed) {
         int v = PGF_DROP;
         if (type == 'f')

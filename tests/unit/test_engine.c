@@ -404,13 +404,46 @@ static void test_ddl_refreshes_catalog(void **state)
     fx_c2s(f, &in, &up);
     fx_msgs ms;
     fx_split(&up, &ms);
-    assert_int_equal(ms.n, 1);
+    /* the DDL, then at once a fresh catalog query */
+    assert_int_equal(ms.n, 2);
     assert_non_null(strstr((const char *)ms.m[0].body, "bytea"));
+    assert_true(fx_is_catalog_query(&ms.m[1]));
     put_complete(&ans, "ALTER TABLE");
+    put_ready(&ans, 'T');
+    fx_s2c(f, &ans, &down);
+    /* the DDL's ReadyForQuery is held back until the catalog is in ... */
+    fx_expect_types(&down, &ms, "C");
+    ph_buf cat = {0}, down2 = {0}, in2 = {0}, up2 = {0};
+    fx_catalog_answer(&cat);
+    fx_s2c(f, &cat, &down2);
+    /* ... and the catalog answer's stands in for it (its transaction status) */
+    fx_expect_types(&down2, &ms, "Z");
+    assert_int_equal(ms.m[0].body[0], 'I');
+    /* the next statement goes upstream alone: the catalog is fresh */
+    put_query(&in2, "SELECT 5");
+    fx_c2s(f, &in2, &up2);
+    assert_int_equal(up2.len, in2.len);
+    assert_memory_equal(up2.data, in2.data, in2.len);
+    FREE_ALL(&in, &up, &ans, &down, &cat, &down2, &in2, &up2);
+}
+
+static void test_ddl_in_copy_string_reloads_later(void **state)
+{
+    fx *f = *state;
+    fx_load_catalog(f);
+    ph_buf in = {0}, up = {0}, ans = {0}, down = {0};
+    /* a string with a COPY FROM STDIN: no catalog query may follow it (the
+     * server would read it as COPY data), so the next statement gets it */
+    put_query(&in, "ALTER TABLE customers ADD COLUMN phone text; COPY customers (id) FROM STDIN");
+    fx_c2s(f, &in, &up);
+    fx_msgs ms;
+    fx_split(&up, &ms);
+    assert_int_equal(ms.n, 1);
+    put_complete(&ans, "ALTER TABLE");
+    put_error(&ans, "42501", "permission denied");
     put_ready(&ans, 'I');
     fx_s2c(f, &ans, &down);
-    assert_int_equal(down.len, ans.len);
-    /* the next statement is preceded by a fresh catalog query */
+    fx_expect_types(&down, &ms, "CEZ");
     fx_expect_catalog_first(f, "SELECT 5");
     FREE_ALL(&in, &up, &ans, &down);
 }
@@ -536,6 +569,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_multi_statement, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_async_messages_pass, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_ddl_refreshes_catalog, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_ddl_in_copy_string_reloads_later, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_catalog_failure_fails_star_closed, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_insert_without_column_list, fx_setup, fx_teardown),

@@ -7,6 +7,8 @@
  * directions fail closed: a value that cannot be encrypted turns the data
  * into a CopyFail (nothing of it goes upstream), a value that cannot be
  * decrypted into an ErrorResponse with the rest of the answer dropped.
+ * COPY FROM data sent before the server's CopyInResponse is encrypted too;
+ * COPY data that belongs to no running statement never goes upstream.
  */
 #include "test_engine_fixture.h"
 
@@ -289,6 +291,64 @@ static void test_copy_without_catalog_fails_closed(void **state)
     FREE_ALL(&in, &up, &ans, &down, &empty, &in2, &up2);
 }
 
+/* A client may send its data right behind the statement, before the
+ * server's CopyInResponse (asyncpg does): the data is encrypted all the same,
+ * and the CopyInResponse that follows passes. */
+static void test_copy_from_before_response(void **state)
+{
+    fx *f = *state;
+    fx_load_catalog(f);
+    ph_buf in = {0}, up = {0}, data = {0}, ans = {0}, down = {0};
+    put_query(&in, "COPY customers (email, full_name, plan_tier) FROM STDIN");
+    const char rows[] = "early@example.com\tEarly Bird\tpro\n";
+    put_copy_data(&in, rows, 12);
+    put_copy_data(&in, rows + 12, sizeof rows - 1 - 12);
+    put_empty(&in, 'c');
+    fx_c2s(f, &in, &up);
+    char types[16];
+    copy_payloads(&up, &data, types, sizeof types);
+    assert_int_equal(types[0], 'Q');
+    assert_int_equal(types[strlen(types) - 1], 'c');
+    assert_false(fx_contains(up.data, up.len, "early@example.com"));
+    assert_false(fx_contains(up.data, up.len, "Early Bird"));
+    assert_true(fx_contains(data.data, data.len, "\tpro\n"));
+    put_copy_response(&ans, 'G', 0, 3);
+    put_complete(&ans, "COPY 1");
+    put_ready(&ans, 'I');
+    fx_s2c(f, &ans, &down);
+    assert_int_equal(down.len, ans.len);
+    assert_memory_equal(down.data, ans.data, ans.len);
+    /* the next COPY, the usual way, is encrypted too */
+    start_copy(f, "COPY customers (email, full_name, plan_tier) FROM STDIN", 'G', 0, 3);
+    ph_buf in2 = {0}, up2 = {0};
+    put_copy_data(&in2, rows, sizeof rows - 1);
+    put_empty(&in2, 'c');
+    fx_c2s(f, &in2, &up2);
+    assert_false(fx_contains(up2.data, up2.len, "early@example.com"));
+    assert_true(fx_contains(up2.data, up2.len, "\tpro\n"));
+    FREE_ALL(&in, &up, &data, &ans, &down, &in2, &up2);
+}
+
+/* COPY data that belongs to no statement the server is running (after the
+ * ReadyForQuery, or behind a refused statement) never goes upstream. */
+static void test_copy_stray_data_dropped(void **state)
+{
+    fx *f = *state;
+    fx_load_catalog(f);
+    ph_buf in = {0}, up = {0};
+    put_copy_data(&in, "stray@example.com\n", 18);
+    put_empty(&in, 'c');
+    fx_c2s(f, &in, &up);
+    assert_int_equal(up.len, 0);
+    ph_buf in2 = {0}, up2 = {0};
+    put_query(&in2, "SELECT 1 FROM customers WHERE email LIKE 'a%'");
+    put_copy_data(&in2, "refused@example.com\n", 20);
+    fx_c2s(f, &in2, &up2);
+    assert_true(up2.len > 0);
+    assert_false(fx_contains(up2.data, up2.len, "refused@example.com"));
+    FREE_ALL(&in, &up, &in2, &up2);
+}
+
 /* CSV: the statement's options reach the codec (no backslash escaping,
  * quoting of values that need it). */
 static void test_copy_csv_both_ways(void **state)
@@ -347,6 +407,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_copy_without_catalog_fails_closed, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_copy_csv_both_ways, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_copy_from_before_response, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_copy_stray_data_dropped, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
