@@ -7,6 +7,11 @@
 #   make demo       run the demo (demo/run.sh)
 #   make bench      run every benchmark (not a test: prints ratios)
 #   make fuzz       run each fuzz target for longer (FUZZ_SECONDS, default 300)
+#   make valgrind   the release proxy under valgrind memcheck over representative
+#                   integration tests (tests/valgrind/run.sh, ~2 min; part of make test)
+#   make stress     the long variants: fuzz 2 min per target, the 500-client load
+#                   test for 5 min, the fault tests 3 times, valgrind over more
+#                   tests (tests/stress/run.sh, ~45 min; not part of make test)
 #   make lint       clang-format --dry-run and cppcheck
 #
 # Sources are discovered by wildcard: every src/**/*.c except src/main.c goes
@@ -17,7 +22,7 @@ CC      ?= cc
 # V=1 prints every command; by default one short line per step.
 Q       := $(if $(V),,@)
 CLANG   ?= clang
-PKGS    := libevent_core libevent_extra libevent_pthreads libssl libcrypto yaml-0.1 jansson libcurl p11-kit-1 libpq
+PKGS    := libevent_core libevent_extra libevent_pthreads libevent_openssl libssl libcrypto yaml-0.1 jansson libcurl p11-kit-1 libpq sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -46,6 +51,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_SHORT   ?= 10
 
 .PHONY: all test unit fuzz-short fuzz integration demo bench lint deps clean sanitize fuzzers
+.PHONY: valgrind stress
 
 all: bin/phantom
 
@@ -75,7 +81,8 @@ build/san/%.o: %.c
 build/fuzz/%.o: %.c
 	@mkdir -p $(@D)
 	@echo '  $(if $(findstring fuzz,$@),FUZZ,CC)' $@
-	$(Q)$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+	$(Q)$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+		-fno-sanitize-recover=all -c -o $@ $<
 
 # Unit tests link the sanitizer objects: every unit test runs under ASan+UBSan.
 build/tests/%: tests/unit/%.c $(SAN_OBJ)
@@ -83,10 +90,14 @@ build/tests/%: tests/unit/%.c $(SAN_OBJ)
 	@echo '  $(if $(findstring fuzz,$@),FUZZ,CC)' $@
 	$(Q)$(CC) $(BASE_CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN_OBJ) $(LDLIBS) -lcmocka
 
+# Listed only by the pattern rule below, the fuzzer objects would count as
+# intermediate files that make deletes after each build (and rebuilds next time).
+.SECONDARY: $(FUZ_OBJ)
 build/fuzzers/%: fuzz/%.c $(FUZ_OBJ)
 	@mkdir -p $(@D)
 	@echo '  $(if $(findstring fuzz,$@),FUZZ,CC)' $@
-	$(Q)$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZ_OBJ) $(LDLIBS)
+	$(Q)$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -o $@ $< $(FUZ_OBJ) $(LDLIBS)
 
 sanitize: bin/phantom-asan
 fuzzers: $(FUZZ_BIN)
@@ -103,12 +114,22 @@ fuzz: $(FUZZ_BIN)
 integration: bin/phantom bin/phantom-asan
 	@PHANTOM_BIN=$(CURDIR)/bin/phantom-asan bash tests/integration/run.sh
 
+# valgrind memcheck runs the RELEASE build (ASan and valgrind do not mix).
+valgrind: bin/phantom
+	@bash tests/valgrind/run.sh
+
+# Not part of `make test`: about 45 minutes (see tests/stress/run.sh).
+stress: deps
+	@$(MAKE) --no-print-directory all sanitize $(FUZZ_BIN)
+	@bash tests/stress/run.sh $(FUZZ_BIN)
+
 # The README's test command. Order: cheapest first, so a broken build fails fast.
 test: deps
 	@$(MAKE) --no-print-directory all sanitize $(UNIT_BIN) $(FUZZ_BIN)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory fuzz-short
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory valgrind
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -8,9 +8,10 @@ Usage:
 
 --proxy is the proxy in front of the ENCRYPTED database (customers, payments,
 customers_import, accounts and ddl_probe are protected by the proxy's encrypt
-section), --plain a direct connection to a second database on the same server
-holding the SAME schema with plain types, --enc-direct a direct connection to
-the encrypted database (what the provider sees).
+section), --plain a direct connection to a database on a second server (the
+plaintext reference: not part of the leak canary's snapshot) holding the SAME
+schema with plain types, --enc-direct a direct connection to the encrypted
+database (what the provider sees).
 
 load     generates the data set (200 customers, 1000 payments; deterministic:
          a fixed seed) and writes it through the proxy and into the plain
@@ -31,6 +32,13 @@ check    runs the application's queries through the proxy and directly on the
 secrets  prints every protected plaintext the suite uses, one per line (for
          the leak check of tests/integration/test_encrypt_app.sh).
 
+Every protected string value carries a leak canary (tests/clients/canary.py):
+a token "cnry-a-<20 hex>" derived from the value and APP_CANARY_SEED (the
+same in the load and check runs: equal values keep equal tokens), put before
+the "@" of an address and after the text of other values. load and check
+record the tokens they used ($PHANTOM_CANARY_DIR/values); the snapshot of the
+encrypted database's server at the end of the test must not find any.
+
 Prints "ok - ..." per passing check, "FAIL - ..." per failing one, then
 "N passed, N failed"; exit status non-zero on any failure.
 """
@@ -41,6 +49,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -52,6 +61,9 @@ import psycopg
 from psycopg import errors, pq
 from psycopg.types.json import Jsonb, set_json_dumps
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import canary  # noqa: E402
+
 # PostgreSQL's jsonb text output does not escape non-ASCII: neither do we, so
 # the text the proxy encrypts (as given) equals what the plain copy prints.
 set_json_dumps(functools.partial(json.dumps, ensure_ascii=False))
@@ -59,6 +71,27 @@ logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 N_CUSTOMERS = 200
 N_PAYMENTS = 1000
+
+# The leak canary: the tokens this run used (recorded by load and check).
+CANARY_SEED = os.environ.get("APP_CANARY_SEED", "app-suite")
+TOKENS = set()
+
+
+def tok(v):
+    t = canary.derive("a", CANARY_SEED, v)
+    TOKENS.add(t)
+    return t
+
+
+def cv(v):
+    """A protected text value: v and its canary token."""
+    return f"{v} {tok(v)}"
+
+
+def ce(v):
+    """A protected address: its canary token before the @."""
+    local, _, domain = v.partition("@")
+    return f"{local}.{tok(v)}@{domain}"
 
 PASSED = 0
 FAILED = 0
@@ -133,27 +166,27 @@ def dataset():
     for i in range(1, N_CUSTOMERS + 1):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         cc = rng.choice(COUNTRIES)
-        email = f"{ascii_fold(first)}.{ascii_fold(last)}.{i:03d}@{rng.choice(DOMAINS)}"
-        phone = None if i % 7 == 0 else f"+{DIAL[cc]} {rng.randint(20, 99)} {rng.randint(1000, 9999)} {rng.randint(100, 999)}"
+        email = ce(f"{ascii_fold(first)}.{ascii_fold(last)}.{i:03d}@{rng.choice(DOMAINS)}")
+        phone = None if i % 7 == 0 else cv(f"+{DIAL[cc]} {rng.randint(20, 99)} {rng.randint(1000, 9999)} {rng.randint(100, 999)}")
         if i in (40, 80):  # one shared household number: randomized ciphertexts must differ
-            phone = "+49 30 5550 4080"
-        tax_id = None if i % 11 == 0 else f"{cc}-TX-{rng.randint(10**8, 10**9 - 1)}-{i:03d}"
+            phone = HOUSEHOLD_PHONE
+        tax_id = None if i % 11 == 0 else cv(f"{cc}-TX-{rng.randint(10**8, 10**9 - 1)}-{i:03d}")
         address = None
         if i % 13 != 0:
             # keys in jsonb's own output order (by length, then bytes)
             address = {"city": rng.choice(CITIES),
-                       "street": f"{rng.randint(1, 240)} {rng.choice(STREETS)}",
+                       "street": cv(f"{rng.randint(1, 240)} {rng.choice(STREETS)}"),
                        "country": cc,
-                       "postcode": f"ZQ{rng.randint(1000, 9999)}-{i:03d}"}
+                       "postcode": cv(f"ZQ{rng.randint(1000, 9999)}-{i:03d}")}
         created = base + dt.timedelta(days=(i * 37) % 500, seconds=i * 61)
         customers.append({
             "id": uuid.UUID(hashlib.md5(f"phx-customer-{i}".encode()).hexdigest()),
-            "email": email, "full_name": f"{first} {last}", "phone": phone, "tax_id": tax_id,
+            "email": email, "full_name": cv(f"{first} {last}"), "phone": phone, "tax_id": tax_id,
             "address": address, "plan_tier": rng.choice(PLANS), "created_at": created,
             "country_code": cc,
         })
     emails = [c["email"] for c in customers]
-    guests = [f"guest.checkout.{k}@zq-guest.test" for k in range(1, 6)]  # no customer row
+    guests = [ce(f"guest.checkout.{k}@zq-guest.test") for k in range(1, 6)]  # no customer row
     payments = []
     special_dates = [dt.date(1999, 12, 31), dt.date(2000, 1, 1), dt.date(2099, 12, 31),
                      dt.date(1970, 1, 1)]
@@ -165,7 +198,7 @@ def dataset():
             email = emails[rng.randint(0, 9)]
         else:
             email = rng.choice(emails)
-        card = None if j % 9 == 0 else (
+        card = None if j % 9 == 0 else cv(
             f"4{rng.randint(100, 999)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)} {j:04d}")
         if j % 97 == 0:
             paid_on = None
@@ -184,41 +217,63 @@ CUST_COLS = ["id", "email", "full_name", "phone", "tax_id", "address", "plan_tie
 PAY_COLS = ["id", "customer_email", "card_number", "amount", "paid_on"]
 
 # Values the mutations write (protected plaintexts too: in the leak check).
-NEW_PHONE_EXT = "+49 170 5550 1234"
-NEW_PHONE_SIMPLE = "+31 6 5550 9876"
+HOUSEHOLD_PHONE = cv("+49 30 5550 4080")
+NEW_PHONE_EXT = cv("+49 170 5550 1234")
+NEW_PHONE_SIMPLE = cv("+31 6 5550 9876")
 UPSERT_NEW = {"id": uuid.UUID("6f1a3c55-0000-4000-8000-00000000a001"),
-              "email": "new.signup.upsert@zq-signup.test", "full_name": "Yannick Upsertmann",
-              "phone": "+33 6 5550 7001", "tax_id": "FR-TX-700100200-UPS",
-              "address": {"city": "Upsertville", "street": "7 Conflict Row", "country": "FR",
-                          "postcode": "ZQ7001-UPS"},
+              "email": ce("new.signup.upsert@zq-signup.test"), "full_name": cv("Yannick Upsertmann"),
+              "phone": cv("+33 6 5550 7001"), "tax_id": cv("FR-TX-700100200-UPS"),
+              "address": {"city": cv("Upsertville"), "street": cv("7 Conflict Row"), "country": "FR",
+                          "postcode": cv("ZQ7001-UPS")},
               "plan_tier": "starter",
               "created_at": dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.timezone.utc),
               "country_code": "FR"}
-UPSERT_NAME = "Yannick Upsertmann-Renamed"
-UPSERT_PHONE = "+33 6 5550 7002"
-PIPE_CARD = "4999 5550 1111 0001"
-RET_CARDS = ["4111 5550 2222 0002", "4222 5550 3333 0003"]
-SIMPLE_CARD = "4333 5550 4444 0004"
-NOLIST_CARD = "4444 5550 5555 0005"
-ACCOUNTS = [(1, "acct.owner.one@zq-accounts.test", Decimal("1234.50"), 5000),
-            (2, "acct.owner.two@zq-accounts.test", Decimal("-20.05"), -150),
-            (3, "acct.owner.three@zq-accounts.test", Decimal("0.00"), 0),
-            (4, "acct.owner.four@zq-accounts.test", None, 9007199254740993),
-            (5, "acct.owner.five@zq-accounts.test", Decimal("99999.99"), -9007199254740993)]
-PROBE_VALUES = [(1, "probe-secret-alpha-7731", "probe-det-bravo-7731", "probe-extra-charlie-7731")]
+UPSERT_NAME = cv("Yannick Upsertmann-Renamed")
+UPSERT_PHONE = cv("+33 6 5550 7002")
+PIPE_CARD = cv("4999 5550 1111 0001")
+RET_CARDS = [cv("4111 5550 2222 0002"), cv("4222 5550 3333 0003")]
+SIMPLE_CARD = cv("4333 5550 4444 0004")
+NOLIST_CARD = cv("4444 5550 5555 0005")
+ROLLED_BACK_PHONE = cv("+00 0 0000 0000")
+NEVER_WRITTEN = cv("never-written")
+ANOTHER_SECRET = cv("another-secret")
+UNKNOWN_EMAIL = ce("nobody.at.all@zq-nowhere.test")
+ACCOUNTS = [(1, ce("acct.owner.one@zq-accounts.test"), Decimal("1234.50"), 5000),
+            (2, ce("acct.owner.two@zq-accounts.test"), Decimal("-20.05"), -150),
+            (3, ce("acct.owner.three@zq-accounts.test"), Decimal("0.00"), 0),
+            (4, ce("acct.owner.four@zq-accounts.test"), None, 9007199254740993),
+            (5, ce("acct.owner.five@zq-accounts.test"), Decimal("99999.99"), -9007199254740993)]
+PROBE_VALUES = [(1, cv("probe-secret-alpha-7731"), cv("probe-det-bravo-7731"), cv("probe-extra-charlie-7731"))]
 # written by another session after it re-created ddl_probe (stale catalog check)
-STALE_VALUES = [(2, "stale-secret-delta-4412", "stale-det-echo-4412", "stale-extra-foxtrot-4412"),
-                (3, "stale-secret-golf-4412", "stale-det-hotel-4412", "stale-extra-india-4412")]
-CONCURRENT_PHONE = "+49 151 5550 {:04d}"
+STALE_VALUES = [(2, cv("stale-secret-delta-4412"), cv("stale-det-echo-4412"), cv("stale-extra-foxtrot-4412")),
+                (3, cv("stale-secret-golf-4412"), cv("stale-det-hotel-4412"), cv("stale-extra-india-4412"))]
 N_THREADS = 6
+
+
+def concurrent_phone(n):
+    return cv(f"+49 151 5550 {n:04d}")
+
+
 TAMPER_NOTE = "tamper"
-# Literals of refused statements: they must never reach the server.
-REFUSAL_MARKERS = ["zq-refused-like-marker", "zq-refused-ilike-marker", "zq-refused-regex-marker",
-                   "zq-refused-similar-marker", "zqrefusedftsmarker", "zq-refused-upper-marker",
-                   "zq-refused-cast-marker", "zq-refused-range-marker",
-                   "zq-refused-between-marker", "zq-refused-param-like-marker",
-                   "zq-refused-tx-marker", "zq-refused-pipeline-marker",
-                   "zq-refused-eq-randomized-marker"]
+# Literals of refused statements: they must never reach the server. Each
+# carries its canary token ("zq-refused-like-marker-cnry-a-<hex>").
+MARKER = {m: f"{m}-{tok(m)}" for m in [
+    "zq-refused-like-marker", "zq-refused-ilike-marker", "zq-refused-regex-marker",
+    "zq-refused-similar-marker", "zqrefusedftsmarker", "zq-refused-upper-marker",
+    "zq-refused-cast-marker", "zq-refused-range-marker", "zq-refused-between-marker",
+    "zq-refused-param-like-marker", "zq-refused-tx-marker", "zq-refused-pipeline-marker",
+    "zq-refused-eq-randomized-marker"]}
+UPPER_MARKER = MARKER["zq-refused-upper-marker"].upper()
+TOKENS.add(tok("zq-refused-upper-marker").upper())
+REFUSAL_MARKERS = sorted(MARKER.values()) + [UPPER_MARKER]
+
+
+def marked(sql):
+    """sql with each refusal marker replaced by the marker and its canary."""
+    sql = sql.replace("ZQ-REFUSED-UPPER-MARKER", UPPER_MARKER)
+    for m, v in MARKER.items():
+        sql = sql.replace(m, v)
+    return sql
 
 
 def secrets():
@@ -236,7 +291,8 @@ def secrets():
         if p["card_number"]:
             out.add(p["card_number"])
     out.update([NEW_PHONE_EXT, NEW_PHONE_SIMPLE, UPSERT_NAME, UPSERT_PHONE, PIPE_CARD,
-                SIMPLE_CARD, NOLIST_CARD, *RET_CARDS])
+                SIMPLE_CARD, NOLIST_CARD, *RET_CARDS, ROLLED_BACK_PHONE, NEVER_WRITTEN,
+                ANOTHER_SECRET, UNKNOWN_EMAIL])
     for k in ("email", "full_name", "phone", "tax_id"):
         out.add(UPSERT_NEW[k])
     out.add(UPSERT_NEW["address"]["street"])
@@ -246,7 +302,7 @@ def secrets():
         out.add(a[1])
     for p in PROBE_VALUES + STALE_VALUES:
         out.update(p[1:])
-    out.update(CONCURRENT_PHONE.format(k) for k in range(N_THREADS * 100))
+    out.update(concurrent_phone(k) for k in range(N_THREADS * 100))
     out.update(REFUSAL_MARKERS)
     return sorted(out)
 
@@ -384,7 +440,7 @@ def login_lookups(app):
     for c in sample[4:]:
         app.both("login SELECT *", "SELECT * FROM customers WHERE email = %s", [c["email"]])
     app.both("login: unknown email", "SELECT * FROM customers WHERE email = %s",
-             ["nobody.at.all@zq-nowhere.test"], min_rows=0, max_rows=0)
+             [UNKNOWN_EMAIL], min_rows=0, max_rows=0)
     # simple protocol with a literal (client-side binding)
     for c in sample[8:]:
         rows = app.both("login simple protocol literal", q.format("%s"), [c["email"]], client=True)
@@ -573,7 +629,7 @@ def mutations(app):
     check_eq((NEW_PHONE_SIMPLE, None), rows[0], "UPDATE wrote the phone and NULL")
     # UPDATE by a plain predicate touching many rows, setting a protected column
     app.both("UPDATE many rows", "UPDATE customers SET tax_id = %s WHERE plan_tier = 'starter' AND "
-             "country_code = 'XX'", ["never-written"], min_rows=0)
+             "country_code = 'XX'", [NEVER_WRITTEN], min_rows=0)
     subs.append("UPDATE SET phone (params, literals, RETURNING)")
 
     # DELETE WHERE email =
@@ -661,10 +717,10 @@ def mutations(app):
     try:
         for name, conn in (("proxy", app.P), ("plain", app.D)):
             conn.execute("UPDATE customers SET phone = %s WHERE email = %s",
-                         ["+00 0 0000 0000", customers[60]["email"]])
+                         [ROLLED_BACK_PHONE, customers[60]["email"]])
             if name == "proxy":
                 try:
-                    conn.execute("SELECT id FROM customers WHERE email LIKE 'zq-refused-tx-marker%'")
+                    conn.execute(marked("SELECT id FROM customers WHERE email LIKE 'zq-refused-tx-marker%'"))
                     raise CheckFailed("LIKE inside a transaction was not refused")
                 except errors.FeatureNotSupported:
                     pass
@@ -805,6 +861,10 @@ DDL_REFUSALS = [
 ]
 
 
+REFUSALS = [(label, marked(sql), [marked(p) for p in params] if params else params, frags)
+            for label, sql, params, frags in REFUSALS]
+
+
 def expect_refusal(conn, label, sql, params, frags, client=False):
     """client=False: extended protocol (a binary-results cursor always uses
     Parse/Bind/Execute, even without parameters); True: simple protocol
@@ -840,7 +900,7 @@ def refusals(app):
         with conn.pipeline():
             conn.execute("SELECT count(*) FROM customers")
             conn.execute("SELECT id FROM customers WHERE email LIKE %s",
-                         ["zq-refused-pipeline-marker%"])
+                         [marked("zq-refused-pipeline-marker%")])
             conn.execute("SELECT 2")
         raise CheckFailed("refusal inside a pipeline: no error")
     except errors.FeatureNotSupported as e:
@@ -886,7 +946,7 @@ def ddl(app):
     check_eq(1, uniq, "UNIQUE kept on the deterministic column")
     try:
         app.P.execute("INSERT INTO ddl_probe (id, secret, det) VALUES (2, %s, %s)",
-                      ["another-secret", PROBE_VALUES[0][2]])
+                      [ANOTHER_SECRET, PROBE_VALUES[0][2]])
         raise CheckFailed("UNIQUE on a deterministic column not enforced")
     except errors.UniqueViolation:
         pass
@@ -970,7 +1030,7 @@ def stored(app):
                       [dup]).fetchone()
     check_eq(names[1], names[0], "same full_name, distinct randomized ciphertexts")
     phones = E.execute("SELECT count(DISTINCT phone) FROM customers WHERE id = ANY(%s)",
-                       [[c["id"] for c in dataset()[0] if c["phone"] == "+49 30 5550 4080"]]).fetchone()[0]
+                       [[c["id"] for c in dataset()[0] if c["phone"] == HOUSEHOLD_PHONE]]).fetchone()[0]
     check_eq(2, phones, "same phone, distinct randomized ciphertexts")
     subs.append("deterministic ciphertexts join; randomized ones differ for equal values")
     # ope: the database's own bytea order is the date order
@@ -1070,9 +1130,9 @@ def stale_catalog(app):
 
 INVALID_VALUES = [
     # (label, sql, params, client-side literals?)
-    ("invalid json literal into jsonb", "UPDATE customers SET address = 'not json' WHERE id = %s", None, True),
-    ("invalid json parameter into jsonb", "UPDATE customers SET address = %s WHERE id = %s", ["{bad"], False),
-    ("invalid numeric literal", "UPDATE accounts SET balance = 'abc' WHERE id = 1", None, True),
+    ("invalid json literal into jsonb", f"UPDATE customers SET address = '{cv('not json')}' WHERE id = %s", None, True),
+    ("invalid json parameter into jsonb", "UPDATE customers SET address = %s WHERE id = %s", [cv("{bad")], False),
+    ("invalid numeric literal", f"UPDATE accounts SET balance = '{cv('abc')}' WHERE id = 1", None, True),
     ("numeric(12,2) overflow (literal)", "UPDATE accounts SET balance = 12345678901.5 WHERE id = 1", None, True),
     ("numeric(12,2) overflow (parameter)", "UPDATE accounts SET balance = %s WHERE id = 1", ["12345678901.5"], False),
     ("int8 overflow (literal)", "UPDATE accounts SET credit_limit = 9223372036854775808 WHERE id = 1", None, True),
@@ -1173,7 +1233,7 @@ def concurrent_sessions(app):
                     if row != expected[e]:
                         errors_.append(f"session {k}: lookup {i} got {short(row, 120)}")
                         return
-                    phone = CONCURRENT_PHONE.format(k * 100 + i)
+                    phone = concurrent_phone(k * 100 + i)
                     got = conn.execute("UPDATE customers SET phone = %s WHERE email = %s RETURNING phone",
                                        [phone, mine]).fetchone()
                     if got != (phone,):
@@ -1191,7 +1251,7 @@ def concurrent_sessions(app):
     # the same final phones on the plain copy, then the tables must agree again
     for k in range(N_THREADS):
         app.D.execute("UPDATE customers SET phone = %s WHERE email = %s",
-                      [CONCURRENT_PHONE.format(k * 100 + 39), emails[k]])
+                      [concurrent_phone(k * 100 + 39), emails[k]])
     app.both("after concurrent sessions", "SELECT * FROM customers ORDER BY id", min_rows=N_CUSTOMERS - 1)
     return [f"{N_THREADS} sessions x 40 lookups + updates"]
 
@@ -1211,6 +1271,7 @@ def main():
         return 0
     if a.command == "load":
         load(a.proxy, a.plain)
+        canary.record(*sorted(TOKENS))
         return 0
     app = App(a.proxy, a.plain, a.enc_direct)
     run("login lookups WHERE email = $1", login_lookups, app)
@@ -1228,6 +1289,7 @@ def main():
     run("a ciphertext moved to another column fails to decrypt", tamper, app)
     run("DDL in another session: plaintext or an error, never ciphertext", stale_catalog, app)
     run("invalid values: rejected like PostgreSQL does (class 22) or stored alike", invalid_values, app)
+    canary.record(*sorted(TOKENS))
     print(f"{PASSED} passed, {FAILED} failed", flush=True)
     return 1 if FAILED else 0
 

@@ -14,6 +14,15 @@
 #
 # PHANTOM_BIN selects the binary under test: default bin/phantom-asan when
 # it exists, else bin/phantom.
+#
+# The leak canary: every test records the protected values it uses
+# (tests/lib/canary.sh, tests/clients/canary.py) and snapshots its
+# PostgreSQL at exit (dump, server log, data files, proxy logs) into the
+# run-wide directory $PHX_TEST_LOGDIR/canary (exported as PHANTOM_CANARY_DIR).
+# After the last test, tests/lib/canary_check.sh prints "canary: N values
+# checked across M test clusters ...: no leak" or lists every hit and fails
+# the run; a full run (no FILTER) also fails if fewer than PHX_CANARY_MIN
+# (default 50) values were checked.
 set -u
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -45,6 +54,15 @@ if [ -n "${PHX_TEST_LOGDIR:-}" ]; then
 else
     logdir="$(mktemp -d /tmp/phantom-integration.XXXXXX)"
 fi
+# One initdb for the whole run: each test's cluster is a copy (harness.sh).
+initdb_dir="$(mktemp -d /tmp/phantom-initdb.XXXXXX)"
+chmod 755 "$initdb_dir"
+trap 'rm -rf "$initdb_dir"' EXIT
+export PGH_INITDB_CACHE="$initdb_dir/cache"
+export PHANTOM_CANARY_DIR="$logdir/canary"
+rm -rf "$PHANTOM_CANARY_DIR"
+mkdir -p "$PHANTOM_CANARY_DIR"
+unset PHANTOM_CANARY_RUN_DIR
 
 matches() { # name filters...
     local name="$1" f
@@ -92,13 +110,26 @@ for script in $(find "$here" -maxdepth 1 -name 'test_*.sh' | sort); do
 done
 
 total=$((passed + failed))
+# The leak canary over every test's snapshot; the minimum number of values
+# only applies to a full run.
+canary_min=0
+[ $# -eq 0 ] && canary_min="${PHX_CANARY_MIN:-50}"
+canary_ok=1
+if [ "$total" -gt 0 ]; then
+    bash "$root/tests/lib/canary_check.sh" --min "$canary_min" "$PHANTOM_CANARY_DIR" || canary_ok=0
+fi
 echo "integration: $passed passed, $failed failed ($((SECONDS - start_all))s)"
 if [ "$failed" -gt 0 ]; then
     echo "failed: ${failed_names[*]}"
 fi
+if [ "$canary_ok" -eq 0 ]; then
+    echo "failed: the leak canary (report: $PHANTOM_CANARY_DIR)"
+    keep_logs=1
+fi
+rm -rf "$initdb_dir"
 [ "$keep_logs" -eq 0 ] && rm -rf "$logdir"
 if [ "$total" -eq 0 ]; then
     echo "integration: no test matched: $*" >&2
     exit 1
 fi
-[ "$failed" -eq 0 ]
+[ "$failed" -eq 0 ] && [ "$canary_ok" -eq 1 ]

@@ -2,12 +2,15 @@
 # The seed's financial-SaaS application through the encrypting proxy (issue 5,
 # SPEC §1–§4), end to end with psycopg 3, node-postgres, psql and pg_dump.
 #
-# One throwaway PostgreSQL 15 (log_statement = all, csvlog) holds two
-# databases: "phantom", written only through the proxy, whose encrypt section
+# Two throwaway PostgreSQL 15 servers (log_statement = all, csvlog): the
+# first holds "phantom", written only through the proxy, whose encrypt section
 # protects customers (email deterministic; full_name, phone, tax_id, address
 # jsonb randomized), payments (customer_email deterministic in customers.email's
 # key domain, card_number randomized, paid_on ope date) and three helper tables;
-# and "phantom_plain", the same schema with plain types, written directly.
+# the second (pgh_start_plain) "phantom_plain", the same schema with plain
+# types, written directly. Every protected value of the suites carries a leak
+# canary (tests/clients/canary.py, node/canary.js, tests/lib/canary.sh): the
+# snapshot of the first server at exit must not find any.
 # The same DDL and data go to both (tests/clients/app_suite.py load: 200
 # customers, 1000 payments), then:
 #
@@ -38,8 +41,8 @@
 #   * leak check: a pg_dump taken directly from the encrypted databases, every
 #     server log record not of phantom_plain, and the proxy's log contain none
 #     of the protected plaintexts used by the suites (nor, in the dump, their
-#     hex encoding); the same search finds them in the plain copy's dump (so
-#     the search itself works).
+#     hex encoding); the same search finds them in the plain copy's dump and
+#     log (so the search itself works).
 set -u
 source "$(dirname "$0")/../lib/harness.sh"
 
@@ -51,14 +54,19 @@ command -v node >/dev/null || fail "node is not installed"
 [ -d "$NODE_DIR/node_modules/pg" ] || (cd "$NODE_DIR" && timeout 300 npm ci --no-audit --no-fund >/dev/null 2>&1) ||
     fail "npm ci in $NODE_DIR failed"
 
-pgh_start --conf "log_statement = all" --conf "logging_collector = on" \
-    --conf "log_destination = 'csvlog'" --conf "log_directory = 'log'" \
-    --conf "log_rotation_size = 0" --conf "log_min_error_statement = error" \
-    --conf "log_parameter_max_length = -1" --conf "log_parameter_max_length_on_error = -1"
+LOGCONF=(--conf "log_statement = all" --conf "logging_collector = on"
+    --conf "log_destination = 'csvlog'" --conf "log_directory = 'log'"
+    --conf "log_rotation_size = 0" --conf "log_min_error_statement = error"
+    --conf "log_parameter_max_length = -1" --conf "log_parameter_max_length_on_error = -1")
+pgh_start "${LOGCONF[@]}"
+pgh_start_plain "${LOGCONF[@]}"
 T="$PGH_TMP/app"
 mkdir -p "$T"
-pgh_admin_psql -d postgres -q -c "CREATE DATABASE phantom_plain OWNER phantom_scram" ||
-    fail "createdb phantom_plain"
+PGPASSWORD=scram_pw psql -X -q -v ON_ERROR_STOP=1 -h "$PGH_PLAIN_SOCK" -p "$PGH_PLAIN_PORT" -U postgres -d postgres \
+    -c "CREATE DATABASE phantom_plain OWNER phantom_scram" || fail "createdb phantom_plain"
+# The suites derive their canaries from this seed (the same in each run).
+APP_CANARY_SEED="$(od -An -N10 -tx1 /dev/urandom | tr -d ' \n')"
+export APP_CANARY_SEED
 
 # --- keys and config ------------------------------------------------------------
 CFG="$T/phantom.yaml"
@@ -116,7 +124,7 @@ export PGPASSWORD=scram_pw
 base="user=phantom_scram password=scram_pw connect_timeout=10 sslmode=disable"
 PROXY="host=127.0.0.1 port=$PHX_PORT dbname=$PGH_DB $base application_name=phantom_app"
 ENC_DIRECT="host=127.0.0.1 port=$PGH_PORT dbname=$PGH_DB $base application_name=phantom_app_direct"
-PLAIN="host=127.0.0.1 port=$PGH_PORT dbname=phantom_plain $base application_name=phantom_app_plain"
+PLAIN="host=127.0.0.1 port=$PGH_PLAIN_PORT dbname=phantom_plain $base application_name=phantom_app_plain"
 q() {
     local c="$1"
     shift
@@ -176,7 +184,7 @@ alive
 # --- node-postgres -----------------------------------------------------------------
 NODE_SECRETS="$T/node-secrets.txt"
 : >"$NODE_SECRETS"
-env PROXY_PORT="$PHX_PORT" DIRECT_PORT="$PGH_PORT" ENC_DB="$PGH_DB" PLAIN_DB=phantom_plain \
+env PROXY_PORT="$PHX_PORT" DIRECT_PORT="$PGH_PLAIN_PORT" ENC_DB="$PGH_DB" PLAIN_DB=phantom_plain \
     SECRETS_OUT="$NODE_SECRETS" timeout 120 node "$NODE_DIR/app_suite.js"
 rc=$?
 if [ "$rc" -eq 0 ]; then ok "node app suite"; else soft_fail "node app suite failed (exit $rc; see the FAIL lines above)"; fi
@@ -190,7 +198,7 @@ select count(*) from payments where customer_email = '$email';
 select p.id, p.card_number, p.paid_on, c.full_name from payments p join customers c on c.email = p.customer_email
   where p.paid_on between '2024-03-01' and '2024-03-10' order by p.paid_on, p.id;
 update customers set phone = null where email = '$email' returning email, phone;
-select email, phone, tax_id from customers where email in ('$email', 'nobody@zq-nowhere.test');"
+select email, phone, tax_id from customers where email in ('$email', '$(canary_email)');"
 a=$(q "$PROXY" -c "$multi" 2>&1) || fail "psql multi-statement through the proxy: $a"
 b=$(q "$PLAIN" -c "$multi" 2>&1) || fail "psql multi-statement on the plain copy: $b"
 assert_eq "$b" "$a" "psql multi-statement simple query (lookup, join, BETWEEN, UPDATE RETURNING): same output as the plain copy"
@@ -282,23 +290,23 @@ timeout 120 pg_dump -h 127.0.0.1 -p "$PGH_PORT" -U phantom_scram -d "$PGH_DB" -f
     fail "pg_dump of the encrypted database failed"
 timeout 120 pg_dump -h 127.0.0.1 -p "$PGH_PORT" -U phantom_scram -d phantom_restore >>"$T/direct.dump" ||
     fail "pg_dump of the restored database failed"
-timeout 120 pg_dump -h 127.0.0.1 -p "$PGH_PORT" -U phantom_scram -d phantom_plain -f "$T/plain.dump" ||
+timeout 120 pg_dump -h 127.0.0.1 -p "$PGH_PLAIN_PORT" -U phantom_scram -d phantom_plain -f "$T/plain.dump" ||
     fail "pg_dump of the plain copy failed"
 "$PY" "$SUITE" secrets >"$T/secrets.txt" || fail "app_suite.py secrets"
 cat "$NODE_SECRETS" >>"$T/secrets.txt"
 alive
 phx_stop || fail "proxy did not shut down cleanly"
 ok "proxy shut down cleanly (no sanitizer report)"
-# The server log: csvlog records (statements, errors, details, parameters) of
-# every database but the plain copy.
-leaks=$("$PY" - "$T/secrets.txt" "$T/direct.dump" "$T/plain.dump" "$PGH_DATA/log" "$PHX_LOG" <<'PY'
+# The server logs: csvlog records (statements, errors, details, parameters) of
+# every database but the plain copy (on the second server).
+leaks=$("$PY" - "$T/secrets.txt" "$T/direct.dump" "$T/plain.dump" "$PGH_DATA/log:$PGH_PLAIN_DATA/log" "$PHX_LOG" <<'PY'
 import csv, glob, os, sys
-secrets_file, direct_dump, plain_dump, logdir, proxy_log = sys.argv[1:]
+secrets_file, direct_dump, plain_dump, logdirs, proxy_log = sys.argv[1:]
 secrets = sorted({s for s in open(secrets_file, encoding="utf-8").read().splitlines() if s})
 direct = open(direct_dump, encoding="utf-8").read()
 plain = open(plain_dump, encoding="utf-8").read()
 records, plain_records = [], []
-files = sorted(glob.glob(os.path.join(logdir, "*.csv")))
+files = sorted(f for d in logdirs.split(":") for f in glob.glob(os.path.join(d, "*.csv")))
 for f in files:
     with open(f, encoding="utf-8", errors="replace", newline="") as fh:
         for rec in csv.reader(fh):

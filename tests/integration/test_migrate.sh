@@ -15,6 +15,10 @@
 #   swap and added back once both sides are encrypted (and holds on
 #   ciphertext); `--decrypt` restores the original types and values
 #   exactly.
+#   The plaintext reference lives in a second PostgreSQL (pgh_start_plain).
+#   What the writer stores through the encrypting proxy comes from the leak
+#   canary (tests/clients/canary.py); the snapshot is taken before
+#   --decrypt, which puts every value back in the clear on purpose.
 set -u
 . "$(dirname "$0")/../lib/harness.sh"
 
@@ -24,8 +28,11 @@ ROWS="${MIGRATE_ROWS:-200000}"
 T="$PGH_TMP/migrate"
 mkdir -p "$T"
 pgh_start
+pgh_start_plain
 DSN="host=127.0.0.1 port=$PGH_PORT user=phantom_trust dbname=$PGH_DB"
+REF_DSN="host=127.0.0.1 port=$PGH_PLAIN_PORT user=phantom_trust dbname=$PGH_DB"
 sql() { psql -X -w -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGH_PORT" -U phantom_trust -d "$PGH_DB" "$@"; }
+sqlref() { psql -X -w -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGH_PLAIN_PORT" -U phantom_trust -d "$PGH_DB" "$@"; }
 
 phx_encrypt_config "$T" "encrypt:
   customers:
@@ -38,6 +45,30 @@ phx_encrypt_config "$T" "encrypt:
     - { column: customer_email, mode: deterministic, key: customers.email }"
 
 # ---- the table, a plaintext reference copy ---------------------------------------
+customers_rows() { # TABLE
+    cat <<SQL
+INSERT INTO $1
+SELECT i, 'user' || i || '@mail.example', 'Name ' || i || ' Müller', '+49 30 ' || (1000000 + i),
+       'DE' || (9000000000 + i),
+       jsonb_build_object('city', 'Berlin', 'street', i || ' Quarry Lane', 'zip', 10000 + i % 89999),
+       (ARRAY['starter', 'business', 'enterprise'])[1 + i % 3],
+       timestamptz '2024-01-01 00:00:00+00' + i * interval '7 minutes',
+       (ARRAY['DE', 'FR', 'NL'])[1 + i % 3]
+FROM generate_series(1, $ROWS) AS i;
+UPDATE $1 SET phone = NULL WHERE id % 97 = 0;
+SQL
+}
+payments_rows() { # TABLE
+    echo "INSERT INTO $1 SELECT i / 10, 'user' || i || '@mail.example', i % 1000 + 0.5 FROM generate_series(10, $ROWS, 10) AS i;"
+}
+{ # the reference: the same rows in the second cluster (meanwhile)
+    echo "CREATE TABLE customers_ref (id bigint PRIMARY KEY, email text NOT NULL, full_name text, phone text,
+        tax_id text, address jsonb, plan_tier text NOT NULL, created_at timestamptz NOT NULL, country_code text NOT NULL);"
+    customers_rows customers_ref
+    echo "CREATE TABLE payments_ref (id bigint, customer_email text NOT NULL, amount numeric(10,2) NOT NULL);"
+    payments_rows payments_ref
+} | sqlref >"$T/ref.log" 2>&1 &
+REF_LOAD=$!
 sql <<SQL || fail "schema"
 CREATE TABLE customers (
     id bigint PRIMARY KEY,
@@ -51,24 +82,13 @@ CREATE TABLE customers (
     country_code text NOT NULL
 );
 CREATE INDEX customers_plan ON customers (plan_tier);
-INSERT INTO customers
-SELECT i, 'user' || i || '@mail.example', 'Name ' || i || ' Müller', '+49 30 ' || (1000000 + i),
-       'DE' || (9000000000 + i),
-       jsonb_build_object('city', 'Berlin', 'street', i || ' Quarry Lane', 'zip', 10000 + i % 89999),
-       (ARRAY['starter', 'business', 'enterprise'])[1 + i % 3],
-       timestamptz '2024-01-01 00:00:00+00' + i * interval '7 minutes',
-       (ARRAY['DE', 'FR', 'NL'])[1 + i % 3]
-FROM generate_series(1, $ROWS) AS i;
-UPDATE customers SET phone = NULL WHERE id % 97 = 0;
+$(customers_rows customers)
 CREATE TABLE payments (id bigint PRIMARY KEY, customer_email text NOT NULL REFERENCES customers (email),
                        amount numeric(10,2) NOT NULL);
-INSERT INTO payments SELECT i / 10, 'user' || i || '@mail.example', i % 1000 + 0.5
-FROM generate_series(10, $ROWS, 10) AS i;
-CREATE TABLE payments_ref AS TABLE payments;
-CREATE TABLE customers_ref AS TABLE customers;
-ALTER TABLE customers_ref ADD PRIMARY KEY (id);
+$(payments_rows payments)
 ANALYZE customers;
 SQL
+wait "$REF_LOAD" || { cat "$T/ref.log" >&2; fail "the reference copy"; }
 COLS="id, email, full_name, phone, tax_id, address, plan_tier, created_at, country_code"
 ok "customers: $ROWS rows and a reference copy"
 
@@ -108,13 +128,17 @@ phx_start --config "$CFG"
 ENC_PORT=$PHX_PORT
 cat >"$T/writer.py" <<'PY'
 # Writes through the proxy while the migration runs and mirrors every
-# successful write into customers_ref (direct). Before the swap it writes
-# through the pass-through proxy; when the columns have become bytea (the
-# write fails) it switches to the encrypting proxy and retries.
+# successful write into customers_ref (the reference cluster). Before the
+# swap it writes through the pass-through proxy; when the columns have
+# become bytea (the write fails) it switches to the encrypting proxy and
+# retries. The values of the writes generated after the switch come from
+# the leak canary (before it they are stored in the clear, on purpose).
 import os, random, sys, time
 import psycopg
 from psycopg.types.json import Jsonb
-plain, enc, direct, stop, rows = sys.argv[1:6]
+plain, enc, direct, stop, rows, lib = sys.argv[1:7]
+sys.path.insert(0, lib)
+import canary
 rows = int(rows)
 rng = random.Random(11)
 conn = psycopg.connect(plain, autocommit=True)
@@ -122,6 +146,8 @@ ref = psycopg.connect(direct, autocommit=True)
 switched = False
 n_ok = 0
 next_id = rows + 1
+def c(v, tag):  # a canary once the writes go through the encrypting proxy
+    return (canary.email() if tag == "email" else canary.text(tag)) if switched else v
 def op():
     global next_id
     k = rng.random()
@@ -129,15 +155,17 @@ def op():
         i = next_id; next_id += 1
         return ("INSERT INTO customers (id, email, full_name, phone, tax_id, address, plan_tier, created_at, country_code) "
                 "VALUES (%s, %s, %s, %s, %s, %s, 'starter', '2025-05-05 10:00:00+00', 'FR')",
-                [i, f"new{i}@mail.example", f"New Person {i}", f"+33 1 {i}", f"FR{i}", Jsonb({"city": "Lyon", "n": i})])
+                [i, c(f"new{i}@mail.example", "email"), c(f"New Person {i}", "name"), c(f"+33 1 {i}", "phone"),
+                 c(f"FR{i}", "tax"), Jsonb({"city": "Lyon", "n": i, "street": c("Rue 1", "street")})])
     i = rng.randint(1, rows)
     if k < 0.8:
         return ("UPDATE customers SET phone = %s, full_name = %s WHERE id = %s",
-                [f"+49 40 {rng.randint(100000, 999999)}", f"Renamed {i} {rng.randint(1, 99)}", i])
+                [c(f"+49 40 {rng.randint(100000, 999999)}", "phone"), c(f"Renamed {i} {rng.randint(1, 99)}", "name"), i])
     if k < 0.9:
         i += i % 10 == 0  # customers with a payment keep their email (foreign key)
         return ("UPDATE customers SET address = %s, email = %s WHERE id = %s",
-                [Jsonb({"city": "Hamburg", "v": rng.randint(1, 1000)}), f"moved{i}.{rng.randint(1, 10**9)}@mail.example", i])
+                [Jsonb({"city": "Hamburg", "v": rng.randint(1, 1000), "street": c("Ring 2", "street")}),
+                 c(f"moved{i}.{rng.randint(1, 10**9)}@mail.example", "email"), i])
     i += i % 10 == 0
     return ("DELETE FROM customers WHERE id = %s", [i])
 deadline = time.time() + 600
@@ -162,11 +190,17 @@ print(f"writer: {n_ok} writes, switched={switched}")
 PY
 PROXY_PLAIN="host=127.0.0.1 port=$PLAIN_PORT user=phantom_trust dbname=$PGH_DB sslmode=disable"
 PROXY_ENC="host=127.0.0.1 port=$ENC_PORT user=phantom_trust dbname=$PGH_DB sslmode=disable"
-"$PY" "$T/writer.py" "$PROXY_PLAIN" "$PROXY_ENC" "$DSN" "$T/stop" "$ROWS" >"$T/writer.log" 2>&1 &
+"$PY" "$T/writer.py" "$PROXY_PLAIN" "$PROXY_ENC" "$REF_DSN" "$T/stop" "$ROWS" "$HARNESS_ROOT/tests/clients" \
+    >"$T/writer.log" 2>&1 &
 WRITER=$!
 pgh_defer "kill $WRITER 2>/dev/null || true"
 
 # ---- migrate: killed mid-way, resumed ----------------------------------------------------------
+# The migration's own statements (every row's envelopes as parameters; no
+# canary among them: the writer stores canaries only after the swap) are
+# not statement-logged: tens of MB of server log for nothing. Failed ones
+# still are (log_min_error_statement).
+export PGOPTIONS="-c log_statement=none"
 "$P" migrate -c "$CFG" --dsn "$DSN" --batch 500 >"$T/migrate1.log" 2>&1 &
 MIG=$!
 for _ in $(seq 1 600); do
@@ -183,6 +217,7 @@ done_rows=$(sql -c "select rows_done from phantom.progress where job = 'migrate'
 ok "first run killed with SIGKILL after $done_rows rows"
 "$P" migrate -c "$CFG" --dsn "$DSN" --batch 500 >"$T/migrate2.log" 2>&1 ||
     { cat "$T/migrate2.log" >&2; fail "resumed migration failed"; }
+unset PGOPTIONS
 out=$(cat "$T/migrate2.log")
 assert_contains "$out" "resuming after" "the second run resumes"
 assert_contains "$out" "ACCESS EXCLUSIVE lock held" "the lock time is printed"
@@ -222,13 +257,13 @@ assert_contains "$out" "public.customers: nothing to encrypt" "a second run chan
 # ---- everything reads back through the proxy ------------------------------------------------------
 penc() { PGPASSWORD= psql -X -w -q -At -h 127.0.0.1 -p "$ENC_PORT" -U phantom_trust -d "$PGH_DB" "$@"; }
 penc -c "select $COLS from customers order by id" >"$T/via_proxy.txt" || fail "read through the proxy"
-sql -c "select $COLS from customers_ref order by id" >"$T/reference.txt" || fail "read the reference"
+sqlref -c "select $COLS from customers_ref order by id" >"$T/reference.txt" || fail "read the reference"
 n=$(wc -l <"$T/reference.txt")
 cmp -s "$T/via_proxy.txt" "$T/reference.txt" ||
     { diff "$T/reference.txt" "$T/via_proxy.txt" | head -20 >&2; fail "rows through the proxy differ from the reference"; }
 ok "all $n rows (with the concurrent writes) read back through the proxy equal to the reference"
 penc -c "select id, customer_email, amount from payments order by id" >"$T/pay_proxy.txt" || fail "payments through the proxy"
-sql -c "select id, customer_email, amount from payments_ref order by id" >"$T/pay_ref.txt"
+sqlref -c "select id, customer_email, amount from payments_ref order by id" >"$T/pay_ref.txt"
 cmp -s "$T/pay_proxy.txt" "$T/pay_ref.txt" || fail "payments through the proxy differ from the reference"
 ok "payments (the other side of the foreign key) read back equal to the reference"
 assert_eq "1" "$(sql -c "select count(*) from pg_constraint where conname = 'payments_customer_email_fkey' and convalidated")" \
@@ -236,16 +271,23 @@ assert_eq "1" "$(sql -c "select count(*) from pg_constraint where conname = 'pay
 out=$(penc -c "insert into payments (id, customer_email, amount) values (-1, 'nobody@mail.example', 1)" 2>&1)
 assert_contains "$out" "violates foreign key constraint \"payments_customer_email_fkey\"" "the foreign key holds on ciphertext"
 for id in 12 500 $((ROWS - 3)); do
-    ref=$(sql -c "select id, email, full_name from customers_ref where id = $id")
+    ref=$(sqlref -c "select id, email, full_name from customers_ref where id = $id")
     [ -n "$ref" ] || continue # deleted by the writer
     email=$(cut -d'|' -f2 <<<"$ref")
     assert_eq "$ref" "$(penc -c "select id, email, full_name from customers where email = '$email'")" \
         "lookup by email through the proxy (id $id)"
 done
-dup=$(sql -c "select email from customers_ref where id = (select min(id) from customers_ref)")
+dup=$(sqlref -c "select email from customers_ref where id = (select min(id) from customers_ref)")
 out=$(penc -c "insert into customers (id, email, plan_tier, created_at, country_code) values (-2, '$dup', 'x', now(), 'DE')" 2>&1)
 assert_contains "$out" "duplicate key value violates unique constraint \"customers_email_key\"" "duplicate email refused"
 ok "the rebuilt unique index refuses a duplicate email"
+
+# ---- the leak canary: snapshot now, --decrypt stores every value in the clear -----------------------
+ncanary=$(sort -u "$PHANTOM_CANARY_DIR/values" 2>/dev/null | wc -l)
+[ "$ncanary" -ge 1 ] || fail "the writer stored no canary through the encrypting proxy"
+ok "the writer stored $ncanary canaries through the encrypting proxy"
+canary_snapshot
+canary_done
 
 # ---- decrypt: back to the original ------------------------------------------------------------------
 "$P" migrate -c "$CFG" --dsn "$DSN" --decrypt >"$T/decrypt.log" 2>&1 ||

@@ -2,7 +2,10 @@
 # tests/integration/test_reencrypt.sh — DEK rotation end to end with
 # `phantom reencrypt` (issue "verify and reencrypt"):
 #   * 20 000 customers and 2 000 payments written through the proxy (COPY),
-#     with a plain reference copy of every value (table ref_*, not protected);
+#     with a plain reference copy of every value (tables ref_* in a second
+#     PostgreSQL, pgh_start_plain); the protected values are leak canaries
+#     (tests/lib/canary.sh, tests/clients/canary.py): the snapshot of the
+#     encrypted cluster at exit must not find them;
 #   * `keys rotate` of every domain in use (customers.email is shared with
 #     payments.customer_email), proxy restarted, new rows written through it;
 #   * a concurrent writer (psycopg through the proxy) keeps updating and
@@ -25,6 +28,7 @@ P="$PHANTOM_BIN"
 PY=/usr/bin/python3
 "$PY" -c 'import psycopg' 2>/dev/null || fail "psycopg 3 is not importable by $PY (apt-get install python3-psycopg)"
 pgh_start
+pgh_start_plain
 T="$PGH_TMP/reenc"
 mkdir -p "$T"
 source "$(dirname "$0")/../lib/keys_cli.sh" # run
@@ -47,6 +51,7 @@ phx_start --config "$CFG"
 base="dbname=$PGH_DB user=phantom_scram password=scram_pw sslmode=disable connect_timeout=10"
 proxy_dsn() { echo "host=127.0.0.1 port=$PHX_PORT $base"; }
 DIRECT="host=127.0.0.1 port=$PGH_PORT $base"
+REF="host=127.0.0.1 port=$PGH_PLAIN_PORT $base" # the plaintext reference copy
 q() { # DSN ARGS...
     local c="$1"
     shift
@@ -55,15 +60,25 @@ q() { # DSN ARGS...
 
 # --- data through the proxy, reference copy directly -----------------------------------------
 q "$(proxy_dsn)" -c "CREATE TABLE customers (id int PRIMARY KEY, email text, phone text, age int4)" \
-    -c "CREATE TABLE payments (id bigint PRIMARY KEY, customer_email text, note text)" \
-    -c "CREATE TABLE ref_customers (id int PRIMARY KEY, email text, phone text, age int4)" \
+    -c "CREATE TABLE payments (id bigint PRIMARY KEY, customer_email text, note text)" || fail "DDL"
+q "$REF" -c "CREATE TABLE ref_customers (id int PRIMARY KEY, email text, phone text, age int4)" \
     -c "CREATE TABLE ref_payments (id bigint PRIMARY KEY, customer_email text, note text)" ||
-    fail "DDL"
-awk 'BEGIN { for (i = 1; i <= 20000; i++) printf "%d,user%d@example.com,%s,%d\n", i, i, (i % 13 ? "+1 555 " i : ""), (i * 7919) % 1000 - 500 }' >"$T/customers.csv"
-awk 'BEGIN { for (i = 1; i <= 2000; i++) printf "%d,user%d@example.com,note %d\n", i, (i * 17) % 20000 + 1, i }' >"$T/payments.csv"
+    fail "DDL (reference)"
+# customer i: the i-th canary email; a canary phone unless i % 13 == 0
+canary_emails 20000 >"$T/emails.txt"
+canary_texts phone 18462 >"$T/phones.txt"
+canary_texts note 2000 >"$T/notes.txt"
+awk 'FILENAME == ARGV[1] { email[FNR] = $0; next }
+     { phone[FNR] = $0 }
+     END { k = 0; for (i = 1; i <= 20000; i++) printf "%d,%s,%s,%d\n", i, email[i], (i % 13 ? phone[++k] : ""), (i * 7919) % 1000 - 500 }' \
+    "$T/emails.txt" "$T/phones.txt" >"$T/customers.csv"
+awk 'FILENAME == ARGV[1] { email[FNR] = $0; next }
+     { printf "%d,%s,%s\n", FNR, email[(FNR * 17) % 20000 + 1], $0 }' "$T/emails.txt" "$T/notes.txt" >"$T/payments.csv"
+[ "$(cut -d, -f3 "$T/customers.csv" | grep -c .)" = 18462 ] || fail "(set-up) customers.csv"
+email_of() { sed -n "${1}p" "$T/emails.txt"; }
 for t in customers payments; do
     q "$(proxy_dsn)" -c "\\copy $t from '$T/$t.csv' csv" || fail "COPY $t through the proxy"
-    q "$DIRECT" -c "\\copy ref_$t from '$T/$t.csv' csv" || fail "COPY ref_$t"
+    q "$REF" -c "\\copy ref_$t from '$T/$t.csv' csv" || fail "COPY ref_$t"
 done
 assert_eq "bytea|1" "$(q "$DIRECT" -At -c "select pg_typeof(phone), get_byte(phone, 0) from customers where id = 1")" \
     "customers stored as envelopes"
@@ -77,39 +92,47 @@ run rotate "$P" keys rotate -c "$CFG" "${DOMAINS[@]}"
 assert_eq 0 "$RC" "keys rotate ${DOMAINS[*]}"
 phx_stop || fail "proxy stop"
 phx_start --config "$CFG"
-for i in $(seq 20001 20050); do
-    echo "INSERT INTO customers VALUES ($i, 'user$i@example.com', 'new $i', $i);"
-    echo "INSERT INTO ref_customers VALUES ($i, 'user$i@example.com', 'new $i', $i);"
-done >"$T/new.sql"
+paste -d' ' <(canary_emails 50) <(canary_texts new 50) | {
+    i=20000
+    while read -r e p; do
+        i=$((i + 1))
+        echo "INSERT INTO customers VALUES ($i, '$e', '$p', $i);" >&3
+        echo "INSERT INTO ref_customers VALUES ($i, '$e', '$p', $i);" >&4
+    done
+} 3>"$T/new.sql" 4>"$T/new_ref.sql"
 q "$(proxy_dsn)" -f "$T/new.sql" || fail "new rows through the restarted proxy"
+q "$REF" -f "$T/new_ref.sql" || fail "new rows in the reference"
 ok "rotated, proxy restarted, 50 rows written under version 2"
 
 # --- a concurrent writer through the proxy -----------------------------------------------------
 cat >"$T/writer.py" <<'PY'
+# Each transaction through the proxy, then the same in the reference.
 import os, random, sys, time
 import psycopg
-dsn, stop, out = sys.argv[1:]
+dsn, ref_dsn, stop, out, lib = sys.argv[1:]
+sys.path.insert(0, lib)
+import canary
 random.seed(7)
 n, next_id = 0, 30001
-with psycopg.connect(dsn, autocommit=True) as conn:
+with psycopg.connect(dsn, autocommit=True) as conn, psycopg.connect(ref_dsn, autocommit=True) as ref:
     while not os.path.exists(stop):
         i = random.randint(1, 20000)
-        with conn.transaction():
-            for t in ("customers", "ref_customers"):
-                conn.execute(f"UPDATE {t} SET phone = %s, age = %s WHERE id = %s", (f"w{n}", n, i))
-                conn.execute(f"INSERT INTO {t} VALUES (%s, %s, %s, %s)",
-                             (next_id, f"user{next_id}@example.com", f"p{next_id}", next_id % 97))
-            if n % 5 == 0:
-                p = random.randint(1, 2000)
-                for t in ("payments", "ref_payments"):
-                    conn.execute(f"UPDATE {t} SET note = %s WHERE id = %s", (f"wn{n}", p))
+        upd = (canary.text("w"), n, i)
+        ins = (next_id, canary.email(), canary.text("p"), next_id % 97)
+        note = (canary.text("wn"), random.randint(1, 2000)) if n % 5 == 0 else None
+        for c, prefix in ((conn, ""), (ref, "ref_")):
+            with c.transaction():
+                c.execute(f"UPDATE {prefix}customers SET phone = %s, age = %s WHERE id = %s", upd)
+                c.execute(f"INSERT INTO {prefix}customers VALUES (%s, %s, %s, %s)", ins)
+                if note:
+                    c.execute(f"UPDATE {prefix}payments SET note = %s WHERE id = %s", note)
         n += 1
         next_id += 1
         time.sleep(0.01)
 with open(out, "w") as f:
     f.write(str(n))
 PY
-"$PY" "$T/writer.py" "$(proxy_dsn)" "$T/stop" "$T/writer.count" >"$T/writer.log" 2>&1 &
+"$PY" "$T/writer.py" "$(proxy_dsn)" "$REF" "$T/stop" "$T/writer.count" "$HARNESS_ROOT/tests/clients" >"$T/writer.log" 2>&1 &
 WRITER=$!
 pgh_defer "touch '$T/stop'; kill $WRITER 2>/dev/null; wait $WRITER 2>/dev/null"
 sleep 0.5
@@ -147,13 +170,13 @@ kill -0 "$WRITER" 2>/dev/null || { cat "$T/writer.log" >&2; fail "the writer die
 held=$(q "$DIRECT" -At -c "select id from customers where id > $killed_at and phone is not null
     and substr(phone, 3, 4) <> (select substr(phone, 3, 4) from customers where id = 20001) order by id limit 1")
 [ -n "$held" ] && [ "$held" -le $((killed_at + 100)) ] || fail "no version-1 row just after the resume point ($held)"
-q "$(proxy_dsn)" -c "BEGIN" -c "UPDATE customers SET phone = 'held $held' WHERE id = $held" \
-    -c "UPDATE ref_customers SET phone = 'held $held' WHERE id = $held" -c "SELECT pg_sleep(3)" -c "COMMIT" \
-    >"$T/holder.log" 2>&1 &
+HELD=$(canary_text held)
+q "$REF" -c "UPDATE ref_customers SET phone = '$HELD' WHERE id = $held" || fail "reference of the held row"
+q "$(proxy_dsn)" -c "BEGIN" -c "UPDATE customers SET phone = '$HELD' WHERE id = $held" \
+    -c "SELECT pg_sleep(3)" -c "COMMIT" >"$T/holder.log" 2>&1 &
 HOLDER=$!
-for _ in $(seq 1 100); do
-    n=$(q "$DIRECT" -At -c "select count(*) from pg_locks l join pg_class c on c.oid = l.relation
-        where c.relname = 'ref_customers' and l.mode = 'RowExclusiveLock' and l.granted")
+for _ in $(seq 1 100); do # until the holder's UPDATE is done (it sleeps)
+    n=$(q "$DIRECT" -At -c "select count(*) from pg_stat_activity where query = 'SELECT pg_sleep(3)' and state = 'active'")
     [ "${n:-0}" -ge 1 ] && break
     sleep 0.05
 done
@@ -183,8 +206,9 @@ writes=$(cat "$T/writer.count")
 ok "the concurrent writer committed $writes transactions during the re-encryption"
 
 # --- a version-1 value written after the run (a proxy that still had the old key) --------------
-q "$DIRECT" -c "UPDATE customers SET phone = (SELECT phone FROM saved_v1) WHERE id = 5" \
-    -c "UPDATE ref_customers SET phone = '+1 555 2' WHERE id = 5" || fail "writing a v1 envelope"
+q "$DIRECT" -c "UPDATE customers SET phone = (SELECT phone FROM saved_v1) WHERE id = 5" || fail "writing a v1 envelope"
+q "$REF" -c "UPDATE ref_customers SET phone = '$(awk -F, 'NR == 2 { print $3 }' "$T/customers.csv")' WHERE id = 5" ||
+    fail "the reference of the v1 envelope (customer 2's phone)"
 run late "$P" reencrypt -c "$CFG" --dsn "$DIRECT"
 assert_eq 0 "$RC" "a run after completion exits 0"
 assert_contains "$OUT" "public.customers: already re-encrypted" "a finished job is not repeated"
@@ -215,7 +239,7 @@ phx_start --config "$CFG"
 cmp_tables() { # table cols
     local a b
     a=$(q "$(proxy_dsn)" -At -c "select $2 from $1 order by id") || fail "reading $1 through the proxy"
-    b=$(q "$DIRECT" -At -c "select $2 from ref_$1 order by id")
+    b=$(q "$REF" -At -c "select $2 from ref_$1 order by id")
     [ -n "$b" ] || fail "empty reference"
     if [ "$a" = "$b" ]; then
         ok "$1: all $(wc -l <<<"$a") rows read back through the proxy equal the reference"
@@ -224,15 +248,15 @@ cmp_tables() { # table cols
     fi
 }
 cmp_tables customers "id, email, phone, age"
-assert_eq "held $held" "$(q "$(proxy_dsn)" -At -c "select phone from customers where id = $held")" \
+assert_eq "$HELD" "$(q "$(proxy_dsn)" -At -c "select phone from customers where id = $held")" \
     "the value written during the compare-and-set wait is kept"
 cmp_tables payments "id, customer_email, note"
-assert_eq "123" "$(q "$(proxy_dsn)" -At -c "select id from customers where email = 'user123@example.com'")" \
+assert_eq "123" "$(q "$(proxy_dsn)" -At -c "select id from customers where email = '$(email_of 123)'")" \
     "deterministic lookup after re-encryption"
-assert_eq "$(q "$DIRECT" -At -c "select count(*) from ref_payments p join ref_customers c on c.email = p.customer_email")" \
+assert_eq "$(q "$REF" -At -c "select count(*) from ref_payments p join ref_customers c on c.email = p.customer_email")" \
     "$(q "$(proxy_dsn)" -At -c "select count(*) from payments p join customers c on c.email = p.customer_email")" \
     "join on the shared key domain after re-encryption"
-assert_eq "$(q "$DIRECT" -At -c "select string_agg(id::text, ',' order by age, id) from ref_customers where age between -10 and 10")" \
+assert_eq "$(q "$REF" -At -c "select string_agg(id::text, ',' order by age, id) from ref_customers where age between -10 and 10")" \
     "$(q "$(proxy_dsn)" -At -c "select string_agg(id::text, ',' order by age, id) from customers where age between -10 and 10")" \
     "ope range and order after re-encryption"
 

@@ -18,6 +18,8 @@
 #     and binary): = $1, IN ($1, $2), <> $1 find rows of both versions, the
 #     decrypted value equals the one looked up, ParameterDescription says text;
 #   * a value stored while both versions are live uses version 2 only.
+# The addresses and names are leak canaries (tests/lib/canary.sh): the
+# snapshot at exit must not find them.
 set -u
 source "$(dirname "$0")/../lib/harness.sh"
 
@@ -43,6 +45,13 @@ proxy_dsn() { echo "host=127.0.0.1 port=$PHX_PORT dbname=$PGH_DB $base"; }
 q() { timeout 60 psql "$(proxy_dsn)" -X -At -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
 qd() { timeout 60 psql "$DIRECT" -X -At -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
 
+# Protected values from the leak canary (tests/lib/canary.sh).
+ANN=$(canary_email) BOB=$(canary_email) CY=$(canary_email) DUP=$(canary_email)
+EVE=$(canary_email) FAY=$(canary_email)
+N_ANN=$(canary_text name) N_BOB=$(canary_text name) N_CY=$(canary_text name) N_DUP1=$(canary_text name)
+N_EVE=$(canary_text name) N_FAY=$(canary_text name) N_DUP2=$(canary_text name)
+N_BOBBY=$(canary_text name) N_ANN2=$(canary_text name)
+
 # --- version 1 ------------------------------------------------------------------------
 phx_start --config "$CFG"
 out=$(q "CREATE TABLE customers (id int PRIMARY KEY, email text, full_name text)") ||
@@ -50,10 +59,10 @@ out=$(q "CREATE TABLE customers (id int PRIMARY KEY, email text, full_name text)
 out=$(q "CREATE TABLE payments (id int PRIMARY KEY, customer_email text, amount int)") ||
     fail "create payments: $out"
 out=$(q "INSERT INTO customers (id, email, full_name) VALUES
-         (1, 'ann@old.example', 'Ann'), (2, 'bob@old.example', 'Bob'),
-         (3, 'cy@old.example', 'Cy'), (4, 'dup@both.example', 'Dup One')") ||
+         (1, '${ANN}', '${N_ANN}'), (2, '${BOB}', '${N_BOB}'),
+         (3, '${CY}', '${N_CY}'), (4, '${DUP}', '${N_DUP1}')") ||
     fail "insert under version 1: $out"
-out=$(q "INSERT INTO payments VALUES (10, 'ann@old.example', 5)") || fail "insert payment: $out"
+out=$(q "INSERT INTO payments VALUES (10, '${ANN}', 5)") || fail "insert payment: $out"
 ok "4 customers and 1 payment stored under version 1"
 phx_stop
 
@@ -63,8 +72,8 @@ assert_contains "$out" "rotated customers.email version 2" "keys rotate customer
 # --- version 2 (the proxy loads both live versions at start) ---------------------------------
 phx_start --config "$CFG"
 out=$(q "INSERT INTO customers (id, email, full_name) VALUES
-         (5, 'eve@new.example', 'Eve'), (6, 'fay@new.example', 'Fay'),
-         (7, 'dup@both.example', 'Dup Two')") || fail "insert under version 2: $out"
+         (5, '${EVE}', '${N_EVE}'), (6, '${FAY}', '${N_FAY}'),
+         (7, '${DUP}', '${N_DUP2}')") || fail "insert under version 2: $out"
 ok "3 customers stored after the rotation"
 
 # --- what the database holds -------------------------------------------------------------------
@@ -83,40 +92,40 @@ n=$(qd "SELECT count(DISTINCT email) FROM customers WHERE id IN (4, 7)")
 assert_eq 2 "$n" "the same address under two versions: two different ciphertexts"
 
 # --- psql: simple-protocol literals ------------------------------------------------------------
-assert_eq "1|ann@old.example" "$(q "SELECT id, email FROM customers WHERE email = 'ann@old.example'")" \
+assert_eq "1|${ANN}" "$(q "SELECT id, email FROM customers WHERE email = '${ANN}'")" \
     "= finds a version-1 row"
-assert_eq "5|eve@new.example" "$(q "SELECT id, email FROM customers WHERE email = 'eve@new.example'")" \
+assert_eq "5|${EVE}" "$(q "SELECT id, email FROM customers WHERE email = '${EVE}'")" \
     "= finds a version-2 row"
 assert_eq "4
-7" "$(q "SELECT id FROM customers WHERE email = 'dup@both.example' ORDER BY id")" \
+7" "$(q "SELECT id FROM customers WHERE email = '${DUP}' ORDER BY id")" \
     "= finds the address under both versions"
-assert_eq "2" "$(q "SELECT id FROM customers WHERE 'bob@old.example' = email")" \
+assert_eq "2" "$(q "SELECT id FROM customers WHERE '${BOB}' = email")" \
     "literal on the left"
-assert_eq "4" "$(q "SELECT count(*) FROM customers WHERE email IN ('ann@old.example', 'fay@new.example', 'dup@both.example')")" \
+assert_eq "4" "$(q "SELECT count(*) FROM customers WHERE email IN ('${ANN}', '${FAY}', '${DUP}')")" \
     "IN over both versions"
-assert_eq "3" "$(q "SELECT count(*) FROM customers WHERE email NOT IN ('ann@old.example', 'eve@new.example', 'dup@both.example')")" \
+assert_eq "3" "$(q "SELECT count(*) FROM customers WHERE email NOT IN ('${ANN}', '${EVE}', '${DUP}')")" \
     "NOT IN over both versions"
-assert_eq "5" "$(q "SELECT count(*) FROM customers WHERE email <> 'dup@both.example'")" \
+assert_eq "5" "$(q "SELECT count(*) FROM customers WHERE email <> '${DUP}'")" \
     "<> excludes the address under both versions"
-assert_eq "3" "$(q "SELECT count(*) FROM customers WHERE email = ANY (ARRAY['cy@old.example', 'dup@both.example'])")" \
+assert_eq "3" "$(q "SELECT count(*) FROM customers WHERE email = ANY (ARRAY['${CY}', '${DUP}'])")" \
     "= ANY (ARRAY[...]) over both versions"
-assert_eq "UPDATE 1" "$(q "UPDATE customers SET full_name = 'Bobby' WHERE email = 'bob@old.example'")" \
+assert_eq "UPDATE 1" "$(q "UPDATE customers SET full_name = '${N_BOBBY}' WHERE email = '${BOB}'")" \
     "UPDATE ... WHERE email = finds a version-1 row"
-assert_eq "Bobby" "$(q "SELECT full_name FROM customers WHERE email = 'bob@old.example'")" \
+assert_eq "${N_BOBBY}" "$(q "SELECT full_name FROM customers WHERE email = '${BOB}'")" \
     "the updated row reads back"
-assert_eq "ann@old.example|5" "$(q "SELECT c.email, p.amount FROM payments p JOIN customers c ON c.email = p.customer_email WHERE p.customer_email = 'ann@old.example'")" \
+assert_eq "${ANN}|5" "$(q "SELECT c.email, p.amount FROM payments p JOIN customers c ON c.email = p.customer_email WHERE p.customer_email = '${ANN}'")" \
     "join within one version plus a lookup in the shared key domain"
-out=$(q "SELECT id FROM customers WHERE email IS DISTINCT FROM 'ann@old.example'") &&
+out=$(q "SELECT id FROM customers WHERE email IS DISTINCT FROM '${ANN}'") &&
     fail "IS DISTINCT FROM during a rotation was not refused: $out"
 assert_contains "$out" "key rotation is in progress" "IS DISTINCT FROM refused during the rotation"
 assert_contains "$out" "customers.email" "the refusal names the column"
 
 # --- a value stored now uses the active version only ---------------------------------------------
-out=$(q "INSERT INTO customers (id, email, full_name) VALUES (8, 'ann@old.example', 'Ann Again')") ||
+out=$(q "INSERT INTO customers (id, email, full_name) VALUES (8, '${ANN}', '${N_ANN2}')") ||
     fail "insert: $out"
 assert_eq "$ids2" "$(qd "SELECT $kid FROM customers WHERE id = 8")" "a new write uses version 2"
 assert_eq "1
-8" "$(q "SELECT id FROM customers WHERE email = 'ann@old.example' ORDER BY id")" \
+8" "$(q "SELECT id FROM customers WHERE email = '${ANN}' ORDER BY id")" \
     "the lookup finds the old and the new row"
 
 # --- psycopg: server-side parameters -------------------------------------------------------------
@@ -125,6 +134,7 @@ import sys
 import psycopg
 
 dsn = sys.argv[1]
+ANN, BOB, CY, DUP, EVE, FAY = sys.argv[2:8]
 fails = 0
 
 
@@ -143,19 +153,19 @@ with psycopg.connect(dsn, autocommit=True) as conn:
         tag = "binary" if binary else "text"
         cur = conn.cursor(binary=binary)
         q = "SELECT id, email FROM customers WHERE email = %s ORDER BY id"
-        cur.execute(q, ("cy@old.example",), prepare=True)
-        check(f"= $1 prepared ({tag}), version 1", cur.fetchall(), [(3, "cy@old.example")])
-        cur.execute(q, ("fay@new.example",), prepare=True)
-        check(f"= $1 prepared ({tag}), version 2", cur.fetchall(), [(6, "fay@new.example")])
-        cur.execute(q, ("dup@both.example",), prepare=True)
+        cur.execute(q, (CY,), prepare=True)
+        check(f"= $1 prepared ({tag}), version 1", cur.fetchall(), [(3, CY)])
+        cur.execute(q, (FAY,), prepare=True)
+        check(f"= $1 prepared ({tag}), version 2", cur.fetchall(), [(6, FAY)])
+        cur.execute(q, (DUP,), prepare=True)
         check(f"= $1 prepared ({tag}), both versions", [r[0] for r in cur.fetchall()], [4, 7])
         cur.execute("SELECT count(*) FROM customers WHERE email IN (%s, %s)",
-                    ("ann@old.example", "eve@new.example"), prepare=True)
+                    (ANN, EVE), prepare=True)
         check(f"IN ($1, $2) ({tag})", cur.fetchone()[0], 3)
-        cur.execute("SELECT count(*) FROM customers WHERE email <> %s", ("dup@both.example",),
+        cur.execute("SELECT count(*) FROM customers WHERE email <> %s", (DUP,),
                     prepare=True)
         check(f"<> $1 ({tag})", cur.fetchone()[0], 6)
-        cur.execute("SELECT id FROM customers WHERE %s = email", ("bob@old.example",))
+        cur.execute("SELECT id FROM customers WHERE %s = email", (BOB,))
         check(f"$1 = email ({tag})", cur.fetchall(), [(2,)])
     # the statement's parameter is described to the client as text, not bytea[]
     stmt = conn.pgconn.prepare(b"rot_desc", b"SELECT id FROM customers WHERE email = $1")
@@ -173,7 +183,7 @@ with psycopg.connect(dsn, autocommit=True) as conn:
 
 sys.exit(1 if fails else 0)
 PYEOF
-pyout=$(timeout 120 "$PY" "$T/lookups.py" "$(proxy_dsn)" 2>&1)
+pyout=$(timeout 120 "$PY" "$T/lookups.py" "$(proxy_dsn)" "$ANN" "$BOB" "$CY" "$DUP" "$EVE" "$FAY" 2>&1)
 rc=$?
 echo "$pyout"
 [ "$rc" -eq 0 ] || fail "psycopg lookups (exit $rc)"

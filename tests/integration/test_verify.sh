@@ -18,6 +18,8 @@
 #     exit 1; --table limits the scan and the usage records (a shared domain
 #     is not recorded when a table of it was not scanned); usage errors and an
 #     unreachable database exit 2.
+#   The values written through the proxy come from the leak canary
+#   (tests/lib/canary.sh): the snapshot at exit must not find them.
 set -u
 source "$(dirname "$0")/../lib/harness.sh"
 
@@ -64,34 +66,47 @@ q() { # DSN ARGS...
 }
 
 # --- data through the proxy ------------------------------------------------------------------
+# Protected values from the leak canary (tests/lib/canary.sh): EMAIL[i] is
+# customer i's address, PHONE[i] its phone (every 10th NULL).
 q "$PROXY" -c "CREATE TABLE customers (id int PRIMARY KEY, email text, phone text, age int4, tier text)" \
     -c "CREATE TABLE payments (id bigint PRIMARY KEY, customer_email text, note text)" \
     -c "CREATE TABLE line_items (order_id int, line int, secret text, PRIMARY KEY (order_id, line))" ||
     fail "DDL through the proxy"
+mapfile -t EMAIL < <(echo; canary_emails 300)
+mapfile -t phones < <(canary_texts phone 270)
+mapfile -t NOTE < <(echo; canary_texts note 200)
+mapfile -t ITEM < <(canary_texts item 15)
+PHONE=("")
+for i in $(seq 1 300); do
+    if [ $((i % 10)) -eq 0 ]; then PHONE+=(""); else PHONE+=("${phones[$((i - 1 - i / 10))]}"); fi
+done
 {
     echo "INSERT INTO customers VALUES"
     for i in $(seq 1 300); do
-        phone="'+1 555 $((1000 + i))'"
+        phone="'${PHONE[$i]}'"
         [ $((i % 10)) -eq 0 ] && phone=NULL
-        printf "(%d, 'user%d@example.com', %s, %d, 'basic')%s\n" "$i" "$i" "$phone" $((i % 90)) \
+        printf "(%d, '%s', %s, %d, 'basic')%s\n" "$i" "${EMAIL[$i]}" "$phone" $((i % 90)) \
             "$([ "$i" -lt 300 ] && echo ,)"
     done
     echo ";"
     echo "INSERT INTO payments VALUES"
     for i in $(seq 1 200); do
-        printf "(%d, 'user%d@example.com', 'note %d')%s\n" "$i" $((i % 300 + 1)) "$i" "$([ "$i" -lt 200 ] && echo ,)"
+        printf "(%d, '%s', '%s')%s\n" "$i" "${EMAIL[$((i % 300 + 1))]}" "${NOTE[$i]}" "$([ "$i" -lt 200 ] && echo ,)"
     done
     echo ";"
     echo "INSERT INTO line_items VALUES"
+    k=0
     for o in 1 2 3 4 5; do
         for l in 1 2 3; do
-            printf "(%d, %d, 'item %d/%d')%s\n" "$o" "$l" "$o" "$l" "$([ "$o$l" != 53 ] && echo ,)"
+            printf "(%d, %d, '%s')%s\n" "$o" "$l" "${ITEM[$k]}" "$([ "$o$l" != 53 ] && echo ,)"
+            k=$((k + 1))
         done
     done
     echo ";"
 } >"$T/data.sql"
+[ -n "${PHONE[7]}" ] && [ -z "${PHONE[10]}" ] && [ -n "${PHONE[299]}" ] || fail "(set-up) phone list"
 q "$PROXY" -f "$T/data.sql" || fail "loading data through the proxy"
-assert_eq "user7@example.com|+1 555 1007|7" "$(q "$PROXY" -At -c "select email, phone, age from customers where id = 7")" \
+assert_eq "${EMAIL[7]}|${PHONE[7]}|7" "$(q "$PROXY" -At -c "select email, phone, age from customers where id = 7")" \
     "the data reads back through the proxy"
 assert_eq "bytea" "$(q "$DIRECT" -At -c "select pg_typeof(phone) from customers limit 1")" "stored as bytea"
 
@@ -132,7 +147,7 @@ assert_eq "customers.phone randomized 300 30 3 v1=267" "$(row customers.phone)" 
 assert_contains "$OUT" "customers.phone: 3 invalid values (1 not a phantom envelope, 1 an envelope of another mode than the column's, 1 unknown or retired key id" "reasons summarised"
 assert_contains "$OUT" "verify: FAILED" "verdict"
 case "$OUT$ERR" in
-    *"not encrypted"* | *"plain item"* | *"user8@example.com"*) fail "verify printed a stored value" ;;
+    *"not encrypted"* | *"plain item"* | *"${EMAIL[8]}"*) fail "verify printed a stored value" ;;
     *) ok "no value printed" ;;
 esac
 

@@ -5,11 +5,13 @@
 //
 // Environment:
 //   PROXY_PORT   the proxy, in front of the encrypted database ENC_DB
-//   DIRECT_PORT  the server itself; PLAIN_DB there holds the same data with
-//                plain types (the reference)
+//   DIRECT_PORT  a server whose PLAIN_DB holds the same data with plain types
+//                (the reference; a second server, not the encrypted one)
 //   ENC_DB, PLAIN_DB
 //   SECRETS_OUT  a file to which the protected plaintexts this suite writes
 //                are appended (the caller's leak check looks for them)
+// The protected values this suite writes and looks up are leak canaries
+// (./canary.js, recorded in $PHANTOM_CANARY_DIR/values).
 // Every check runs the same statement through the proxy on the encrypted
 // database and directly on the plain copy and compares rows, field types
 // (RowDescription) and command tags; refusals are checked for SQLSTATE 0A000,
@@ -20,6 +22,7 @@
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const { Client } = require('pg');
+const canary = require('./canary');
 
 const proxyPort = Number(process.env.PROXY_PORT);
 const directPort = Number(process.env.DIRECT_PORT);
@@ -33,14 +36,18 @@ if (!proxyPort || !directPort || !encDb || !plainDb || !secretsOut) {
 
 // Protected plaintexts written by this suite (the leak check greps for them).
 const NODE = {
-  email: 'nadia.nodeworth@zq-node.test',
-  fullName: 'Nadia Nodeworth',
-  phone: '+34 600 555 123',
-  taxId: 'ES-TX-555000111-NODE',
-  street: '55 Callbackgasse',
-  phone2: '+34 600 555 987',
-  card: '4555 5550 6666 0006',
-  likeMarker: 'zq-node-refused-like-marker',
+  email: canary.email(),
+  fullName: `Nadia Nodeworth ${canary.text('name')}`,
+  phone: `+34 600 555 123 ${canary.text('phone')}`,
+  taxId: `ES-TX-555000111-NODE ${canary.text('tax')}`,
+  street: `55 Callbackgasse ${canary.text('street')}`,
+  city: `Eventloop ${canary.text('city')}`,
+  postcode: `ZQ5555-NODE ${canary.text('postcode')}`,
+  phone2: `+34 600 555 987 ${canary.text('phone')}`,
+  card: `4555 5550 6666 0006 ${canary.text('card')}`,
+  likeMarker: canary.text('node-refused-like-marker'),
+  unknownEmail: canary.email(),
+  otherEmail: canary.email(),
 };
 fs.appendFileSync(secretsOut, Object.values(NODE).join('\n') + '\n');
 
@@ -129,7 +136,7 @@ check('login lookup WHERE email = $1 (text parameters, unnamed and named stateme
     // fields() compares the format too: the proxy must answer in binary as asked
     await both('login (binary results)', { text: 'SELECT * FROM customers WHERE email = $1', values: [e], binary: true });
   }
-  await both('login: unknown email', { text, values: ['nobody@zq-nowhere.test'] }, { minRows: 0 });
+  await both('login: unknown email', { text, values: [NODE.unknownEmail] }, { minRows: 0 });
 });
 
 check('plan filtering and sorting by created_at', async () => {
@@ -156,7 +163,7 @@ check('GROUP BY email with counts; JOIN on email', async () => {
 
 check('INSERT ... RETURNING, UPDATE ... SET phone, ON CONFLICT, DELETE WHERE email = (both sides)', async () => {
   const id = 'a0de0000-0000-4000-8000-000000000de1';
-  const addr = { city: 'Eventloop', street: NODE.street, country: 'ES', postcode: 'ZQ5555-NODE' };
+  const addr = { city: NODE.city, street: NODE.street, country: 'ES', postcode: NODE.postcode };
   const ins = {
     text: 'INSERT INTO customers (id, email, full_name, phone, tax_id, address, plan_tier, created_at, country_code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *',
     values: [id, NODE.email, NODE.fullName, NODE.phone, NODE.taxId, JSON.stringify(addr), 'business', '2024-09-09T09:09:09Z', 'ES'],
@@ -186,7 +193,7 @@ check('refusals: LIKE, ORDER BY email, SUM, arithmetic, key domains (0A000, conn
   const n = (await D.query('SELECT count(*)::int AS n FROM customers')).rows[0].n;
   for (const [q, frags] of cases) {
     await expectRefusal(P, q, frags, typeof q === 'string' ? q : q.text);
-    const r = await P.query({ text: 'SELECT count(*)::int AS n FROM customers WHERE email <> $1', values: ['x@y'] });
+    const r = await P.query({ text: 'SELECT count(*)::int AS n FROM customers WHERE email <> $1', values: [NODE.otherEmail] });
     assert.equal(r.rows[0].n, n, 'connection usable after the refusal');
   }
 });
