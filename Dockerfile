@@ -15,7 +15,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config \
       libssl-dev libevent-dev libyaml-dev libjansson-dev libcurl4-openssl-dev \
-      libpg-query-dev libprotobuf-c-dev libp11-kit-dev libpq-dev \
+      libpg-query-dev libprotobuf-c-dev libp11-kit-dev libpq-dev libsqlite3-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -33,7 +33,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates \
       libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7 \
-      libssl3 libyaml-0-2 libjansson4 libcurl4 libpq5 libpg-query1504.0 \
+      libssl3 libyaml-0-2 libjansson4 libcurl4 libpq5 libsqlite3-0 libpg-query1504.0 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/bin/phantom /usr/local/bin/phantom
 # Numeric, so that runAsNonRoot can verify it without a passwd entry.

@@ -141,6 +141,7 @@ bench: deps
 	@bash bench/crypto
 	@bash bench/encrypted
 	@bash bench/migrate
+	@bash bench/token
 
 lint:
 	clang-format --dry-run --Werror $$(find src tests/unit fuzz -name '*.[ch]')

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config clang libclang-rt-14-dev
   libssl-dev libevent-dev libyaml-dev libjansson-dev libcurl4-openssl-dev
-  libpg-query-dev libprotobuf-c-dev libcmocka-dev libp11-kit-dev softhsm2 p11-kit libpq-dev
+  libpg-query-dev libprotobuf-c-dev libcmocka-dev libp11-kit-dev softhsm2 p11-kit libpq-dev libsqlite3-dev
   postgresql-15 postgresql-client-15 pgbouncer
   python3 python3-psycopg python3-yaml python3-asyncpg valgrind nodejs npm openssl procps iproute2 util-linux
 )

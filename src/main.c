@@ -5,8 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-
-#define PHANTOM_VERSION "0.1.0"
+#include "ops/version.h"
 
 static void usage(FILE *f)
 {

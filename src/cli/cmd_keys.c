@@ -1,7 +1,7 @@
 /*
  * cmd_keys.c — `phantom keys`: administration of the KEK -> DEK hierarchy
  * (init-master, init-kek, create, list, rotate, rotate-kek, rewrap, retire,
- * escrow, recover, check).
+ * escrow, recover, check; shred and probe are in cmd_keys_tenant.c).
  *
  * Every mutating command: loads the `keys:` config, opens the audit log (and
  * makes it the process-wide sink so each KEK call is recorded), takes the
@@ -24,6 +24,7 @@
 #include <openssl/rand.h>
 
 #include "cli/cli.h"
+#include "cli/cmd_keys_internal.h"
 #include "common/err.h"
 #include "common/file.h"
 #include "common/hex.h"
@@ -33,12 +34,11 @@
 #include "keys/kek_file.h"
 #include "keys/kek_openbao.h"
 #include "keys/kek_pkcs11.h"
+#include "keys/kek_tenant.h"
 #include "keys/keyring.h"
 #include "keys/keys_config.h"
 #include "keys/secmem.h"
 #include "schema/schema.h"
-
-#define LOCK_TIMEOUT_MS 10000u
 
 void ph_cmd_keys_usage(void *stream)
 {
@@ -83,6 +83,15 @@ void ph_cmd_keys_usage(void *stream)
             "                               (after the primary KEK was lost or replaced)\n"
             "  check [DOMAIN...]            unwrap every active DEK with the primary KEK and\n"
             "                               print a key check value (kcv) per version\n"
+            "  shred --tenant T [--yes]     crypto-shredding: destroy every DEK version of\n"
+            "                               tenant T (domains tenant:T/...), primary and\n"
+            "                               escrow wrappings, and its OpenBao Transit key if\n"
+            "                               one per tenant is configured; asks for the\n"
+            "                               tenant id as confirmation unless --yes\n"
+            "  probe                        read envelopes (hex, one per line) on stdin and\n"
+            "                               try to open each with every live DEK under every\n"
+            "                               key domain name of the keyring; exit 0 when none\n"
+            "                               opens, 1 when some did (listed)\n"
             "\n"
             "options:\n"
             "  -c, --config FILE            phantom.yaml with a keys: section (required\n"
@@ -91,30 +100,14 @@ void ph_cmd_keys_usage(void *stream)
             "      --json                   list: machine-readable output\n"
             "      --force                  retire: retire a version that may be in use\n"
             "      --escrow                 init-kek: create the escrow KEK (keys.escrow)\n"
+            "      --tenant T               shred: the tenant\n"
+            "      --yes                    shred: do not ask for confirmation\n"
             "      --no-escrow              create/rotate: skip the escrow wrapping even\n"
             "                               if keys.escrow is configured\n"
             "  -h, --help                   this help\n");
 }
 
-typedef struct {
-    const char *cmd;
-    const char *config_path;
-    const char *out;
-    int json, force, no_escrow, escrow_kek;
-    char **args;
-    int nargs;
-    /* resources */
-    ph_keys_config kc;
-    int kc_loaded;
-    ph_audit *audit;
-    int lock_fd;
-    ph_keyring *kr;
-    ph_kek *primary;
-    ph_kek *escrow;
-} kctx;
-
-static int errorf(const kctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int errorf(const kctx *c, const char *fmt, ...)
+int errorf(const kctx *c, const char *fmt, ...)
 {
     va_list ap;
     fprintf(stderr, "phantom keys %s: ", c->cmd);
@@ -127,17 +120,10 @@ static int errorf(const kctx *c, const char *fmt, ...)
 
 /* ---- setup / teardown ---------------------------------------------------- */
 
-enum {
-    NEED_PRIMARY = 1,
-    NEED_ESCROW = 2,
-    KEYRING_MAY_BE_MISSING = 4,
-    WRITE = 8,
-    ESCROW_IF_CONFIGURED = 16, /* open the escrow KEK when configured, unless --no-escrow */
-};
-
 static void teardown(kctx *c)
 {
     ph_audit_set_global(NULL);
+    ph_kek_set_free(c->tenant_keks);
     ph_kek_destroy(c->primary);
     ph_kek_destroy(c->escrow);
     ph_keyring_free(c->kr);
@@ -161,7 +147,7 @@ static int load_config(kctx *c)
     return 0;
 }
 
-static int setup(kctx *c, int need)
+int setup(kctx *c, int need)
 {
     char err[512];
     int rc = load_config(c);
@@ -185,9 +171,18 @@ static int setup(kctx *c, int need)
     return 0;
 }
 
+ph_kek *kek_for(kctx *c, const char *domain, int create, char *err, size_t errlen)
+{
+    if (!c->tenant_keks && !(c->tenant_keks = ph_kek_set_new(&c->kc))) {
+        ph_errf(err, errlen, "out of memory");
+        return NULL;
+    }
+    return ph_kek_set_for(c->tenant_keks, c->primary, domain, create, err, errlen);
+}
+
 /* One administrative audit record (fsync'ed); prints a warning on failure. */
-static int audit_admin(kctx *c, const char *outcome, const char *kek, const char *domain,
-                       const ph_dek_version *v, const char *reason, const char *detail)
+int audit_admin(kctx *c, const char *outcome, const char *kek, const char *domain,
+                const ph_dek_version *v, const char *reason, const char *detail)
 {
     char event[64], err[256];
     snprintf(event, sizeof event, "keys.%s", c->cmd);
@@ -209,7 +204,7 @@ static int audit_admin(kctx *c, const char *outcome, const char *kek, const char
 }
 
 /* Saves the keyring; on failure records the failed action and reports it. */
-static int save(kctx *c)
+int save(kctx *c)
 {
     char err[512];
     if (ph_keyring_save(c->kr, c->kc.keyring, err, sizeof err) == 0)
@@ -263,10 +258,10 @@ static int new_version(kctx *c, const char *domain, int create, ph_dek_version *
     size_t len = 0;
     if (!dek)
         return -1;
-    int rc = ph_kek_generate(c->primary, dek, &blob, &len, err, errlen);
+    ph_kek *kek = kek_for(c, domain, 1, err, errlen);
+    int rc = kek ? ph_kek_generate(kek, dek, &blob, &len, err, errlen) : -1;
     if (rc == 0)
-        rc = ph_keyring_add_version(c->kr, domain, create, c->primary->id, blob, len, out, err,
-                                    errlen);
+        rc = ph_keyring_add_version(c->kr, domain, create, kek->id, blob, len, out, err, errlen);
     if (rc == 0)
         rc = add_escrow_copy(c, *out, dek, err, errlen);
     free(blob);
@@ -490,7 +485,11 @@ static int missing_domains(kctx *c, ph_schema **schema, char ***out, int *n)
     for (size_t t = 0; t < s->ntables; t++)
         for (size_t k = 0; k < s->tables[t]->ncolumns; k++) {
             const ph_schema_column *col = s->tables[t]->columns[k];
-            int seen = col->mode == PH_MODE_TOKEN || ph_keyring_domain(c->kr, col->key_domain);
+            /* a tenant-keyed column's keys are the tenants' (made on first use) */
+            /* token domains key the token vault: only with a tokens: section */
+            int seen = (col->mode == PH_MODE_TOKEN && !s->tokens) ||
+                       ph_schema_column_tenant_keyed(col) ||
+                       ph_keyring_domain(c->kr, col->key_domain);
             for (int i = 0; i < *n && !seen; i++)
                 seen = strcmp((*out)[i], col->key_domain) == 0;
             if (!seen)
@@ -606,8 +605,11 @@ static void list_text(const ph_keyring *kr)
                               : d->active == v->version  ? "rw"
                                                          : "r";
             printf("%-28s %7u %6u %-8s %-5s %-20s %-24s ", d->name, (unsigned)v->version,
-                   (unsigned)v->key_id, v->state == PH_DEK_RETIRED ? "retired" : "active", use,
-                   created, usage);
+                   (unsigned)v->key_id,
+                   d->shredded                  ? "shredded"
+                   : v->state == PH_DEK_RETIRED ? "retired"
+                                                : "active",
+                   use, created, usage);
             print_wrappings(v);
             printf("\n");
         }
@@ -628,7 +630,9 @@ static int list_json(const ph_keyring *kr)
             printf("%s\n  {\"domain\":\"%s\",\"version\":%u,\"key_id\":%u,\"state\":\"%s\","
                    "\"writes\":%s,\"created\":\"%s\",",
                    first ? "" : ",", d->name, (unsigned)v->version, (unsigned)v->key_id,
-                   v->state == PH_DEK_RETIRED ? "retired" : "active",
+                   d->shredded                  ? "shredded"
+                   : v->state == PH_DEK_RETIRED ? "retired"
+                                                : "active",
                    d->active == v->version ? "true" : "false", created);
             if (v->usage_known)
                 printf("\"rows\":%llu,", (unsigned long long)v->usage_rows);
@@ -668,21 +672,24 @@ static int rewrap_one(kctx *c, ph_key_domain *d, ph_dek_version *v, char *err, s
         return -1;
     uint8_t *blob = NULL;
     size_t len = 0;
-    int rc = ph_kek_rewrap(c->primary, w->blob, w->blob_len, &blob, &len, err, errlen);
+    ph_kek *kek = kek_for(c, d->name, 0, err, errlen);
+    int rc = kek ? ph_kek_rewrap(kek, w->blob, w->blob_len, &blob, &len, err, errlen) : -1;
     if (rc == 0)
-        rc = ph_keyring_set_wrapping(v, PH_WRAP_PRIMARY, c->primary->id, blob, len, err, errlen);
+        rc = ph_keyring_set_wrapping(v, PH_WRAP_PRIMARY, kek->id, blob, len, err, errlen);
     free(blob);
     return rc;
 }
 
 static int escrow_one(kctx *c, ph_key_domain *d, ph_dek_version *v, char *err, size_t errlen)
 {
-    return transfer(v, c->primary, PH_WRAP_PRIMARY, c->escrow, PH_WRAP_ESCROW, err, errlen);
+    ph_kek *kek = kek_for(c, d->name, 0, err, errlen);
+    return kek ? transfer(v, kek, PH_WRAP_PRIMARY, c->escrow, PH_WRAP_ESCROW, err, errlen) : -1;
 }
 
 static int recover_one(kctx *c, ph_key_domain *d, ph_dek_version *v, char *err, size_t errlen)
 {
-    return transfer(v, c->escrow, PH_WRAP_ESCROW, c->primary, PH_WRAP_PRIMARY, err, errlen);
+    ph_kek *kek = kek_for(c, d->name, 0, err, errlen);
+    return kek ? transfer(v, c->escrow, PH_WRAP_ESCROW, kek, PH_WRAP_PRIMARY, err, errlen) : -1;
 }
 
 /* rewrap / escrow / recover: change every selected version, save once. */
@@ -806,7 +813,8 @@ static int check_one(kctx *c, ph_key_domain *d, ph_dek_version *v, char *err, si
     if (!dek)
         return -1;
     char kv[9];
-    int rc = ph_kek_unwrap(c->primary, w->blob, w->blob_len, dek, err, errlen);
+    ph_kek *kek = kek_for(c, d->name, 0, err, errlen);
+    int rc = kek ? ph_kek_unwrap(kek, w->blob, w->blob_len, dek, err, errlen) : -1;
     if (rc == 0)
         rc = kcv(dek, kv);
     ph_secure_free(dek, PH_DEK_LEN);
@@ -829,7 +837,7 @@ static int cmd_check(kctx *c)
 
 /* ---- option parsing ------------------------------------------------------------ */
 
-enum { OPT_OUT = 256, OPT_JSON, OPT_FORCE, OPT_NO_ESCROW, OPT_ESCROW };
+enum { OPT_OUT = 256, OPT_JSON, OPT_FORCE, OPT_NO_ESCROW, OPT_ESCROW, OPT_TENANT, OPT_YES };
 
 static const struct option long_opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -838,6 +846,8 @@ static const struct option long_opts[] = {
     {"force", no_argument, NULL, OPT_FORCE},
     {"no-escrow", no_argument, NULL, OPT_NO_ESCROW},
     {"escrow", no_argument, NULL, OPT_ESCROW},
+    {"tenant", required_argument, NULL, OPT_TENANT},
+    {"yes", no_argument, NULL, OPT_YES},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -867,6 +877,12 @@ static int parse_opts(kctx *c, int argc, char **argv)
             break;
         case OPT_ESCROW:
             c->escrow_kek = 1;
+            break;
+        case OPT_TENANT:
+            c->tenant = optarg;
+            break;
+        case OPT_YES:
+            c->yes = 1;
             break;
         case 'h':
             return 1;
@@ -904,6 +920,10 @@ static int dispatch(kctx *c)
         return cmd_retire(c);
     if (strcmp(s, "check") == 0)
         return cmd_check(c);
+    if (strcmp(s, "shred") == 0)
+        return cmd_shred(c);
+    if (strcmp(s, "probe") == 0)
+        return cmd_probe(c);
     fprintf(stderr, "phantom keys: unknown command \"%s\"\n\n", s);
     ph_cmd_keys_usage(stderr);
     return 2;

@@ -4,6 +4,7 @@
 #include "cli/setup.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,16 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
     return data;
 }
 
+/* The audit log installed as the process's sink by a setup (audit.c has no
+ * getter): a setup freed while another one's log is the sink leaves it. */
+static _Atomic(ph_audit *) g_active_audit;
+
+static void activate_audit(ph_audit *a)
+{
+    atomic_store(&g_active_audit, a);
+    ph_audit_set_global(a);
+}
+
 static size_t count_columns(const ph_schema *s)
 {
     size_t n = 0;
@@ -60,16 +71,17 @@ static int open_keys(ph_setup *s, int mode, char *err, size_t errlen)
         snprintf(err, errlen, "audit log: %s", why);
         return -1;
     }
-    ph_audit_set_global(s->audit);
-    s->keys = mode == PH_SETUP_KEYS_LIVE ? ph_keysource_open_live(&s->kc, s->schema, err, errlen)
-                                         : ph_keysource_open(&s->kc, s->schema, err, errlen);
+    if (mode != PH_SETUP_KEYS_STAGED)
+        activate_audit(s->audit);
+    int live = mode == PH_SETUP_KEYS_LIVE || mode == PH_SETUP_KEYS_STAGED;
+    s->keys = live ? ph_keysource_open_live(&s->kc, s->schema, err, errlen)
+                   : ph_keysource_open(&s->kc, s->schema, err, errlen);
     if (!s->keys)
         return -1;
-    s->engine = ph_engine_new(s->schema, s->keys);
-    if (!s->engine) {
-        snprintf(err, errlen, "out of memory");
+    /* ph_engine_open says why (a token vault that cannot be opened, or OOM) */
+    s->engine = ph_engine_open(s->schema, s->keys, err, errlen);
+    if (!s->engine)
         return -1;
-    }
     return 0;
 }
 
@@ -95,12 +107,20 @@ int ph_setup_load(ph_setup *s, const char *path, int with_keys, char *err, size_
     return rc;
 }
 
+void ph_setup_activate(ph_setup *s)
+{
+    if (s->audit)
+        activate_audit(s->audit);
+}
+
 void ph_setup_free(ph_setup *s)
 {
     ph_engine_free(s->engine);
     ph_keysource_free(s->keys);
     if (s->audit) {
-        ph_audit_set_global(NULL);
+        ph_audit *mine = s->audit;
+        if (atomic_compare_exchange_strong(&g_active_audit, &mine, NULL))
+            ph_audit_set_global(NULL);
         ph_audit_close(s->audit);
     }
     ph_schema_free(s->schema);

@@ -30,19 +30,29 @@ typedef struct ph_setup {
 } ph_setup;
 
 /* What ph_setup_load does with the keys (open_keys):
- *   PH_SETUP_NO_KEYS    reads and validates the keys: section only;
- *   PH_SETUP_KEYS       loads every key, or fails (fail closed);
- *   PH_SETUP_KEYS_LIVE  the proxy's live source: fails only on a keyring that
- *                       cannot serve the schema (start its refresh thread
- *                       with ph_keysource_start). */
-#define PH_SETUP_NO_KEYS   0
-#define PH_SETUP_KEYS      1
-#define PH_SETUP_KEYS_LIVE 2
+ *   PH_SETUP_NO_KEYS      reads and validates the keys: section only;
+ *   PH_SETUP_KEYS         loads every key, or fails (fail closed);
+ *   PH_SETUP_KEYS_LIVE    the proxy's live source: fails only on a keyring
+ *                         that cannot serve the schema (start its refresh
+ *                         thread with ph_keysource_start);
+ *   PH_SETUP_KEYS_STAGED  the same for a configuration the proxy reloads:
+ *                         its audit log becomes the process's audit sink
+ *                         (ph_audit_set_global) only at ph_setup_activate —
+ *                         until then key loads are audited in the running
+ *                         configuration's log — so a reload that is rejected
+ *                         leaves the sink alone. */
+#define PH_SETUP_NO_KEYS     0
+#define PH_SETUP_KEYS        1
+#define PH_SETUP_KEYS_LIVE   2
+#define PH_SETUP_KEYS_STAGED 3
 
 /* Loads schema + keys config from path; with open_keys, also opens the
  * audit log and the keys, and creates the engine. */
 int ph_setup_load(ph_setup *s, const char *path, int open_keys, char *err, size_t errlen);
-/* Stops a live source's refresh thread, then frees everything. */
+/* Makes s's audit log the process's audit sink (after PH_SETUP_KEYS_STAGED). */
+void ph_setup_activate(ph_setup *s);
+/* Stops a live source's refresh thread, then frees everything. Clears the
+ * process's audit sink only if it is s's own log. */
 void ph_setup_free(ph_setup *s);
 
 #endif

@@ -172,11 +172,12 @@ static const setting settings[] = {
     {"limits.startup_timeout", T_DURATION, F(startup_timeout_ms), 100, 3600000},
     {"log.level", T_LEVEL, F(log_level), 0, 0},
     {"log.format", T_FORMAT, F(log_format), 0, 0},
+    {"metrics.listen", T_HOSTPORT, F(metrics_listen), 0, 0},
 };
 
-/* Sections later layers own (encryption schema, keys, tenants, metrics):
+/* Sections other layers own (encryption schema, keys, tenants, token vault):
  * accepted here so one phantom.yaml serves every version of the proxy. */
-static const char *const reserved_sections[] = {"encrypt", "keys", "tenants", "metrics", "audit"};
+static const char *const reserved_sections[] = {"encrypt", "keys", "tenants", "audit", "tokens"};
 
 static const setting *find_setting(const char *key)
 {
@@ -320,13 +321,19 @@ int ph_config_validate(const ph_config *cfg, char *err, size_t errlen)
         return ph_errf(err, errlen, "sslcert and sslkey must be given together");
     if (cfg->sslcert && cfg->sslmode == PH_SSLMODE_DISABLE)
         return ph_errf(err, errlen, "sslcert is set but sslmode is disable");
+    if (cfg->metrics_listen &&
+        ph_split_hostport(cfg->metrics_listen, host, sizeof host, port, sizeof port) != 0)
+        return ph_errf(err, errlen, "metrics.listen must be HOST:PORT");
+    if (cfg->metrics_listen && strcmp(cfg->metrics_listen, cfg->listen) == 0)
+        return ph_errf(err, errlen, "metrics.listen must differ from listen");
     return 0;
 }
 
 void ph_config_free(ph_config *cfg)
 {
-    char **strs[] = {&cfg->listen, &cfg->target,          &cfg->sslrootcert,    &cfg->sslcert,
-                     &cfg->sslkey, &cfg->client_tls_cert, &cfg->client_tls_key, &cfg->source_path};
+    char **strs[] = {&cfg->listen,         &cfg->target,         &cfg->sslrootcert,
+                     &cfg->sslcert,        &cfg->sslkey,         &cfg->client_tls_cert,
+                     &cfg->client_tls_key, &cfg->metrics_listen, &cfg->source_path};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -57,6 +57,10 @@ typedef struct ph_config {
     ph_log_level log_level;
     ph_log_format log_format;
 
+    /* metrics.listen: "host:port" of the /metrics, /healthz, /readyz
+     * endpoint; NULL = not served. */
+    char *metrics_listen;
+
     char *source_path; /* file it was loaded from, or NULL */
 } ph_config;
 

@@ -15,6 +15,8 @@
 
 #include "crypto/field.h"
 #include "engine/keysource.h"
+#include "keys/keyring.h"
+#include "ops/metrics.h"
 
 void eng_buf_wipe(ph_buf *b)
 {
@@ -327,42 +329,217 @@ static const ph_keysource *keys_acquire(const ph_keysource *ks, eng_cc_err *err)
     return t;
 }
 
+/* ---- tenants ----------------------------------------------------------------------------- */
+
+static int no_tenant(const ph_schema_column *col, eng_cc_err *err)
+{
+    const char *tc = col->table ? col->table->tenant_column : NULL;
+    set_err(err, "42501",
+            "phantom: %s is tenant-keyed and this session has no tenant: set one with SET "
+            "phantom.tenant = '...' or the startup option phantom.tenant%s%s",
+            col->qualified, tc ? ", or give the row's tenant in column " : "", tc ? tc : "");
+    return -1;
+}
+
+static int tenant_failed(int rc, const char *tenant, const ph_schema_column *col, const char *why,
+                         eng_cc_err *err)
+{
+    if (rc == PH_KS_TENANT_SHREDDED)
+        set_err(err, "42501",
+                "phantom: tenant %s was crypto-shredded: its keys are destroyed and are never "
+                "re-created (%s)",
+                tenant, col->qualified);
+    else
+        set_err(err, rc == PH_KS_TENANT_ABSENT ? "XX000" : PH_KEYS_UNAVAILABLE_SQLSTATE,
+                "phantom: no encryption key of tenant %s for %s: %s", tenant, col->qualified,
+                why[0] ? why : "none loaded");
+    return -1;
+}
+
+/* The key domain a value of col is written in for who (into buf for a
+ * tenant's); when the acquired table *t lacks the tenant's key, it is made
+ * (or loaded) first and *t re-acquired. NULL with err. */
+static const char *write_domain(const ph_keysource *ks, const ph_keysource **t,
+                                const eng_tenancy *who, const ph_schema_column *col, char *buf,
+                                size_t len, eng_cc_err *err)
+{
+    if (!ph_schema_column_tenant_keyed(col))
+        return col->key_domain;
+    if (!who || !who->tenant) {
+        no_tenant(col, err);
+        return NULL;
+    }
+    if (ph_keyring_tenant_domain(buf, len, who->tenant, col->key_domain) != 0) {
+        set_err(err, "22023", "phantom: invalid tenant id for %s", col->qualified);
+        return NULL;
+    }
+    if (ph_keysource_write_key(*t, buf))
+        return buf;
+    ph_keysource_release(ks, *t);
+    *t = NULL;
+    char why[256] = "";
+    int rc = ph_keysource_tenant_keys(ks, who->tenant, col->key_domain, 1, why, sizeof why);
+    if (rc != PH_KS_TENANT_READY) {
+        tenant_failed(rc, who->tenant, col, why, err);
+        return NULL;
+    }
+    *t = keys_acquire(ks, err);
+    return *t ? buf : NULL;
+}
+
+/* Another tenant's value (or any, for a session without a tenant): 1 (NULL)
+ * or -1 with the refusal. */
+static int foreign(const eng_tenancy *who, const ph_schema_column *col, eng_cc_err *err)
+{
+    if (who && who->foreign_null)
+        return 1;
+    if (who && who->tenant)
+        set_err(err, "42501", "phantom: value of tenant-keyed column %s belongs to another tenant",
+                col->qualified);
+    else
+        set_err(err, "42501",
+                "phantom: value of tenant-keyed column %s belongs to a tenant and this session "
+                "has none (SET phantom.tenant)",
+                col->qualified);
+    return -1;
+}
+
+static int destroyed_key(const ph_schema_column *col, eng_cc_err *err)
+{
+    set_err(err, "XX001",
+            "phantom: cannot decrypt a value of %s: its key was destroyed (the tenant was "
+            "crypto-shredded)",
+            col->qualified);
+    return -1;
+}
+
+static int unknown_key(const ph_schema_column *col, uint32_t key_id, eng_cc_err *err)
+{
+    set_err(err, "XX001",
+            "phantom: cannot decrypt a value of %s: no key with key id %u in key domain %s",
+            col->qualified, key_id, col->key_domain);
+    return -1;
+}
+
+/* The key that opens key_id for who in tenant-keyed column col: 0 (*k
+ * set), 1 (reads as NULL) or -1. */
+static int tenant_key(const ph_keysource *t, const eng_tenancy *who, const ph_schema_column *col,
+                      uint32_t key_id, const ph_field_key **k, eng_cc_err *err)
+{
+    const char *dname = NULL, *base;
+    char owner[PH_TENANT_MAX + 1] = "";
+    bool destroyed = false;
+    const ph_field_key *key = ph_keysource_key_any(t, key_id, &dname);
+    if (key) {
+        int is_tenant = ph_keyring_domain_tenant(dname, owner, sizeof owner, &base);
+        if (strcmp(is_tenant ? base : dname, col->key_domain) != 0)
+            return unknown_key(col, key_id, err); /* another column's key */
+        if (!who || (is_tenant && who->tenant && strcmp(owner, who->tenant) == 0)) {
+            *k = key;
+            return 0;
+        }
+        return foreign(who, col, err);
+    }
+    int known = ph_keysource_key_owner(t, key_id, owner, &destroyed);
+    bool own = known && who && who->tenant && strcmp(owner, who->tenant) == 0;
+    if (known && destroyed && (own || !who || !who->tenant))
+        return destroyed_key(col, err);
+    if (!who || own)
+        return unknown_key(col, key_id, err);
+    return foreign(who, col, err); /* not one of the session tenant's keys */
+}
+
+/* Before reading a tenant-keyed column: the session tenant's keys, loaded
+ * from the keyring when this proxy has none of them yet (made by another
+ * proxy); *t re-acquired then. NULL (keys unavailable) with err. */
+static const ph_keysource *tenant_loaded(const ph_keysource *ks, const ph_keysource *t,
+                                         const eng_tenancy *who, const ph_schema_column *col,
+                                         eng_cc_err *err)
+{
+    char name[PH_KEYRING_MAX_DOMAIN + 1];
+    if (!who || !who->tenant || !ph_schema_column_tenant_keyed(col) ||
+        (who->load_tried && *who->load_tried) ||
+        ph_keyring_tenant_domain(name, sizeof name, who->tenant, col->key_domain) != 0 ||
+        ph_keysource_write_key(t, name) || ph_keysource_tenant_shredded(t, who->tenant))
+        return t;
+    ph_keysource_release(ks, t);
+    char why[256];
+    if (ph_keysource_tenant_keys(ks, who->tenant, col->key_domain, 0, why, sizeof why) !=
+            PH_KS_TENANT_READY &&
+        who->load_tried)
+        *who->load_tried = true;
+    return keys_acquire(ks, err);
+}
+
+/* Counts one protected value done (rc >= 0) and how long it took from t0. */
+static int counted(int rc, ph_ctr ctr, ph_hist hist, uint64_t t0)
+{
+    if (rc >= 0) {
+        ph_metrics_observe_ns(hist, ph_metrics_clock_ns() - t0);
+        ph_metrics_inc(ctr);
+    }
+    return rc;
+}
+
+/* ---- the API ----------------------------------------------------------------------------- */
+
+int eng_col_encrypt_t(const ph_keysource *ks, const eng_tenancy *who, const ph_schema_column *col,
+                      const ph_enc_opts *session, int binary, ph_ltype in_type, const uint8_t *v,
+                      size_t len, ph_buf *out, eng_memo *memo, eng_cc_err *err)
+{
+    if (col->mode == PH_MODE_TOKEN)
+        return refuse_token(col, err);
+    uint64_t t0 = ph_metrics_clock_ns();
+    const ph_keysource *t = keys_acquire(ks, err);
+    if (!t)
+        return -1;
+    char name[PH_KEYRING_MAX_DOMAIN + 1];
+    const char *dom = write_domain(ks, &t, who, col, name, sizeof name, err);
+    const ph_field_key *k = dom ? ph_keysource_write_key(t, dom) : NULL;
+    int rc = k ? encrypt_under(&k, 1, col, session, binary, in_type, v, len, out, NULL, memo, err)
+             : dom ? no_key(col, err)
+                   : -1;
+    ph_keysource_release(ks, t);
+    return counted(rc, PH_CTR_FIELD_ENCRYPTED, PH_HIST_ENCRYPT, t0);
+}
+
 int eng_col_encrypt(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *session,
                     int binary, ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out,
                     eng_memo *memo, eng_cc_err *err)
 {
-    if (col->mode == PH_MODE_TOKEN)
-        return refuse_token(col, err);
-    const ph_keysource *t = keys_acquire(ks, err);
-    if (!t)
-        return -1;
-    const ph_field_key *k = ph_keysource_write_key(t, col->key_domain);
-    int rc = k ? encrypt_under(&k, 1, col, session, binary, in_type, v, len, out, NULL, memo, err)
-               : no_key(col, err);
-    ph_keysource_release(ks, t);
-    return rc;
+    return eng_col_encrypt_t(ks, NULL, col, session, binary, in_type, v, len, out, memo, err);
 }
 
-int eng_col_versions(const ph_keysource *ks, const ph_schema_column *col)
+int eng_col_versions_t(const ph_keysource *ks, const eng_tenancy *who, const ph_schema_column *col)
 {
     if (col->mode != PH_MODE_DETERMINISTIC)
         return 1;
+    if (ph_schema_column_tenant_keyed(col) && (!who || !who->tenant))
+        return 1; /* the lookup itself is refused */
+    eng_cc_err e;
     const ph_keysource *t = ph_keysource_acquire(ks);
-    size_t n = ph_keysource_domain_keys(t, col->key_domain, NULL, 0);
+    char name[PH_KEYRING_MAX_DOMAIN + 1];
+    const char *dom = t ? write_domain(ks, &t, who, col, name, sizeof name, &e) : NULL;
+    size_t n = dom ? ph_keysource_domain_keys(t, dom, NULL, 0) : 0;
     ph_keysource_release(ks, t);
     return n < 1 ? 1 : n > 65535 ? 65535 : (int)n;
 }
 
-/* eng_col_encrypt_versions with the table t acquired. */
-static int encrypt_versions(const ph_keysource *t, const ph_schema_column *col,
+int eng_col_versions(const ph_keysource *ks, const ph_schema_column *col)
+{
+    return eng_col_versions_t(ks, NULL, col);
+}
+
+/* eng_col_encrypt_versions with the table t acquired, in key domain dom. */
+static int encrypt_versions(const ph_keysource *t, const char *dom, const ph_schema_column *col,
                             const ph_enc_opts *session, int binary, ph_ltype in_type,
                             const uint8_t *v, size_t len, ph_buf *out, size_t *lens, size_t max,
                             eng_memo *memo, eng_cc_err *err)
 {
     const ph_field_key *keys[ENG_MAX_VERSIONS];
     size_t n = col->mode == PH_MODE_DETERMINISTIC
-                   ? ph_keysource_domain_keys(t, col->key_domain, keys, ENG_MAX_VERSIONS)
-                   : (keys[0] = ph_keysource_write_key(t, col->key_domain)) != NULL;
+                   ? ph_keysource_domain_keys(t, dom, keys, ENG_MAX_VERSIONS)
+                   : (keys[0] = ph_keysource_write_key(t, dom)) != NULL;
     if (n == 0)
         return no_key(col, err);
     if (n > ENG_MAX_VERSIONS || n > max) {
@@ -376,24 +553,39 @@ static int encrypt_versions(const ph_keysource *t, const ph_schema_column *col,
     return (int)n;
 }
 
+int eng_col_encrypt_versions_t(const ph_keysource *ks, const eng_tenancy *who,
+                               const ph_schema_column *col, const ph_enc_opts *session, int binary,
+                               ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out,
+                               size_t *lens, size_t max, eng_memo *memo, eng_cc_err *err)
+{
+    if (col->mode == PH_MODE_TOKEN)
+        return refuse_token(col, err);
+    uint64_t t0 = ph_metrics_clock_ns();
+    const ph_keysource *t = keys_acquire(ks, err);
+    if (!t)
+        return -1;
+    char name[PH_KEYRING_MAX_DOMAIN + 1];
+    const char *dom = write_domain(ks, &t, who, col, name, sizeof name, err);
+    int n = dom ? encrypt_versions(t, dom, col, session, binary, in_type, v, len, out, lens, max,
+                                   memo, err)
+                : -1;
+    ph_keysource_release(ks, t);
+    return counted(n, PH_CTR_FIELD_ENCRYPTED, PH_HIST_ENCRYPT, t0);
+}
+
 int eng_col_encrypt_versions(const ph_keysource *ks, const ph_schema_column *col,
                              const ph_enc_opts *session, int binary, ph_ltype in_type,
                              const uint8_t *v, size_t len, ph_buf *out, size_t *lens, size_t max,
                              eng_memo *memo, eng_cc_err *err)
 {
-    if (col->mode == PH_MODE_TOKEN)
-        return refuse_token(col, err);
-    const ph_keysource *t = keys_acquire(ks, err);
-    if (!t)
-        return -1;
-    int n = encrypt_versions(t, col, session, binary, in_type, v, len, out, lens, max, memo, err);
-    ph_keysource_release(ks, t);
-    return n;
+    return eng_col_encrypt_versions_t(ks, NULL, col, session, binary, in_type, v, len, out, lens,
+                                      max, memo, err);
 }
 
-static int open_envelope(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *o,
-                         const uint8_t *env, size_t len, const eng_memo *memo, ph_buf *canon,
-                         eng_cc_err *err)
+/* Opens an envelope of col for who into canon: 0, 1 (reads as NULL) or -1. */
+static int open_envelope(const ph_keysource *ks, const eng_tenancy *who,
+                         const ph_schema_column *col, const ph_enc_opts *o, const uint8_t *env,
+                         size_t len, const eng_memo *memo, ph_buf *canon, eng_cc_err *err)
 {
     ph_field_info info;
     ph_field_status fs = ph_field_peek(env, len, &info);
@@ -402,13 +594,13 @@ static int open_envelope(const ph_keysource *ks, const ph_schema_column *col, co
                 ph_field_strerror(fs));
         return -1;
     }
-    const ph_field_key *k = ph_keysource_key_by_id(ks, col->key_domain, info.key_id);
-    if (!k) {
-        set_err(err, "XX001",
-                "phantom: cannot decrypt a value of %s: no key with key id %u in "
-                "key domain %s",
-                col->qualified, info.key_id, col->key_domain);
-        return -1;
+    const ph_field_key *k = NULL;
+    if (ph_schema_column_tenant_keyed(col)) {
+        int v = tenant_key(ks, who, col, info.key_id, &k, err);
+        if (v != 0)
+            return v;
+    } else if (!(k = ph_keysource_key_by_id(ks, col->key_domain, info.key_id))) {
+        return unknown_key(col, info.key_id, err);
     }
     int known = col->mode == PH_MODE_DETERMINISTIC && info.mode == PH_ENV_DETERMINISTIC
                     ? memo_get(memo, col->key_domain, env, len, canon)
@@ -447,13 +639,16 @@ static int open_envelope(const ph_keysource *ks, const ph_schema_column *col, co
     return 0;
 }
 
-int eng_col_decrypt(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *session,
-                    const uint8_t *env, size_t len, int binary, ph_buf *out, const eng_memo *memo,
-                    eng_cc_err *err)
+int eng_col_decrypt_t(const ph_keysource *ks, const eng_tenancy *who, const ph_schema_column *col,
+                      const ph_enc_opts *session, const uint8_t *env, size_t len, int binary,
+                      ph_buf *out, const eng_memo *memo, eng_cc_err *err)
 {
     ph_enc_opts o = eng_col_opts(col, session);
     ph_buf canon = {0};
+    uint64_t t0 = ph_metrics_clock_ns();
     const ph_keysource *tab = keys_acquire(ks, err);
+    if (tab)
+        tab = tenant_loaded(ks, tab, who, col, err);
     if (!tab)
         return -1;
     if (ph_buf_reserve(&canon, len + 64) != 0) {
@@ -461,7 +656,7 @@ int eng_col_decrypt(const ph_keysource *ks, const ph_schema_column *col, const p
         set_err(err, "53200", "phantom: out of memory");
         return -1;
     }
-    int rc = open_envelope(tab, col, &o, env, len, memo, &canon, err);
+    int rc = open_envelope(tab, who, col, &o, env, len, memo, &canon, err);
     ph_keysource_release(ks, tab);
     if (rc == 0) {
         ph_ltype t = eng_col_ltype(col);
@@ -474,7 +669,14 @@ int eng_col_decrypt(const ph_keysource *ks, const ph_schema_column *col, const p
         }
     }
     eng_buf_wipe(&canon);
-    return rc;
+    return counted(rc, PH_CTR_FIELD_DECRYPTED, PH_HIST_DECRYPT, t0);
+}
+
+int eng_col_decrypt(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *session,
+                    const uint8_t *env, size_t len, int binary, ph_buf *out, const eng_memo *memo,
+                    eng_cc_err *err)
+{
+    return eng_col_decrypt_t(ks, NULL, col, session, env, len, binary, out, memo, err);
 }
 
 static int is_blank(uint8_t ch)

@@ -67,6 +67,28 @@ typedef struct eng_memo {
 void eng_memo_clear(eng_memo *m);
 
 /*
+ * Tenants: a tenant-keyed column's values are encrypted under the DEKs of a
+ * tenant (key domain "tenant:<T>/<key_domain>", keysource.h). Who asks
+ * decides which: a session passes its tenancy (the tenant of the session, or
+ * of the row being written); NULL stands for a tool run by the operator
+ * (no tenant to write with, and any tenant's value opens by its key id).
+ *
+ * Encrypting for a tenant-keyed column needs a tenant (else 42501); the
+ * tenant's keys are made on first use (keysource.h); a crypto-shredded
+ * tenant's are never re-made (42501). Decrypting opens only values under
+ * the session tenant's own keys: another tenant's value (or any, for a
+ * session without a tenant) is refused with 42501 — or, with
+ * foreign_null, reads as NULL (eng_col_decrypt_t returns 1) — and a value
+ * whose key was destroyed by crypto-shredding gives XX001 saying so.
+ */
+typedef struct eng_tenancy {
+    const char *tenant; /* whose keys to use; NULL: none */
+    bool foreign_null;  /* another tenant's value reads as NULL instead of an error */
+    bool *load_tried;   /* optional: set once a load of tenant's keys found none, so that
+                           reading many values does not re-read the keyring for each */
+} eng_tenancy;
+
+/*
  * Encrypts one value of column col given in format binary (0 text, 1 binary)
  * as type in_type (normally eng_col_ltype(col); a client-declared parameter
  * type of the same canonical family otherwise). Appends the envelope.
@@ -74,6 +96,10 @@ void eng_memo_clear(eng_memo *m);
 int eng_col_encrypt(const struct ph_keysource *ks, const ph_schema_column *col,
                     const ph_enc_opts *session, int binary, ph_ltype in_type, const uint8_t *v,
                     size_t len, ph_buf *out, eng_memo *memo, eng_cc_err *err);
+int eng_col_encrypt_t(const struct ph_keysource *ks, const eng_tenancy *who,
+                      const ph_schema_column *col, const ph_enc_opts *session, int binary,
+                      ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out, eng_memo *memo,
+                      eng_cc_err *err);
 
 /*
  * Key rotation: while a deterministic column's key domain has several live
@@ -93,6 +119,12 @@ int eng_col_encrypt_versions(const struct ph_keysource *ks, const ph_schema_colu
                              const ph_enc_opts *session, int binary, ph_ltype in_type,
                              const uint8_t *v, size_t len, ph_buf *out, size_t *lens, size_t max,
                              eng_memo *memo, eng_cc_err *err);
+int eng_col_versions_t(const struct ph_keysource *ks, const eng_tenancy *who,
+                       const ph_schema_column *col);
+int eng_col_encrypt_versions_t(const struct ph_keysource *ks, const eng_tenancy *who,
+                               const ph_schema_column *col, const ph_enc_opts *session, int binary,
+                               ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out,
+                               size_t *lens, size_t max, eng_memo *memo, eng_cc_err *err);
 
 /* Decrypts an envelope of column col and appends the value in the client's
  * format (binary 0 text, 1 binary). memo (optional) is filled by
@@ -100,6 +132,11 @@ int eng_col_encrypt_versions(const struct ph_keysource *ks, const ph_schema_colu
 int eng_col_decrypt(const struct ph_keysource *ks, const ph_schema_column *col,
                     const ph_enc_opts *session, const uint8_t *env, size_t len, int binary,
                     ph_buf *out, const eng_memo *memo, eng_cc_err *err);
+/* The same for who (see "Tenants"): 0 done, 1 the value reads as NULL
+ * (another tenant's, with foreign_null; nothing appended), -1 error. */
+int eng_col_decrypt_t(const struct ph_keysource *ks, const eng_tenancy *who,
+                      const ph_schema_column *col, const ph_enc_opts *session, const uint8_t *env,
+                      size_t len, int binary, ph_buf *out, const eng_memo *memo, eng_cc_err *err);
 
 /* Decodes a bytea in text output format (hex "\x..." or escape) into out. */
 int eng_bytea_from_text(const uint8_t *s, size_t len, ph_buf *out);

@@ -87,6 +87,27 @@ int cp_call(ph_copy_xform *x, int col, const uint8_t *in, size_t len, bool is_nu
     return 0;
 }
 
+int cp_peek(ph_copy_xform *x, const uint8_t *in, size_t len, bool is_null, char *err, size_t errlen)
+{
+    char cberr[256] = "";
+    bool out_null = is_null;
+    cp_wipe(&x->rep);
+    if (x->fn(x->ud, -1 - x->peek, in && len ? in : empty_value, is_null ? 0 : len, is_null,
+              &x->rep, &out_null, cberr, sizeof cberr) != 0) {
+        cp_wipe(&x->rep);
+        return ph_errf(err, errlen, "COPY row %llu, column %d: %s", x->line, x->peek + 1,
+                       cberr[0] ? cberr : "the value was refused");
+    }
+    cp_wipe(&x->rep);
+    return 0;
+}
+
+void ph_copy_xform_set_peek(ph_copy_xform *x, int column)
+{
+    if (x)
+        x->peek = column >= 0 && column < x->ncols ? column : -1;
+}
+
 /* ---- options ------------------------------------------------------------------ */
 
 /* PostgreSQL's ProcessCopyOptions checks that matter for parsing. */
@@ -128,8 +149,9 @@ ph_copy_xform *ph_copy_xform_new(const ph_copy_options *o, ph_copy_direction dir
     x->null_len = strlen(null_s);
     x->null_s = strdup(null_s);
     x->transform = calloc((size_t)ncols + 1, sizeof *x->transform);
+    x->text = calloc((size_t)ncols + 1, sizeof *x->text);
     x->fields = calloc((size_t)ncols + 1, sizeof *x->fields);
-    if (!x->null_s || !x->transform || !x->fields) {
+    if (!x->null_s || !x->transform || !x->text || !x->fields) {
         ph_copy_xform_free(x);
         return NULL;
     }
@@ -144,6 +166,7 @@ ph_copy_xform *ph_copy_xform_new(const ph_copy_options *o, ph_copy_direction dir
     x->fn = fn;
     x->ud = ud;
     x->max_row = PH_COPY_MAX_ROW_DEFAULT;
+    x->peek = -1;
     x->header_pending = o->format != PH_COPY_BINARY && o->header;
     x->bfield = -1;
     return x;
@@ -159,8 +182,15 @@ void ph_copy_xform_free(ph_copy_xform *x)
     buf_destroy(&x->tmp);
     free(x->null_s);
     free(x->transform);
+    free(x->text);
     free(x->fields);
     free(x);
+}
+
+void ph_copy_xform_set_text(ph_copy_xform *x, int column)
+{
+    if (x && column >= 0 && column < x->ncols)
+        x->text[column] = true;
 }
 
 void ph_copy_xform_set_max_row(ph_copy_xform *x, size_t max_row)

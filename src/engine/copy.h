@@ -71,6 +71,20 @@ ph_copy_xform *ph_copy_xform_new(const ph_copy_options *o, ph_copy_direction dir
                                  const bool *transform, ph_copy_field_fn fn, void *ud);
 void ph_copy_xform_free(ph_copy_xform *x); /* NULL allowed; wipes buffered data */
 
+/* Optional, before any feed: for every row, before its chosen fields are
+ * transformed, the callback sees the decoded value of `column` (text/CSV:
+ * de-escaped; binary: the raw field bytes) with column index -1 - column
+ * and must leave out/out_null alone; the field itself is written through
+ * unchanged. E.g. the row's tenant, which decides the keys of its other
+ * fields. -1: none (the default). */
+void ph_copy_xform_set_peek(ph_copy_xform *x, int column);
+
+/* Column `column` is a text column both ways (a token column holds tokens
+ * as text): in text/CSV its values are neither hex-decoded (COPY TO) nor
+ * written as bytea (COPY FROM); the callback sees and gives text. Binary
+ * format is unaffected (a text field's binary form is its bytes). */
+void ph_copy_xform_set_text(ph_copy_xform *x, int column);
+
 /* The largest row (text/CSV line, binary tuple) kept while waiting for its
  * end; a longer one is an error. Default PH_COPY_MAX_ROW_DEFAULT. */
 #define PH_COPY_MAX_ROW_DEFAULT ((size_t)1 << 30)

@@ -34,8 +34,8 @@ static step truncated(const ph_copy_xform *x, bool at_eof, char *err, size_t err
 
 static step header(ph_copy_xform *x, bool at_eof, ph_buf *out, char *err, size_t errlen)
 {
-    const uint8_t *b = x->pend.data + x->cur;
     const size_t n = avail(x, x->cur);
+    const uint8_t *b = n ? x->pend.data + x->cur : signature; /* no buffer before any data */
     if ((n == 0 && at_eof) ||
         (n > 0 && memcmp(b, signature, n < sizeof signature ? n : sizeof signature) != 0)) {
         ph_errf(err, errlen, "COPY file signature not recognized");
@@ -174,6 +174,11 @@ static int emit_tuple(ph_copy_xform *x, ph_buf *out, char *err, size_t errlen)
         return cp_append(out, b + x->cur, x->bpos - x->cur) != 0 ? cp_oom(err, errlen) : 0;
     if (cp_append(out, b + x->cur, 2) != 0)
         return cp_oom(err, errlen);
+    if (x->peek >= 0 && x->dir == PH_COPY_ENCRYPT) {
+        const cp_field *f = &x->fields[x->peek];
+        if (cp_peek(x, b + f->s, f->e - f->s, f->null, err, errlen) != 0)
+            return -1;
+    }
     for (int i = 0; i < x->ncols; i++) {
         const cp_field *f = &x->fields[i];
         if (!x->transform[i]) {

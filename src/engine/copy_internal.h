@@ -31,10 +31,12 @@ struct ph_copy_xform {
     ph_copy_direction dir;
     int ncols;
     bool *transform;
+    bool *text; /* per column: text both ways, no bytea form (ph_copy_xform_set_text) */
     bool any_transform;
     ph_copy_field_fn fn;
     void *ud;
     size_t max_row;
+    int peek; /* column shown to fn before each row's transforms, -1 none */
 
     ph_buf pend;             /* input not yet emitted (wiped as it is consumed) */
     size_t cur;              /* start of the current row in pend */
@@ -70,6 +72,10 @@ void cp_wipe(ph_buf *b); /* wipes the contents, keeps the allocation, len = 0 */
  * x->rep holds the replacement and *out_null says whether it is NULL. */
 int cp_call(ph_copy_xform *x, int col, const uint8_t *in, size_t len, bool is_null, bool *out_null,
             char *err, size_t errlen);
+
+/* The peek column's value (in, len, is_null) to the callback: 0 or -1. */
+int cp_peek(ph_copy_xform *x, const uint8_t *in, size_t len, bool is_null, char *err,
+            size_t errlen);
 
 /* copy_text.c (text and CSV) */
 int cp_text_run(ph_copy_xform *x, bool at_eof, ph_buf *out, char *err, size_t errlen);

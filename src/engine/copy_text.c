@@ -381,6 +381,8 @@ static int split(ph_copy_xform *x, size_t s, size_t e, char *err, size_t errlen)
 /* CopyAttributeOutText. */
 static int text_encode(const ph_copy_xform *x, const uint8_t *v, size_t n, ph_buf *out)
 {
+    if (n == 0)
+        return 0; /* out may have no buffer yet: nothing to point into */
     if (n > SIZE_MAX / 4 || cp_reserve(out, 2 * n) != 0)
         return -1;
     const uint8_t delim = (uint8_t)x->o.delimiter;
@@ -540,7 +542,7 @@ static int decode_field(ph_copy_xform *x, int col, const cp_field *f, char *err,
             return -1;
     } else
         text_field(x, &p, f->e, &x->val, &found, &ne);
-    if (x->dir == PH_COPY_DECRYPT)
+    if (x->dir == PH_COPY_DECRYPT && !x->text[col])
         return bytea_from_text(x, col, err, errlen);
     if (x->val.len && memchr(x->val.data, 0, x->val.len))
         return ph_errf(err, errlen, "COPY line %llu, column %d: invalid byte sequence (a NUL byte)",
@@ -563,7 +565,7 @@ static int transform_field(ph_copy_xform *x, int col, const cp_field *f, ph_buf 
         return -1;
     if (out_null)
         rc = cp_append(out, x->null_s, x->null_len) != 0 ? cp_oom(err, errlen) : 0;
-    else if (x->dir == PH_COPY_ENCRYPT)
+    else if (x->dir == PH_COPY_ENCRYPT && !x->text[col])
         rc = put_bytea(x, col, out, err, errlen);
     else
         rc = put_plain(x, col, out, err, errlen);
@@ -572,9 +574,25 @@ static int transform_field(ph_copy_xform *x, int col, const cp_field *f, ph_buf 
     return rc;
 }
 
+/* The peek column's decoded value to the callback (ENCRYPT direction). */
+static int peek_field(ph_copy_xform *x, char *err, size_t errlen)
+{
+    const cp_field *f = &x->fields[x->peek];
+    int rc = 0;
+    cp_wipe(&x->val);
+    if (!f->null)
+        rc = decode_field(x, x->peek, f, err, errlen);
+    if (rc == 0)
+        rc = cp_peek(x, x->val.data, x->val.len, f->null, err, errlen);
+    cp_wipe(&x->val);
+    return rc;
+}
+
 static int row(ph_copy_xform *x, size_t s, size_t e, ph_buf *out, char *err, size_t errlen)
 {
     if (split(x, s, e, err, errlen) != 0)
+        return -1;
+    if (x->peek >= 0 && x->dir == PH_COPY_ENCRYPT && peek_field(x, err, errlen) != 0)
         return -1;
     const uint8_t *b = x->pend.data;
     size_t pos = s;

@@ -31,16 +31,20 @@
 #include "engine/copy.h"
 #include "engine/keysource.h"
 #include "engine/session.h"
+#include "keys/keyring.h"
 #include "rewrite/rewrite.h"
 #include "schema/schema.h"
 
 #define ENG_REFUSAL_STMT "phantom_refusal"
 
+struct ph_tokens;
+
 struct ph_engine {
     const ph_schema *schema;
     const ph_keysource *keys;
-    bool enabled;      /* the schema protects at least one column */
-    char *catalog_sql; /* the injected catalog query */
+    struct ph_tokens *tokens; /* the token service (mode token), NULL without a vault */
+    bool enabled;             /* the schema protects at least one column */
+    char *catalog_sql;        /* the injected catalog query */
     size_t catalog_len;
 };
 
@@ -59,6 +63,25 @@ typedef struct eng_rdesc {
 
 eng_rdesc *eng_rdesc_new(uint16_t n);
 eng_rdesc *eng_rdesc_copy(const eng_rdesc *d);
+
+/* ---- tenants (session_tenant.c) ------------------------------------------------ */
+
+typedef enum {
+    TEN_NONE = 0,  /* not about the tenant */
+    TEN_SET,       /* SET [SESSION] phantom.tenant = 'value' */
+    TEN_RESET,     /* RESET phantom.tenant, SET phantom.tenant TO DEFAULT */
+    TEN_SHOW,      /* SHOW phantom.tenant */
+    TEN_REFUSE,    /* a form refused (SET LOCAL, a bad value, mixed with other statements) */
+    TEN_RESET_ALL, /* RESET ALL / DISCARD ALL: sent on, and the startup tenant is back */
+} eng_tenant_kind;
+
+typedef struct eng_tenant_cmd {
+    eng_tenant_kind kind;
+    char value[PH_TENANT_MAX + 1]; /* TEN_SET ("" = no tenant) */
+    const char *upstream;          /* what the server gets instead (static text) */
+    char sqlstate[6];              /* TEN_REFUSE */
+    char message[200];
+} eng_tenant_cmd;
 
 /* ---- plans ---------------------------------------------------------------------- */
 
@@ -88,6 +111,7 @@ typedef struct eng_stmt {
     uint32_t *ptype; /* the client's declared type per parameter (0 unknown) */
     eng_rdesc *desc; /* from Describe S (formats all 0), once seen */
     bool desc_known, nodata, desc_requested;
+    eng_tenant_cmd *tenant; /* a phantom.tenant command (applied at Execute), or NULL */
 } eng_stmt;
 
 typedef struct eng_portal {
@@ -174,6 +198,7 @@ typedef struct eng_ex {
     bool copy_armed; /* EX_QUERY / EX_EXECUTE: the COPY FROM codec of the statement being
                       * answered was set up (at the client's first CopyData when that came
                       * before the CopyInResponse, else at the CopyInResponse) */
+    char *show;      /* EX_QUERY / EX_EXECUTE: SHOW phantom.tenant, answered with this */
 } eng_ex;
 
 /* ---- the catalog -------------------------------------------------------------------- */
@@ -264,6 +289,11 @@ struct ph_session {
     const ph_schema_column **copy_cols; /* per COPY column: protected column or NULL */
     int copy_ncols;
     bool copy_binary;
+    /* tenants (session_tenant.c) */
+    char tenant[PH_TENANT_MAX + 1];         /* the session's tenant, "" none */
+    char startup_tenant[PH_TENANT_MAX + 1]; /* given at connection start (fixed), "" none */
+    char row_tenant[PH_TENANT_MAX + 1];     /* the tenant of the row being written, "" none */
+    bool tenant_load_tried; /* the session tenant's keys were looked for and are not there */
 };
 
 /* session.c: the expected-answer queue */
@@ -286,6 +316,19 @@ int eng_rw_eq_versions(void *ud, const ph_schema_column *col);
 int eng_rw_encrypt_eq(void *ud, const ph_schema_column *col, const char *text_value, size_t len,
                       ph_buf *out, size_t *lens, size_t max, char *err, size_t errlen);
 ssize_t eng_rw_columns(void *ud, const ph_schema_table *table, const char *const **names);
+
+/* coltoken.c: token columns (mode token). tokenize: v (text or binary format, the
+ * same bytes for a text type) to its token, appended to out; create 1 for a stored
+ * value (makes a vault record), 0 for a compared one (a never-tokenized value gets
+ * a token that matches nothing). detokenize: a token from the server to its value
+ * in the client's format. Errors as colcrypt's (never a value or a token). */
+int eng_col_tokenize(const ph_engine *e, const ph_schema_column *col, int binary, const uint8_t *v,
+                     size_t len, int create, ph_buf *out, eng_cc_err *err);
+int eng_col_detokenize(const ph_engine *e, const ph_schema_column *col, const uint8_t *tok,
+                       size_t len, int binary, ph_buf *out, eng_cc_err *err);
+/* the rewriter's lookup callback (ud = session): a compared token literal */
+int eng_rw_lookup(void *ud, const ph_schema_column *col, const char *text_value, size_t len,
+                  ph_buf *out, char *err, size_t errlen);
 
 /* session_result.c: server messages */
 int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep);
@@ -313,6 +356,26 @@ void eng_refusal_message(const ph_rw_result *r, char *out, size_t outlen);
 /* The ErrorResponse a refusal raised, without the PL/pgSQL CONTEXT line the
  * DO statement adds (the client's statement never ran inside a function). */
 int eng_refusal_error(const uint8_t *msg, uint32_t total, ph_buf *rep);
+
+/* session_tenant.c */
+/* Whose keys tenant-keyed values use now: the row's tenant while one is
+ * written, else the session's. */
+eng_tenancy eng_who(ph_session *s);
+/* A row's tenant (tenant[0..len)) for the values written next, checked
+ * against the session's; NULL restores the session's. 0 or -1 with err. */
+int eng_row_tenant(ph_session *s, const char *tenant, size_t len, eng_cc_err *err);
+/* The rewriter's tenant callback (ph_rw_options.tenant; ud = session). */
+int eng_rw_tenant(void *ud, const char *tenant, char *err, size_t errlen);
+/* What a statement text is as far as tenants go (fills c). */
+eng_tenant_kind eng_tenant_classify(const char *sql, eng_tenant_cmd *c);
+/* Makes a SET / RESET / RESET ALL take effect: 0, or -1 (refused) with err. */
+int eng_tenant_apply(ph_session *s, const eng_tenant_cmd *c, eng_cc_err *err);
+/* A simple Query: 1 when it was a phantom.tenant command, answered (*verdict
+ * is the hook's verdict); 0 otherwise (RESET ALL / DISCARD ALL were noted). */
+int eng_tenant_query(ph_session *s, const char *sql, ph_buf *rep, int *verdict);
+/* SHOW phantom.tenant's answer: the row and the command tag are replaced. */
+bool eng_tenant_show_wanted(const ph_session *s, uint8_t type);
+int eng_tenant_show_reply(ph_session *s, uint8_t type, ph_buf *rep);
 
 /* session_copy.c */
 bool eng_copy_wanted(const ph_session *s);

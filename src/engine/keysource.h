@@ -33,10 +33,12 @@
 #ifndef PHANTOM_ENGINE_KEYSOURCE_H
 #define PHANTOM_ENGINE_KEYSOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "crypto/field.h"
+#include "keys/keyring.h"
 
 typedef struct ph_keysource ph_keysource;
 struct ph_keys_config;
@@ -81,6 +83,54 @@ size_t ph_keysource_domain_keys(const ph_keysource *ks, const char *domain,
  * another domain. */
 const ph_field_key *ph_keysource_key_by_id(const ph_keysource *ks, const char *domain,
                                            uint32_t key_id);
+
+/* Any key of the table by key id (unique in a keyring), with its key domain
+ * in *domain (NULL allowed); NULL when the table does not hold it. */
+const ph_field_key *ph_keysource_key_any(const ph_keysource *ks, uint32_t key_id,
+                                         const char **domain);
+
+/* ---- tenants ---------------------------------------------------------------------- */
+
+/*
+ * A tenant's DEKs are ordinary keyring domains "tenant:<T>/<domain>"
+ * (keys/keyring.h). A key table loaded from the keyring holds every live
+ * version of every tenant's domain of the schema's tenant-keyed columns
+ * (shredded tenants excluded) and remembers, per key id of a tenant domain,
+ * its tenant and whether the key is destroyed (retired), so that a value
+ * can be told apart as another tenant's, or as unreadable since its tenant
+ * was crypto-shredded, without holding that tenant's key.
+ *
+ * A live source grows at run time: ph_keysource_tenant_keys, for a tenant
+ * the current table lacks, loads that tenant's domains from the keyring or
+ * (create=1) creates the missing ones first — under the keyring's lock
+ * (another proxy or the CLI may write it concurrently), one new DEK per
+ * domain from the KEK provider, saved atomically, audited "dek.create" —
+ * unwraps them (audited "dek.load") and publishes a new table: the current
+ * one's entries (sharing their keys) plus the tenant's. One tenant load at
+ * a time per proxy (single-flight: concurrent callers for the same tenant
+ * find it loaded once they get their turn). Blocking (keyring file, KEK
+ * provider): the caller's thread waits. Refreshes keep the tenants loaded
+ * so far, add tenants another proxy created meanwhile, and drop the keys of
+ * a tenant crypto-shredded meanwhile.
+ */
+#define PH_KS_TENANT_READY    0    /* the table has the tenant's write key for domain */
+#define PH_KS_TENANT_ABSENT   1    /* no key of the tenant exists (create=0), or a key table */
+#define PH_KS_TENANT_SHREDDED 2    /* the tenant was crypto-shredded: never re-created */
+#define PH_KS_TENANT_FAILED   (-1) /* reason in err */
+
+/* Makes the key of tenant for (base) key domain `domain` available in the
+ * tables acquired from now on (see above). */
+int ph_keysource_tenant_keys(const ph_keysource *ks, const char *tenant, const char *domain,
+                             int create, char *err, size_t errlen);
+
+/* What table t's keyring information says about key_id: 1 when it is a
+ * version of a tenant's domain (its tenant copied into tenant; *destroyed:
+ * the version is retired, its key gone), 0 when unknown. */
+int ph_keysource_key_owner(const ph_keysource *t, uint32_t key_id, char tenant[PH_TENANT_MAX + 1],
+                           bool *destroyed);
+
+/* 1 when table t's keyring information says tenant was crypto-shredded. */
+int ph_keysource_tenant_shredded(const ph_keysource *t, const char *tenant);
 
 /* Entries of a table in the order they were added (for a refresh's pin):
  * 0 with the fields set, -1 past the end. */
@@ -128,15 +178,23 @@ void ph_keysource_unavailable_message(const ph_keysource *ks, int needs_keys, ch
 typedef int (*ph_keysource_load_fn)(void *arg, const ph_keysource *pin, ph_keysource **out,
                                     char *err, size_t errlen);
 
+/* Loads (create=1: first creates) the keys of every tenant-keyed domain of
+ * tenant into *out, a new table with just those entries and the keyring's
+ * tenant information. Returns a PH_KS_TENANT_* code (*out set only for
+ * READY). Runs on the caller's thread under the source's load lock. */
+typedef int (*ph_keysource_tenant_fn)(void *arg, const char *tenant, int create, ph_keysource **out,
+                                      char *err, size_t errlen);
+
 typedef struct ph_keysource_live_opts {
-    unsigned ttl_ms;           /* > 0: a table serves this long after its load */
-    int refuse_all;            /* keys.when_unavailable: refuse */
-    ph_keysource_load_fn load; /* required */
-    void *load_arg;
-    void (*load_arg_free)(void *arg); /* at ph_keysource_free; NULL = none */
-    uint64_t (*now_ms)(void);         /* monotonic ms; NULL = CLOCK_MONOTONIC_COARSE */
-    unsigned backoff_min_ms;          /* first retry delay; 0 = 1000 */
-    unsigned backoff_max_ms;          /* longest; 0 = min(30000, max(backoff_min, ttl/2)) */
+    unsigned ttl_ms;                    /* > 0: a table serves this long after its load */
+    int refuse_all;                     /* keys.when_unavailable: refuse */
+    ph_keysource_load_fn load;          /* required */
+    ph_keysource_tenant_fn tenant_load; /* optional: NULL = tenants are only what load gives */
+    void *load_arg;                     /* for both */
+    void (*load_arg_free)(void *arg);   /* at ph_keysource_free; NULL = none */
+    uint64_t (*now_ms)(void);           /* monotonic ms; NULL = CLOCK_MONOTONIC_COARSE */
+    unsigned backoff_min_ms;            /* first retry delay; 0 = 1000 */
+    unsigned backoff_max_ms;            /* longest; 0 = min(30000, max(backoff_min, ttl/2)) */
 } ph_keysource_live_opts;
 
 /* The proxy's source: the default loader (keyring + KEK provider of kc,
@@ -174,5 +232,9 @@ typedef struct ph_keysource_stats {
 
 /* All zero for a key table. */
 void ph_keysource_get_stats(const ph_keysource *ks, ph_keysource_stats *st);
+
+/* Why the keys are unavailable: the reason of the last failed load attempt
+ * (no key material), or "" when they are available or for a key table. */
+void ph_keysource_last_error(const ph_keysource *ks, char *buf, size_t len);
 
 #endif

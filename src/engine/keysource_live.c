@@ -23,6 +23,7 @@
 
 #include "common/log.h"
 #include "engine/keysource_internal.h"
+#include "ops/metrics.h"
 
 #define NEVER          UINT64_MAX
 #define BACKOFF_MIN_MS 1000u
@@ -43,6 +44,7 @@ struct ks_live {
     int down;                        /* an outage: the last attempt failed, or keys expired */
     int cause;                       /* PH_KS_FAIL_* of the last failure */
     time_t down_since;               /* wall clock of the outage's first failure */
+    char last_err[512];              /* reason of the last failed attempt (no key material) */
     uint64_t down_since_ms;
     ph_keysource_stats st;
     atomic_uint_fast64_t tables_freed;
@@ -209,6 +211,7 @@ const ph_keysource *ks_live_acquire(ks_live *l)
         ks_table_hold(t);
     pthread_mutex_unlock(&l->mu);
     wipe_expired(l, old);
+    ph_metrics_inc(t ? PH_CTR_KEYS_HIT : PH_CTR_KEYS_MISS);
     return t;
 }
 
@@ -240,8 +243,17 @@ int ks_live_refusal(ks_live *l, int needs_keys, char *msg, size_t msglen)
         return 0;
     if (!needs_keys && !l->o.refuse_all)
         return 0;
+    if (needs_keys) /* a statement that needed keys found none in memory */
+        ph_metrics_inc(PH_CTR_KEYS_MISS);
     ks_live_message(l, needs_keys, msg, msglen);
     return 1;
+}
+
+void ks_live_last_error(ks_live *l, char *buf, size_t len)
+{
+    pthread_mutex_lock(&l->mu);
+    snprintf(buf, len, "%s", l->down ? l->last_err : "");
+    pthread_mutex_unlock(&l->mu);
 }
 
 void ks_live_stats(ks_live *l, ph_keysource_stats *st)
@@ -301,6 +313,7 @@ static void failed(ks_live *l, int cause, const char *why, uint64_t now)
         l->down_since_ms = now;
     }
     l->cause = cause;
+    snprintf(l->last_err, sizeof l->last_err, "%s", why);
     uint64_t retry = l->backoff_ms;
     l->next_ms = now + retry;
     l->backoff_ms =
@@ -339,9 +352,15 @@ int ph_keysource_refresh_now(ph_keysource *ks, char *err, size_t errlen)
     if (rc != 0 && rc != PH_KS_FAIL_KEYRING)
         rc = PH_KS_FAIL_PROVIDER;
     uint64_t now = l->o.now_ms();
+    ph_metrics_inc(rc == 0 ? PH_CTR_KEY_LOAD_OK : PH_CTR_KEY_LOAD_ERROR);
     if (rc == 0) {
-        if (!l->pin) /* later refreshes load exactly these versions */
-            l->pin = ks_skeleton(t);
+        /* later refreshes load exactly these versions (minus those retired
+         * meanwhile, plus tenants added meanwhile) */
+        ph_keysource *pin = ks_skeleton(t);
+        if (pin || !l->pin) {
+            ph_keysource_free(l->pin);
+            l->pin = pin;
+        }
         publish(l, t, now);
     } else {
         if (t && !t->live)
@@ -352,6 +371,70 @@ int ph_keysource_refresh_now(ph_keysource *ks, char *err, size_t errlen)
     if (err && errlen)
         snprintf(err, errlen, "%s", rc == 0 ? "" : why);
     return rc;
+}
+
+/* ---- tenants added at run time --------------------------------------------------------- */
+
+/* Publishes m (the current table plus a tenant's keys) in place of the
+ * current table, which it extends: same end of life, no change to the
+ * refresh schedule. With mu held; the old table goes to *old. */
+static void publish_merged_locked(ks_live *l, ph_keysource *m, ph_keysource **old)
+{
+    m->freed = &l->tables_freed;
+    atomic_store(&m->refs, 1);
+    *old = l->cur;
+    l->cur = m;
+    atomic_store_explicit(&l->ready, 1, memory_order_release);
+}
+
+/* What the current table says about the tenant domain `name`, or -2 when
+ * it does not know (-1 while the keys are unavailable, with the message). */
+static int tenant_in_current(ks_live *l, const char *tenant, const char *name, char *err,
+                             size_t errlen)
+{
+    const ph_keysource *t = ks_live_acquire(l);
+    if (!t) {
+        ks_live_message(l, 1, err, errlen);
+        return PH_KS_TENANT_FAILED;
+    }
+    int rc = ph_keysource_write_key(t, name)           ? PH_KS_TENANT_READY
+             : ph_keysource_tenant_shredded(t, tenant) ? PH_KS_TENANT_SHREDDED
+                                                       : -2;
+    ks_table_drop(t);
+    return rc;
+}
+
+int ks_live_tenant(ks_live *l, const char *tenant, const char *name, int create, char *err,
+                   size_t errlen)
+{
+    int rc = tenant_in_current(l, tenant, name, err, errlen);
+    if (rc != -2)
+        return rc;
+    if (!l->o.tenant_load)
+        return PH_KS_TENANT_ABSENT;
+    pthread_mutex_lock(&l->load_mu); /* one load at a time: the single flight */
+    rc = tenant_in_current(l, tenant, name, err, errlen); /* loaded while we waited? */
+    ph_keysource *add = NULL;
+    if (rc == -2)
+        rc = l->o.tenant_load(l->o.load_arg, tenant, create, &add, err, errlen);
+    if (rc == PH_KS_TENANT_READY && add) {
+        ph_keysource *old = NULL, *m = NULL;
+        pthread_mutex_lock(&l->mu);
+        if (l->cur && (m = ks_merge(l->cur, add)))
+            publish_merged_locked(l, m, &old);
+        pthread_mutex_unlock(&l->mu);
+        if (!m) {
+            snprintf(err, errlen, l->cur ? "out of memory" : "encryption keys are unavailable");
+            rc = PH_KS_TENANT_FAILED;
+        } else if (l->pin && ks_pin_add(l->pin, add) != 0) {
+            ph_log_warn("tenant keys loaded but not pinned (out of memory)", "tenant", tenant);
+        }
+        if (old)
+            ks_table_drop(old);
+    }
+    ph_keysource_free(add);
+    pthread_mutex_unlock(&l->load_mu);
+    return rc == -2 ? PH_KS_TENANT_FAILED : rc;
 }
 
 static uint64_t tick_live(ks_live *l, ph_keysource *ks)

@@ -17,32 +17,87 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/log.h"
 #include "engine/wire.h"
 #include "protocol/pg/pgproto.h"
+#include "token/token.h"
+#include "token/token_config.h"
 
 /* ---- engine ------------------------------------------------------------------------ */
 
-ph_engine *ph_engine_new(const ph_schema *schema, const ph_keysource *keys)
+static bool has_token_columns(const ph_schema *schema)
+{
+    for (size_t i = 0; schema && i < schema->ntables; i++)
+        for (size_t c = 0; c < schema->tables[i]->ncolumns; c++)
+            if (schema->tables[i]->columns[c]->mode == PH_MODE_TOKEN)
+                return true;
+    return false;
+}
+
+/* The token service of the schema's tokens: section, when it has token columns. */
+static int open_tokens(ph_engine *e, char *err, size_t errlen)
+{
+    const ph_token_config *tc = e->schema ? e->schema->tokens : NULL;
+    if (!tc || !has_token_columns(e->schema))
+        return 0;
+    char why[256];
+    ph_vault *v = ph_vault_open(tc, why, sizeof why);
+    if (!v) {
+        snprintf(err, errlen, "%s", why); /* "token vault ...: reason" */
+        return -1;
+    }
+    if (!(e->tokens = ph_tokens_new(v, tc->cache_size))) {
+        snprintf(err, errlen, "token vault: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+ph_engine *ph_engine_open(const ph_schema *schema, const ph_keysource *keys, char *err,
+                          size_t errlen)
 {
     ph_engine *e = calloc(1, sizeof *e);
-    if (!e)
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
         return NULL;
+    }
     e->schema = schema;
     e->keys = keys;
     for (size_t i = 0; schema && i < schema->ntables; i++)
         if (schema->tables[i]->ncolumns > 0)
             e->enabled = true;
     if (e->enabled && !(e->catalog_sql = eng_catalog_sql(schema, &e->catalog_len))) {
+        snprintf(err, errlen, "out of memory");
         free(e);
         return NULL;
     }
+    if (open_tokens(e, err, errlen) != 0) {
+        ph_engine_free(e);
+        return NULL;
+    }
     return e;
+}
+
+ph_engine *ph_engine_new(const ph_schema *schema, const ph_keysource *keys)
+{
+    char err[320];
+    ph_engine *e = ph_engine_open(schema, keys, err, sizeof err);
+    if (!e)
+        ph_log_error("engine_start_failed", "error", err);
+    return e;
+}
+
+void ph_engine_set_tokens(ph_engine *e, ph_tokens *t)
+{
+    ph_tokens_free(e->tokens);
+    e->tokens = t;
 }
 
 void ph_engine_free(ph_engine *e)
 {
     if (!e)
         return;
+    ph_tokens_free(e->tokens);
     free(e->catalog_sql);
     free(e);
 }
@@ -124,6 +179,7 @@ void eng_ex_free(eng_ex *x)
     eng_stmt_unref(x->stmt);
     eng_stmt_unref(x->prev);
     eng_portal_unref(x->portal);
+    free(x->show);
     free(x);
 }
 
@@ -192,7 +248,7 @@ static bool s2c_needs_body(ph_session *s, uint8_t type)
     if (!s->authed || type == 'N' || type == 'A')
         return false;
     eng_ex *h = s->head;
-    if (s->dropping || (h && h->kind == EX_CATALOG))
+    if (s->dropping || (h && h->kind == EX_CATALOG) || eng_tenant_show_wanted(s, type))
         return true;
     switch (type) {
     case 'T': /* small, once per result: always checked against the catalog */
@@ -371,6 +427,8 @@ static bool advance(ph_session *s, uint8_t type, const uint8_t *msg, uint32_t to
 static int transform(ph_session *s, uint8_t type, const uint8_t *msg, uint32_t total, ph_buf *rep)
 {
     const eng_ex *h = s->head;
+    if (eng_tenant_show_wanted(s, type))
+        return eng_tenant_show_reply(s, type, rep);
     switch (type) {
     case 'E':
         if (h && (h->kind == EX_REFUSE_EXEC || (h->kind == EX_QUERY && h->refusal)))

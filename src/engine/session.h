@@ -32,18 +32,39 @@
 
 struct ph_schema;
 struct ph_keysource;
+struct ph_tokens;
 
 typedef struct ph_engine ph_engine;
 typedef struct ph_session ph_session;
 
-/* Neither argument is owned; both must outlive the engine. */
+/* Neither argument is owned; both must outlive the engine. When the schema
+ * has token columns and a tokens: section, the engine opens the token vault
+ * (src/token/) and owns it. ph_engine_open says why it failed (a vault that
+ * cannot be opened; the reason never holds the DSN); ph_engine_new logs that
+ * reason and returns NULL. */
+ph_engine *ph_engine_open(const struct ph_schema *schema, const struct ph_keysource *keys,
+                          char *err, size_t errlen);
 ph_engine *ph_engine_new(const struct ph_schema *schema, const struct ph_keysource *keys);
+/* Replaces the engine's token service (taking it; NULL: none): tests and
+ * benchmarks inject a vault or a random source. */
+void ph_engine_set_tokens(ph_engine *e, struct ph_tokens *t);
 void ph_engine_free(ph_engine *e);
 
 /* A session starts before authentication (the proxy creates it when the
  * client's StartupMessage is forwarded). */
 ph_session *ph_session_new(const ph_engine *e);
 void ph_session_free(ph_session *s);
+
+/*
+ * The client's StartupMessage pkt[0..*len), before it goes upstream: takes
+ * the session's tenant from it (`options` holding `-c phantom.tenant=T` or
+ * `--phantom.tenant=T`, or a phantom.tenant parameter of its own) and
+ * removes that setting, so the tenant id stays out of the server's view
+ * (*len shrinks; the packet stays well-formed). s NULL (no engine): the
+ * setting is removed all the same. 0, or -1 with a FATAL-worthy message
+ * (an invalid tenant id) in err.
+ */
+int ph_session_startup(ph_session *s, uint8_t *pkt, size_t *len, char *err, size_t errlen);
 
 /* client -> server */
 pgf_want ph_session_c2s_header(void *s, uint8_t type, uint32_t total);

@@ -53,6 +53,8 @@ static void copy_options(const ph_rw_stmt *p, ph_copy_options *o)
 
 static void release_cols(ph_session *s)
 {
+    if (!s->copy_in)
+        s->row_tenant[0] = '\0'; /* a COPY FROM's last row's tenant */
     if (s->copy_in || s->copy_out)
         return;
     free(s->copy_cols);
@@ -91,6 +93,18 @@ static int copy_field(void *ud, int column, const uint8_t *in, size_t len, bool 
                       ph_buf *out, bool *out_null, char *err, size_t errlen)
 {
     ph_session *s = ud;
+    if (column < 0) { /* the row's tenant, before its protected fields */
+        eng_cc_err e = {{0}, {0}};
+        if (is_null) {
+            snprintf(err, errlen, "phantom: the row's tenant is NULL");
+            return -1;
+        }
+        if (eng_row_tenant(s, (const char *)in, len, &e) != 0) {
+            snprintf(err, errlen, "%s", e.message);
+            return -1;
+        }
+        return 0;
+    }
     const ph_schema_column *col =
         column >= 0 && column < s->copy_ncols ? s->copy_cols[column] : NULL;
     if (!col) {
@@ -102,13 +116,40 @@ static int copy_field(void *ud, int column, const uint8_t *in, size_t len, bool 
         return 0;
     }
     eng_cc_err e = {{0}, {0}};
-    int rc = s->copy_in ? eng_col_encrypt(s->e->keys, col, &s->opts, s->copy_binary,
-                                          eng_col_ltype(col), in, len, out, NULL, &e)
-                        : eng_col_decrypt(s->e->keys, col, &s->opts, in, len, s->copy_binary, out,
-                                          NULL, &e);
+    if (col->mode == PH_MODE_TOKEN) { /* COPY FROM stores: a token is made */
+        int rc = s->copy_in ? eng_col_tokenize(s->e, col, s->copy_binary, in, len, 1, out, &e)
+                            : eng_col_detokenize(s->e, col, in, len, s->copy_binary, out, &e);
+        if (rc != 0)
+            snprintf(err, errlen, "%s", e.message);
+        return rc;
+    }
+    eng_tenancy who = eng_who(s);
+    int rc = s->copy_in ? eng_col_encrypt_t(s->e->keys, &who, col, &s->opts, s->copy_binary,
+                                            eng_col_ltype(col), in, len, out, NULL, &e)
+                        : eng_col_decrypt_t(s->e->keys, &who, col, &s->opts, in, len,
+                                            s->copy_binary, out, NULL, &e);
+    if (rc == 1) { /* another tenant's value, read as NULL */
+        *out_null = true;
+        return 0;
+    }
     if (rc != 0)
         snprintf(err, errlen, "%s", e.message);
     return rc;
+}
+
+/* Where the tenant column of p's table is among the COPY's columns, -1. */
+static int copy_tenant_col(const ph_session *s, const ph_rw_stmt *p)
+{
+    const ph_schema_table *t = p->copy_table;
+    if (!t->tenant_column)
+        return -1;
+    if (p->copy_ncols >= 0)
+        return p->copy_tenant;
+    const eng_cat_table *ct = s->cat_have ? eng_catalog_table(&s->cat, t) : NULL;
+    for (size_t i = 0; ct && i < ct->n && i < 65536; i++)
+        if (strcmp(ct->names[i], t->tenant_column) == 0)
+            return (int)i;
+    return -1;
 }
 
 /* The protected column of each COPY column, in order; -1 if unknown. */
@@ -184,6 +225,11 @@ static int copy_arm(ph_session *s, const ph_rw_stmt *p, bool in, int ncols, cons
         release_cols(s);
         return -1;
     }
+    if (in && p->copy_table->tenant_keyed) /* each row under its tenant's keys */
+        ph_copy_xform_set_peek(x, copy_tenant_col(s, p));
+    for (int i = 0; i < n; i++)
+        if (cols[i] && cols[i]->mode == PH_MODE_TOKEN)
+            ph_copy_xform_set_text(x, i);
     if (in)
         s->copy_in = x;
     else

@@ -5,8 +5,9 @@
  * Owns: the fast path (text that names no protected table goes through
  * untouched), rewriting through src/rewrite/ and refusing what it refuses,
  * the catalog injection at safe points, the statement and portal records,
- * Parse parameter types (protected parameters become bytea upstream), Bind
- * parameter encryption (from text or binary, sent upstream in binary), and
+ * Parse parameter types (protected parameters become bytea upstream, token
+ * parameters text), Bind parameter encryption (from text or binary, sent
+ * upstream in binary; token parameters tokenized), and
  * the Describe the engine inserts before an Execute whose result it must
  * decrypt but has never seen described.
  *
@@ -18,26 +19,54 @@
  */
 #include "engine/engine_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/colcrypt.h"
 #include "engine/wire.h"
+#include "ops/metrics.h"
 
 #define OID_BYTEA       17u
 #define OID_BYTEA_ARRAY 1001u
 #define OID_UNKNOWN     705u
+#define OID_TEXT        25u
 
 /* ---- the rewriter --------------------------------------------------------------------- */
+
+/* A literal of a token column: its token (create: a stored value). */
+static int rw_token(ph_session *s, const ph_schema_column *col, const char *text_value, size_t len,
+                    int create, ph_buf *out, char *err, size_t errlen)
+{
+    eng_cc_err e = {{0}, {0}};
+    if (eng_col_tokenize(s->e, col, 0, (const uint8_t *)text_value, len, create, out, &e) != 0) {
+        const char *m = strncmp(e.message, "phantom: ", 9) == 0 ? e.message + 9 : e.message;
+        snprintf(err, errlen, "%s", m);
+        memcpy(s->rw_sqlstate, e.sqlstate, sizeof s->rw_sqlstate);
+        return -1;
+    }
+    return 0;
+}
+
+int eng_rw_lookup(void *ud, const ph_schema_column *col, const char *text_value, size_t len,
+                  ph_buf *out, char *err, size_t errlen)
+{
+    if (col->mode != PH_MODE_TOKEN)
+        return eng_rw_encrypt(ud, col, text_value, len, out, err, errlen);
+    return rw_token(ud, col, text_value, len, 0, out, err, errlen);
+}
 
 int eng_rw_encrypt(void *ud, const ph_schema_column *col, const char *text_value, size_t len,
                    ph_buf *out, char *err, size_t errlen)
 {
     ph_session *s = ud;
     eng_cc_err e = {{0}, {0}};
-    if (eng_col_encrypt(s->e->keys, col, &s->opts, 0, eng_col_ltype(col),
-                        (const uint8_t *)text_value, len, out, &s->memo, &e) != 0) {
+    if (col->mode == PH_MODE_TOKEN)
+        return rw_token(s, col, text_value, len, 1, out, err, errlen);
+    eng_tenancy who = eng_who(s);
+    if (eng_col_encrypt_t(s->e->keys, &who, col, &s->opts, 0, eng_col_ltype(col),
+                          (const uint8_t *)text_value, len, out, &s->memo, &e) != 0) {
         const char *m = strncmp(e.message, "phantom: ", 9) == 0 ? e.message + 9 : e.message;
         snprintf(err, errlen, "%s", m);
         memcpy(s->rw_sqlstate, e.sqlstate, sizeof s->rw_sqlstate);
@@ -48,8 +77,9 @@ int eng_rw_encrypt(void *ud, const ph_schema_column *col, const char *text_value
 
 int eng_rw_eq_versions(void *ud, const ph_schema_column *col)
 {
-    const ph_session *s = ud;
-    return eng_col_versions(s->e->keys, col);
+    ph_session *s = ud;
+    eng_tenancy who = eng_who(s);
+    return eng_col_versions_t(s->e->keys, &who, col);
 }
 
 int eng_rw_encrypt_eq(void *ud, const ph_schema_column *col, const char *text_value, size_t len,
@@ -57,9 +87,10 @@ int eng_rw_encrypt_eq(void *ud, const ph_schema_column *col, const char *text_va
 {
     ph_session *s = ud;
     eng_cc_err e = {{0}, {0}};
+    eng_tenancy who = eng_who(s);
     int n =
-        eng_col_encrypt_versions(s->e->keys, col, &s->opts, 0, eng_col_ltype(col),
-                                 (const uint8_t *)text_value, len, out, lens, max, &s->memo, &e);
+        eng_col_encrypt_versions_t(s->e->keys, &who, col, &s->opts, 0, eng_col_ltype(col),
+                                   (const uint8_t *)text_value, len, out, lens, max, &s->memo, &e);
     if (n < 0) {
         const char *m = strncmp(e.message, "phantom: ", 9) == 0 ? e.message + 9 : e.message;
         snprintf(err, errlen, "%s", m);
@@ -74,8 +105,10 @@ static ph_rw_options rw_options(ph_session *s)
                            .encrypt_ud = s,
                            .eq_versions = eng_rw_eq_versions,
                            .encrypt_eq = eng_rw_encrypt_eq,
+                           .lookup = eng_rw_lookup,
                            .table_columns = eng_rw_columns,
                            .columns_ud = s,
+                           .tenant = eng_rw_tenant,
                            .standard_conforming_strings_off = s->scs_off,
                            .client_encoding = s->client_encoding[0] ? s->client_encoding : NULL};
 }
@@ -233,14 +266,20 @@ int eng_c2s_query(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep
     if (!eng_rd_done(&r))
         return -1;
     bool skip = s->skip_till_sync;
+    int verdict = PGF_KEEP;
+    if (eng_tenant_query(s, sql, rep, &verdict))
+        return verdict;
     bool inject = !skip && !s->ext_open && need_catalog(s);
     if (!skip)
         s->unnamed_exists = false;
     bool mentions = ph_rewrite_mentions_protected(s->e->schema, sql, len);
     char m[512], code[6];
-    if (keys_refuse(s, mentions, m, sizeof m, code))
+    if (keys_refuse(s, mentions, m, sizeof m, code)) {
+        ph_metrics_inc(PH_CTR_QUERY_REFUSED);
         return eng_refuse_query(s, rep, code, m) ? -1 : PGF_REPLACED;
+    }
     if (!mentions) {
+        ph_metrics_inc(PH_CTR_QUERY_FAST);
         if (inject && (eng_inject_catalog(s, rep) != 0 || ph_buf_append(rep, msg, total) != 0))
             return -1;
         if (push_query(s, NULL) != 0)
@@ -248,6 +287,7 @@ int eng_c2s_query(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep
         return inject ? PGF_REPLACED : PGF_KEEP;
     }
     eng_plan *p = plan_for(s, sql, len, m, sizeof m, code);
+    ph_metrics_inc(p ? PH_CTR_QUERY_REWRITTEN : PH_CTR_QUERY_REFUSED);
     /* one catalog query per string: after it when it changes the catalog */
     bool reload = p && reload_after(s, &p->res);
     inject = inject && !reload;
@@ -314,7 +354,9 @@ static uint32_t *upstream_types(const eng_stmt *st, uint16_t *n)
     for (int i = 0; i < count; i++) {
         t[i] = i < st->nparams ? st->ptype[i] : 0;
         if (i < res->nparams && res->params[i])
-            t[i] = res->param_multi && res->param_multi[i] ? OID_BYTEA_ARRAY : OID_BYTEA;
+            t[i] = res->params[i]->mode == PH_MODE_TOKEN     ? OID_TEXT /* a token */
+                   : res->param_multi && res->param_multi[i] ? OID_BYTEA_ARRAY
+                                                             : OID_BYTEA;
     }
     *n = (uint16_t)count;
     return t;
@@ -340,6 +382,36 @@ static int parse_planned(ph_session *s, const char *name, eng_stmt *st, const ch
     return install_stmt(s, name, st);
 }
 
+/* Parse of SET / RESET / SHOW phantom.tenant: the statement remembers the
+ * command (applied at each Execute) and the server parses a replacement
+ * that carries no tenant id. 1 when it was one (*verdict set), else 0. */
+static int parse_tenant_cmd(ph_session *s, const char *name, const char *sql, uint16_t nt,
+                            const uint8_t *tp, ph_buf *rep, int *verdict)
+{
+    eng_tenant_cmd c;
+    eng_tenant_kind k = eng_tenant_classify(sql, &c);
+    if (k == TEN_NONE || k == TEN_RESET_ALL)
+        return 0;
+    if (k == TEN_REFUSE) {
+        if (name[0] == '\0')
+            eng_map_del(&s->stmts, "", NULL);
+        *verdict = eng_refuse_extended(s, rep, c.sqlstate, c.message) ? -1 : PGF_REPLACED;
+        return 1;
+    }
+    eng_stmt *st = eng_stmt_new();
+    if (!st || !(st->tenant = malloc(sizeof *st->tenant)) ||
+        eng_put_parse(rep, name, c.upstream, strlen(c.upstream), 0, NULL) != 0) {
+        eng_stmt_unref(st);
+        *verdict = -1;
+        return 1;
+    }
+    (void)nt;
+    (void)tp;
+    *st->tenant = c;
+    *verdict = install_stmt(s, name, st) ? -1 : PGF_REPLACED;
+    return 1;
+}
+
 int eng_c2s_parse(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
 {
     eng_rd r;
@@ -356,11 +428,15 @@ int eng_c2s_parse(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep
     bool mentions = ph_rewrite_mentions_protected(s->e->schema, sql, len);
     s->ext_open = true;
     if (skip) /* the server discards it: nothing to record, nothing to analyze */
-        return mentions ? PGF_DROP : PGF_KEEP;
+        return mentions || strcasestr(sql, "phantom.tenant") ? PGF_DROP : PGF_KEEP;
     if (unnamed)
         s->unnamed_exists = true;
+    int tv = PGF_KEEP;
+    if (parse_tenant_cmd(s, name, sql, nt, tp, rep, &tv))
+        return tv;
     char m[512], code[6];
     if (keys_refuse(s, mentions, m, sizeof m, code)) {
+        ph_metrics_inc(PH_CTR_QUERY_REFUSED);
         if (unnamed) /* as when the rewriter refuses it */
             eng_map_del(&s->stmts, "", NULL);
         return eng_refuse_extended(s, rep, code, m) ? -1 : PGF_REPLACED;
@@ -379,13 +455,16 @@ int eng_c2s_parse(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep
         return -1;
     }
     if (!mentions) {
+        ph_metrics_inc(PH_CTR_QUERY_FAST);
         if (inject && ph_buf_append(rep, msg, total) != 0) {
             eng_stmt_unref(st);
             return -1;
         }
         return install_stmt(s, name, st) ? -1 : inject ? PGF_REPLACED : PGF_KEEP;
     }
-    if (!(st->plan = plan_for(s, sql, len, m, sizeof m, code))) {
+    st->plan = plan_for(s, sql, len, m, sizeof m, code);
+    ph_metrics_inc(st->plan ? PH_CTR_QUERY_REWRITTEN : PH_CTR_QUERY_REFUSED);
+    if (!st->plan) {
         eng_stmt_unref(st);
         if (unnamed)
             eng_map_del(&s->stmts, "", NULL);
@@ -478,12 +557,17 @@ static int encrypt_param(ph_session *s, const eng_stmt *st, int i, const ph_sche
                          eng_cc_err *err)
 {
     const ph_rw_result *res = &st->plan->res;
+    eng_tenancy who = eng_who(s);
+    if (col->mode == PH_MODE_TOKEN) /* a token in text's binary form: its bytes */
+        return eng_col_tokenize(s->e, col, binary, v, l,
+                                !res->param_lookup || !res->param_lookup[i], out, err);
     if (!res->param_multi || !res->param_multi[i])
-        return eng_col_encrypt(s->e->keys, col, &s->opts, binary, in, v, l, out, &s->memo, err);
+        return eng_col_encrypt_t(s->e->keys, &who, col, &s->opts, binary, in, v, l, out, &s->memo,
+                                 err);
     ph_buf envs = {0};
     size_t lens[ENG_MAX_VERSIONS];
-    int n = eng_col_encrypt_versions(s->e->keys, col, &s->opts, binary, in, v, l, &envs, lens,
-                                     ENG_MAX_VERSIONS, &s->memo, err);
+    int n = eng_col_encrypt_versions_t(s->e->keys, &who, col, &s->opts, binary, in, v, l, &envs,
+                                       lens, ENG_MAX_VERSIONS, &s->memo, err);
     int rc = n < 0 ? -1 : 0;
     if (rc == 0 && (ph_buf_append_u32(out, 1) || ph_buf_append_u32(out, 0) ||
                     ph_buf_append_u32(out, OID_BYTEA) || ph_buf_append_u32(out, (uint32_t)n) ||
@@ -497,9 +581,98 @@ static int encrypt_param(ph_session *s, const eng_stmt *st, int i, const ph_sche
     return rc;
 }
 
-/* Appends parameter values with the protected ones encrypted (binary). */
+static int bind_error(eng_cc_err *err, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int bind_error(eng_cc_err *err, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    snprintf(err->sqlstate, sizeof err->sqlstate, "%s", code);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -2;
+}
+
+/* Parameter k (0-based) of the Bind message as text, for a row's tenant:
+ * text format as sent; binary as an integer or text type reads. */
+static int tenant_param_text(const eng_stmt *st, const bind_msg *b, int k, char *buf, size_t cap,
+                             size_t *len, eng_cc_err *err)
+{
+    eng_rd r = {.p = b->params, .n = b->params_len};
+    const uint8_t *v = NULL;
+    uint32_t l = 0;
+    for (int i = 0; i <= k; i++) {
+        l = eng_rd_u32(&r);
+        v = l == 0xFFFFFFFFu ? NULL : eng_rd_bytes(&r, l);
+    }
+    if (!v)
+        return bind_error(err, "22023", "phantom: the row's tenant (parameter $%d) is NULL", k + 1);
+    uint32_t decl = k < st->nparams ? st->ptype[k] : 0;
+    if (bind_fmt(b, (uint16_t)k) == 1 && (decl == 20 || decl == 21 || decl == 23)) {
+        int64_t x = 0;
+        if (l != (decl == 20 ? 8u : decl == 23 ? 4u : 2u))
+            return bind_error(err, "08P01", "phantom: invalid binary integer in parameter $%d",
+                              k + 1);
+        for (uint32_t j = 0; j < l; j++)
+            x = (int64_t)((uint64_t)x << 8 | v[j]);
+        if (l == 4)
+            x = (int32_t)(uint32_t)x;
+        else if (l == 2)
+            x = (int16_t)(uint16_t)x;
+        *len = (size_t)snprintf(buf, cap, "%lld", (long long)x);
+        return 0;
+    }
+    if (bind_fmt(b, (uint16_t)k) == 1 && decl != 0 && decl != 25 && decl != 1043 && decl != 19 &&
+        decl != OID_UNKNOWN)
+        return bind_error(err, "42804",
+                          "phantom: the row's tenant (parameter $%d) must be text or an integer",
+                          k + 1);
+    if (l >= cap)
+        return bind_error(err, "22023", "phantom: the row's tenant (parameter $%d) is too long",
+                          k + 1);
+    memcpy(buf, v, l);
+    *len = l;
+    return 0;
+}
+
+/* Makes the tenant of the row parameter i is stored in (rewrite.h) the row
+ * tenant for its encryption: 0, or -2 with err. */
+static int param_row_tenant(ph_session *s, const eng_stmt *st, const bind_msg *b, int i,
+                            eng_cc_err *err)
+{
+    const ph_rw_result *res = &st->plan->res;
+    const char *lit = res->param_tenant_lit ? res->param_tenant_lit[i] : NULL;
+    int ref = res->param_tenant_ref ? res->param_tenant_ref[i] : 0;
+    char buf[PH_TENANT_MAX + 24];
+    size_t len = 0;
+    if (lit)
+        return eng_row_tenant(s, lit, strlen(lit), err) ? -2 : 0;
+    if (!ref)
+        return eng_row_tenant(s, NULL, 0, err);
+    if (ref > b->np)
+        return bind_error(err, "08P01", "phantom: the row's tenant (parameter $%d) is missing",
+                          ref);
+    if (tenant_param_text(st, b, ref - 1, buf, sizeof buf, &len, err) != 0)
+        return -2;
+    return eng_row_tenant(s, buf, len, err) ? -2 : 0;
+}
+
+static int encrypt_params_rows(ph_session *s, const eng_stmt *st, const bind_msg *b, ph_buf *out,
+                               uint8_t *codes, eng_cc_err *err);
+
+/* Appends parameter values with the protected ones encrypted (binary), each
+ * under its row's tenant when the statement stores rows of a table with a
+ * tenant column. */
 static int encrypt_params(ph_session *s, const eng_stmt *st, const bind_msg *b, ph_buf *out,
                           uint8_t *codes, eng_cc_err *err)
+{
+    int rc = encrypt_params_rows(s, st, b, out, codes, err);
+    (void)eng_row_tenant(s, NULL, 0, err);
+    return rc;
+}
+
+static int encrypt_params_rows(ph_session *s, const eng_stmt *st, const bind_msg *b, ph_buf *out,
+                               uint8_t *codes, eng_cc_err *err)
 {
     eng_rd r = {.p = b->params, .n = b->params_len};
     for (uint16_t i = 0; i < b->np; i++) {
@@ -520,7 +693,8 @@ static int encrypt_params(ph_session *s, const eng_stmt *st, const bind_msg *b, 
             snprintf(err->message, sizeof err->message, "phantom: unsupported format code %u", fmt);
             return -2;
         }
-        if (param_input(st, i, col, &binary, &in, err) != 0)
+        if (param_input(st, i, col, &binary, &in, err) != 0 ||
+            param_row_tenant(s, st, b, i, err) != 0)
             return -2;
         size_t at = out->len;
         if (ph_buf_append_u32(out, 0))
@@ -669,6 +843,28 @@ static bool needs_describe(const eng_portal *p)
            !p->stmt->desc_requested && may_return_protected(p->stmt);
 }
 
+/* Execute of a phantom.tenant command's portal: applied now (refused when
+ * the connection's tenant is fixed); a SHOW's answer gets the tenant. */
+static int execute_tenant_cmd(ph_session *s, eng_portal *p, const uint8_t *msg, uint32_t total,
+                              ph_buf *rep)
+{
+    eng_cc_err err = {{0}, {0}};
+    const eng_tenant_cmd *c = p->stmt->tenant;
+    if (eng_tenant_apply(s, c, &err) != 0)
+        return eng_refuse_extended(s, rep, err.sqlstate, err.message) ? -1 : PGF_REPLACED;
+    eng_ex *x = eng_ex_push(s, EX_EXECUTE);
+    if (!x)
+        return -1;
+    x->portal = p;
+    p->refs++;
+    if (c->kind == TEN_SHOW && !(x->show = strdup(s->tenant)))
+        return -1;
+    (void)msg;
+    (void)total;
+    (void)rep;
+    return PGF_KEEP;
+}
+
 int eng_c2s_execute(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
 {
     eng_rd r;
@@ -681,6 +877,8 @@ int eng_c2s_execute(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *r
     if (s->skip_till_sync)
         return PGF_KEEP;
     eng_portal *p = eng_map_get(&s->portals, name);
+    if (p && p->stmt && p->stmt->tenant)
+        return execute_tenant_cmd(s, p, msg, total, rep);
     bool inject = needs_describe(p);
     if (inject) {
         eng_ex *d = eng_ex_push(s, EX_INJ_DESC);

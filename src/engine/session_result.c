@@ -10,7 +10,8 @@
  * not decrypt turns into an ErrorResponse and the rest of the answer, up to
  * ReadyForQuery, is dropped (never garbage, never ciphertext as data).
  * Fields upstream that are not bytea are never decrypted (a column not yet
- * migrated reads as it is).
+ * migrated reads as it is); token columns are stored as text, and their
+ * text fields are detokenized (an unknown token is an error, never data).
  */
 #include "engine/engine_internal.h"
 
@@ -23,7 +24,9 @@
 #include "engine/colcrypt.h"
 #include "engine/wire.h"
 
-#define OID_BYTEA 17u
+#define OID_BYTEA   17u
+#define OID_TEXT    25u
+#define OID_VARCHAR 1043u
 
 int eng_fail_result(ph_session *s, ph_buf *rep, const char *sqlstate, const char *message)
 {
@@ -106,6 +109,34 @@ static bool protected_name(const ph_schema *sc, const char *name)
     return false;
 }
 
+static bool token_name(const ph_schema *sc, const char *name)
+{
+    for (size_t t = 0; t < sc->ntables; t++) {
+        const ph_schema_column *c = ph_schema_find_column(sc->tables[t], name);
+        if (c && c->mode == PH_MODE_TOKEN)
+            return true;
+    }
+    return false;
+}
+
+/* The type a protected column is stored as upstream: bytea, text for a
+ * token column (it holds tokens). */
+static bool stored_type(const ph_schema_column *c, uint32_t typoid)
+{
+    if (c->mode == PH_MODE_TOKEN)
+        return typoid == OID_TEXT || typoid == OID_VARCHAR;
+    return typoid == OID_BYTEA;
+}
+
+/* A field that may hold a protected column's stored values by its type and
+ * name: bytea, or text named like a token column. */
+static bool storage_like(const ph_schema *sc, uint32_t typoid, const char *name)
+{
+    if (typoid == OID_BYTEA)
+        return true;
+    return (typoid == OID_TEXT || typoid == OID_VARCHAR) && name && token_name(sc, name);
+}
+
 static bool listed(const uint32_t *v, size_t n, uint32_t oid)
 {
     for (size_t i = 0; i < n; i++)
@@ -132,11 +163,11 @@ static const ph_schema_column *field_col(ph_session *s, const ph_rw_stmt *plan, 
         if (c)
             return c;
         if (t) {
-            *stale |= typoid == OID_BYTEA && attnum > t->max_attnum;
+            *stale |= storage_like(s->e->schema, typoid, name) && attnum > t->max_attnum;
             return NULL;
         }
-        if (typoid == OID_BYTEA && name && protected_name(s->e->schema, name) &&
-            !listed(s->plain_oids, s->n_plain, tableoid)) {
+        if (storage_like(s->e->schema, typoid, name) && name &&
+            protected_name(s->e->schema, name) && !listed(s->plain_oids, s->n_plain, tableoid)) {
             if (!listed(s->suspect_oids, s->n_suspect, tableoid) &&
                 s->n_suspect < sizeof s->suspect_oids / sizeof s->suspect_oids[0])
                 s->suspect_oids[s->n_suspect++] = tableoid;
@@ -221,7 +252,7 @@ int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *r
         const ph_schema_column *c =
             field_col(s, plan, n, i, fname, tableoid, attnum, typoid, &stale);
         d->f[i].fmt = fmt;
-        if (c && typoid == OID_BYTEA) {
+        if (c && stored_type(c, typoid)) {
             d->f[i].col = c;
             d->any = true;
         }
@@ -279,9 +310,25 @@ void eng_exec_desc(ph_session *s)
 
 /* ---- DataRow ------------------------------------------------------------------------------ */
 
+/* A token column's field: the token (text, the same bytes in both formats)
+ * to its value, length-prefixed in rep. */
+static int detokenize_field(ph_session *s, const eng_rfield *f, const uint8_t *v, uint32_t len,
+                            ph_buf *rep, eng_cc_err *err)
+{
+    size_t at = rep->len;
+    int rc = ph_buf_append_u32(rep, 0);
+    if (rc == 0)
+        rc = eng_col_detokenize(s->e, f->col, v, len, f->fmt == 1, rep, err);
+    if (rc == 0)
+        ph_put_u32(rep->data + at, (uint32_t)(rep->len - at - 4));
+    return rc;
+}
+
 static int decrypt_field(ph_session *s, const eng_rfield *f, const uint8_t *v, uint32_t len,
                          ph_buf *rep, eng_cc_err *err)
 {
+    if (f->col->mode == PH_MODE_TOKEN)
+        return detokenize_field(s, f, v, len, rep, err);
     ph_buf *env = &s->env_scratch; /* ciphertext only: reused, not wiped */
     const uint8_t *e = v;
     size_t elen = len;
@@ -298,14 +345,17 @@ static int decrypt_field(ph_session *s, const eng_rfield *f, const uint8_t *v, u
     }
     size_t at = rep->len;
     int rc = ph_buf_append_u32(rep, 0);
+    eng_tenancy who = eng_who(s);
     if (rc == 0)
-        rc = eng_col_decrypt(s->e->keys, f->col, &s->opts, e ? e : (const uint8_t *)"", elen,
-                             f->fmt == 1, rep, &s->memo, err);
+        rc = eng_col_decrypt_t(s->e->keys, &who, f->col, &s->opts, e ? e : (const uint8_t *)"",
+                               elen, f->fmt == 1, rep, &s->memo, err);
     if (env->cap > 65536)
         ph_buf_free(env); /* keep a small scratch only */
     if (rc == 0)
         ph_put_u32(rep->data + at, (uint32_t)(rep->len - at - 4));
-    return rc;
+    else if (rc == 1) /* another tenant's value, read as NULL */
+        ph_put_u32(rep->data + at, 0xFFFFFFFFu);
+    return rc == 1 ? 0 : rc;
 }
 
 /* RETURNING rows arrive after the change was made: say so, or a client in

@@ -58,6 +58,7 @@ void eng_stmt_unref(eng_stmt *st)
     eng_plan_unref(st->plan);
     free(st->ptype);
     free(st->desc);
+    free(st->tenant);
     free(st);
 }
 

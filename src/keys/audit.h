@@ -19,9 +19,15 @@
  *   uid/user real uid of the process and its passwd name ("?" if none)
  *   pid      process id
  *   event    kek.wrap | kek.unwrap | kek.generate | kek.rewrap | kek.rotate |
- *            dek.load | keys.<command> (create, rotate, rotate-kek, rewrap,
- *            retire, escrow, recover, check, init-master) | keys.usage (rows
- *            per DEK version, counted by phantom verify / reencrypt)
+ *            dek.load | dek.create (the proxy made a tenant's first DEK of a
+ *            key domain "tenant:<T>/<domain>" on first use; detail names the
+ *            tenant) | keys.<command> (create, rotate, rotate-kek, rewrap,
+ *            retire, escrow, recover, check, init-master, shred: one line
+ *            per DEK version destroyed) | tenant.shred (one line per
+ *            crypto-shredded tenant: detail "tenant=T domains=N versions=M
+ *            wrappings=W") | kek.delete (a tenant's OpenBao Transit key
+ *            deleted) | keys.usage (rows per DEK version, counted by phantom
+ *            verify / reencrypt)
  *   outcome  ok | error | refused
  *   prev     lowercase hex SHA-256 of the previous line's bytes (without its
  *            '\n'); for the first line, SHA-256 of the ASCII string

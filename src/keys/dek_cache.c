@@ -414,9 +414,18 @@ int ph_dek_source_active(ph_dek_source *s, const char *domain, uint32_t *version
     return v ? 0 : -1;
 }
 
+/* The KEK that unwraps domain's DEKs: s->kek, or what kek_for says. */
+static ph_kek *source_kek(ph_dek_source *s, const char *domain, char *err, size_t errlen)
+{
+    ph_kek *k = s->kek_for ? s->kek_for(s->kek_for_arg, domain, err, errlen) : s->kek;
+    if (!k && err && !err[0])
+        ph_errf(err, errlen, "no KEK for key domain %s", domain);
+    return k;
+}
+
 /* Unwraps domain/version under the read lock; fills *key_id and *kek_id. */
 static int source_unwrap(ph_dek_source *s, const char *domain, uint32_t version, uint8_t *dek_out,
-                         uint32_t *key_id, char *err, size_t errlen)
+                         uint32_t *key_id, ph_kek **used, char *err, size_t errlen)
 {
     ph_key_domain *d = s->keyring ? ph_keyring_domain(s->keyring, domain) : NULL;
     ph_dek_version *v = ph_keyring_version(d, version);
@@ -431,7 +440,9 @@ static int source_unwrap(ph_dek_source *s, const char *domain, uint32_t version,
     if (!w)
         return ph_errf(err, errlen, "DEK %s version %u has no primary wrapping (run keys recover)",
                        domain, (unsigned)version);
-    return ph_kek_unwrap(s->kek, w->blob, w->blob_len, dek_out, err, errlen);
+    ph_kek *k = source_kek(s, domain, err, errlen);
+    *used = k;
+    return k ? ph_kek_unwrap(k, w->blob, w->blob_len, dek_out, err, errlen) : -1;
 }
 
 int ph_dek_source_load(void *arg, const char *domain, uint32_t version, uint8_t *dek_out, char *err,
@@ -439,13 +450,16 @@ int ph_dek_source_load(void *arg, const char *domain, uint32_t version, uint8_t 
 {
     ph_dek_source *s = arg;
     uint32_t key_id = 0;
+    ph_kek *used = s->kek;
+    if (err && errlen)
+        err[0] = '\0';
     pthread_rwlock_rdlock(&s->lock);
-    int rc = source_unwrap(s, domain, version, dek_out, &key_id, err, errlen);
+    int rc = source_unwrap(s, domain, version, dek_out, &key_id, &used, err, errlen);
     pthread_rwlock_unlock(&s->lock);
     ph_audit_event ev = {
         .event = "dek.load",
         .outcome = rc == 0 ? "ok" : "error",
-        .kek = s->kek ? s->kek->id : NULL,
+        .kek = used ? used->id : NULL,
         .domain = domain,
         .version = version,
         .key_id = key_id,

@@ -86,6 +86,11 @@ typedef struct ph_dek_source {
     pthread_rwlock_t lock; /* guards keyring (swapped on reload) */
     ph_keyring *keyring;   /* owned */
     ph_kek *kek;           /* not owned: the primary KEK provider */
+    /* Optional (NULL after init): the KEK that unwraps a key domain's DEKs
+     * when not every domain's is kek (a tenant's own KEK, kek_tenant.h);
+     * NULL + err when it cannot be had. */
+    ph_kek *(*kek_for)(void *arg, const char *domain, char *err, size_t errlen);
+    void *kek_for_arg;
 } ph_dek_source;
 
 /* Takes ownership of keyring; kek must outlive the source. */

@@ -185,6 +185,9 @@ static int set_request_opts(ph_http *h, const char *method, const char *url,
     bad |= curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, rb) != CURLE_OK;
+    /* the handle is reused: a DELETE must not stick to the next request */
+    bad |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST,
+                            strcmp(method, "DELETE") == 0 ? "DELETE" : NULL) != CURLE_OK;
     if (strcmp(method, "POST") == 0) {
         bad |= curl_easy_setopt(c, CURLOPT_POST, 1L) != CURLE_OK;
         bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "") != CURLE_OK;

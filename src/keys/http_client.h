@@ -36,7 +36,7 @@ ph_http *ph_http_new(const char *ca_file, unsigned timeout_ms, char *err, size_t
 void ph_http_free(ph_http *h); /* NULL allowed */
 
 /*
- * Sends one request. method is "GET" or "POST" (body/body_len used for POST,
+ * Sends one request. method is "GET", "POST" or "DELETE" (body/body_len used for POST,
  * sent as application/json). token, when not NULL, goes in X-Vault-Token.
  * Returns 0 when a complete HTTP response arrived (any status; *resp is
  * filled and must be released with ph_http_resp_free), or one of the

@@ -782,3 +782,33 @@ int ph_kek_openbao_create_key(const ph_keys_openbao_cfg *cfg, ph_kek_created *ou
     ob_destroy(base);
     return rc;
 }
+
+#define DELETE_WHAT "delete key"
+
+int ph_kek_openbao_delete_key(const ph_keys_openbao_cfg *cfg, int *missing, char *err,
+                              size_t errlen)
+{
+    static const char body[] = "{\"deletion_allowed\":true}";
+    *missing = 0;
+    ph_kek *base = ph_kek_openbao_open(cfg, err, errlen);
+    if (!base)
+        return -1;
+    ob_kek *k = (ob_kek *)base;
+    char url[MAX_URL];
+    key_url(k, url, sizeof(url), "/config");
+    json_t *doc = NULL;
+    int rc = ob_call(k, DELETE_WHAT, "POST", url, body, sizeof(body) - 1, &doc, err, errlen);
+    ph_vault_wipe_free(doc);
+    doc = NULL;
+    if (rc != 0 && (strstr(err, "no existing key named") || strstr(err, "404"))) {
+        *missing = 1; /* nothing to delete */
+        err[0] = '\0';
+        rc = 0;
+    } else if (rc == 0) {
+        key_url(k, url, sizeof(url), "");
+        rc = ob_call(k, DELETE_WHAT, "DELETE", url, NULL, 0, &doc, err, errlen);
+        ph_vault_wipe_free(doc);
+    }
+    ob_destroy(base);
+    return rc;
+}

@@ -52,6 +52,17 @@ ph_kek *ph_kek_openbao_open(const ph_keys_openbao_cfg *cfg, char *err, size_t er
 int ph_kek_openbao_create_key(const ph_keys_openbao_cfg *cfg, ph_kek_created *out, char *err,
                               size_t errlen);
 
+/*
+ * Deletes the Transit key of cfg (with it every version of it, and so every
+ * value only it wrapped): POST /v1/{mount}/keys/{key}/config
+ * {"deletion_allowed":true} (Transit refuses to delete a key without it),
+ * then DELETE /v1/{mount}/keys/{key} (204). A key that does not exist
+ * (config: 400 "no existing key named ..."; or 404) is reported with
+ * *missing = 1 and counts as done. 0, or -1 with a reason (never the token).
+ */
+int ph_kek_openbao_delete_key(const ph_keys_openbao_cfg *cfg, int *missing, char *err,
+                              size_t errlen);
+
 /* GET /v1/{mount}/keys/{key}: version information of the Transit key. */
 typedef struct ph_openbao_key_info {
     unsigned long long latest_version;

@@ -381,9 +381,24 @@ static int parse_version(pctx *c, json_t *j, ph_dek_version *v)
     return 0;
 }
 
+/* A shredded domain: a time, and every version retired. */
+static int parse_shredded(pctx *c, json_t *j, ph_key_domain *d)
+{
+    json_t *sh = json_object_get(j, "shredded");
+    if (!sh)
+        return 0;
+    if (get_time(j, "shredded", &d->shredded) != 0)
+        return ph_errf(c->err, c->errlen, "%s: \"shredded\" must be YYYY-MM-DDTHH:MM:SSZ", d->name);
+    for (size_t i = 0; i < d->n_versions; i++)
+        if (d->versions[i].state != PH_DEK_RETIRED)
+            return ph_errf(c->err, c->errlen, "%s: shredded, but version %u is not retired",
+                           d->name, (unsigned)d->versions[i].version);
+    return 0;
+}
+
 static int parse_domain(pctx *c, ph_keyring *kr, const char *name, json_t *j)
 {
-    static const char *const keys[] = {"active", "versions", NULL};
+    static const char *const keys[] = {"active", "versions", "shredded", NULL};
     c->where = name;
     if (!ph_keyring_valid_domain(name))
         return ph_errf(c->err, c->errlen, "invalid key domain name \"%.60s\"", name);
@@ -406,8 +421,10 @@ static int parse_domain(pctx *c, ph_keyring *kr, const char *name, json_t *j)
         if (i > 0 && d->versions[i].version <= d->versions[i - 1].version)
             return ph_errf(c->err, c->errlen, "%s: versions must be strictly increasing", name);
     }
+    if (parse_shredded(c, j, d) != 0)
+        return -1;
     ph_dek_version *act = ph_keyring_version(d, d->active);
-    if (!act || act->state != PH_DEK_ACTIVE)
+    if (!act || (act->state != PH_DEK_ACTIVE && !d->shredded))
         return ph_errf(c->err, c->errlen, "%s: \"active\" must name a version in state active",
                        name);
     return 0;
@@ -539,6 +556,8 @@ static json_t *domain_json(const ph_key_domain *d)
     json_t *o = json_object(), *vs = json_array();
     int rc = o && vs ? 0 : -1;
     rc = rc ? rc : json_object_set_new(o, "active", json_integer(d->active));
+    if (!rc && d->shredded)
+        rc = json_object_set_new(o, "shredded", time_json(d->shredded));
     for (size_t i = 0; !rc && i < d->n_versions; i++)
         rc = json_array_append_new(vs, version_json(&d->versions[i]));
     if (!rc)
@@ -704,6 +723,9 @@ int ph_keyring_add_version(ph_keyring *kr, const char *domain, int create, const
         return ph_errf(err, errlen, "key domain %s already exists (use rotate)", domain);
     if (!create && !d)
         return ph_errf(err, errlen, "no key domain %s (use create)", domain);
+    if (d && d->shredded)
+        return ph_errf(err, errlen,
+                       "key domain %s was crypto-shredded; its keys are never re-created", domain);
     uint32_t version = d ? d->versions[d->n_versions - 1].version + 1 : 1;
     if (d && version == 0)
         return ph_errf(err, errlen, "%s: versions exhausted", domain);
@@ -826,5 +848,114 @@ int ph_keyring_record_usage(ph_keyring *kr, const char *domain, uint32_t version
     v->usage_known = 1;
     v->usage_rows = rows;
     v->usage_checked = when;
+    return 0;
+}
+
+/* ---- tenants ------------------------------------------------------------------- */
+
+static int tenant_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+}
+
+static int alnum(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+int ph_tenant_valid_len(const char *t, size_t len)
+{
+    if (!t || len == 0 || len > PH_TENANT_MAX || !alnum((unsigned char)t[0]) ||
+        !alnum((unsigned char)t[len - 1]))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!tenant_char((unsigned char)t[i]))
+            return 0;
+    return 1;
+}
+
+int ph_tenant_valid(const char *t)
+{
+    return t ? ph_tenant_valid_len(t, strlen(t)) : 0;
+}
+
+int ph_keyring_tenant_domain(char *buf, size_t len, const char *tenant, const char *domain)
+{
+    if (!ph_tenant_valid(tenant) || !domain)
+        return -1;
+    int n = snprintf(buf, len, PH_TENANT_PREFIX "%s/%s", tenant, domain);
+    if (n < 0 || (size_t)n >= len || !ph_keyring_valid_domain(buf))
+        return -1;
+    return 0;
+}
+
+int ph_keyring_domain_tenant(const char *name, char *tenant, size_t tlen, const char **base)
+{
+    size_t pl = sizeof PH_TENANT_PREFIX - 1;
+    if (!name || strncmp(name, PH_TENANT_PREFIX, pl) != 0)
+        return 0;
+    const char *t = name + pl, *slash = strchr(t, '/');
+    if (!slash || !ph_tenant_valid_len(t, (size_t)(slash - t)) || !slash[1])
+        return 0;
+    if (tenant) {
+        size_t n = (size_t)(slash - t);
+        if (tlen <= n)
+            return 0;
+        memcpy(tenant, t, n);
+        tenant[n] = '\0';
+    }
+    if (base)
+        *base = slash + 1;
+    return 1;
+}
+
+/* 1 when d is a domain of tenant. */
+static int domain_of_tenant(const ph_key_domain *d, const char *tenant)
+{
+    char t[PH_TENANT_MAX + 1];
+    return ph_keyring_domain_tenant(d->name, t, sizeof t, NULL) && strcmp(t, tenant) == 0;
+}
+
+int ph_keyring_tenant_shredded(const ph_keyring *kr, const char *tenant)
+{
+    for (size_t i = 0; kr && tenant && i < kr->n_domains; i++)
+        if (kr->domains[i].shredded && domain_of_tenant(&kr->domains[i], tenant))
+            return 1;
+    return 0;
+}
+
+int ph_keyring_shred_tenant(ph_keyring *kr, const char *tenant, int64_t when, ph_shred_result *res,
+                            char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    if (!ph_tenant_valid(tenant))
+        return ph_errf(err, errlen,
+                       "invalid tenant id (1..%d of A-Z a-z 0-9 _ . -, starting and ending with a "
+                       "letter or digit)",
+                       PH_TENANT_MAX);
+    for (size_t i = 0; i < kr->n_domains; i++) {
+        ph_key_domain *d = &kr->domains[i];
+        if (!domain_of_tenant(d, tenant))
+            continue;
+        res->domains++;
+        if (d->shredded) {
+            res->already++;
+            continue;
+        }
+        for (size_t j = 0; j < d->n_versions; j++) {
+            ph_dek_version *v = &d->versions[j];
+            if (v->state == PH_DEK_RETIRED)
+                continue;
+            res->wrappings += v->n_wrapped;
+            res->versions++;
+            version_clear(v); /* wipes every blob */
+            v->state = PH_DEK_RETIRED;
+            v->retired = when;
+        }
+        d->shredded = when;
+    }
+    if (res->domains == 0)
+        return ph_errf(err, errlen, "the keyring holds no key of tenant %s", tenant);
     return 0;
 }

@@ -21,6 +21,13 @@
  *       "customers.email": {                key domain name (see below)
  *         "active": 2,                      version new writes use; it must
  *                                           name a version in state "active"
+ *                                           (unless the domain is shredded)
+ *         "shredded": "2025-12-02T10:00:00Z",  optional: the tenant of this
+ *                                           domain was crypto-shredded at
+ *                                           that time (UTC); every version
+ *                                           is then retired, and the domain
+ *                                           is kept as a tombstone: no new
+ *                                           version can be added to it
  *         "versions": [                     strictly increasing "version"
  *           {
  *             "version": 1,                 1..4294967295, per domain
@@ -53,8 +60,12 @@
  *   }
  *
  * Key domain names: 1..200 bytes of [A-Za-z0-9_.:/@-], starting with a
- * letter or digit (room for a later tenant qualifier such as
- * "tenant:acme/customers.email").
+ * letter or digit. A tenant's DEKs live in domains named
+ * "tenant:<T>/<domain>" (e.g. "tenant:acme/customers.email"): the tenant id
+ * T is 1..63 bytes of [A-Za-z0-9_.-] starting and ending with a letter or digit
+ * (ph_tenant_valid); such domains are ordinary domains for every rule
+ * below (versions, rotation, retire, escrow, audit), and crypto-shredding a
+ * tenant (ph_keyring_shred_tenant) retires all of them at once.
  *
  * A DEK version's plaintext is never in the file; a retired version keeps
  * only its metadata (so key ids are never reused and `keys list` shows the
@@ -101,6 +112,7 @@ typedef struct ph_key_domain {
     uint32_t active; /* version used for new writes */
     ph_dek_version *versions;
     size_t n_versions;
+    int64_t shredded; /* Unix seconds the tenant was crypto-shredded, 0 if not */
 } ph_key_domain;
 
 typedef struct ph_keyring {
@@ -146,6 +158,7 @@ const ph_wrapped_dek *ph_keyring_wrapping(const ph_dek_version *v, ph_wrap_role 
  * create=1: the domain must not exist; it is created with version 1.
  * create=0 (rotate): the domain must exist; the new version is the highest
  * so far + 1 and becomes the active one; older active versions still decrypt.
+ * A shredded domain is refused either way.
  * The new version gets the next key id. *out (optional) points at it (valid
  * until the keyring is changed again).
  */
@@ -178,6 +191,48 @@ int ph_keyring_retire(ph_keyring *kr, const char *domain, uint32_t version, int 
 /* Records a scanner's count of rows still encrypted under domain/version. */
 int ph_keyring_record_usage(ph_keyring *kr, const char *domain, uint32_t version, uint64_t rows,
                             int64_t when, char *err, size_t errlen);
+
+/* ---- tenants ------------------------------------------------------------- */
+
+#define PH_TENANT_MAX    63 /* bytes of a tenant id */
+#define PH_TENANT_PREFIX "tenant:"
+
+/* 1 when t is a valid tenant id: 1..PH_TENANT_MAX bytes of [A-Za-z0-9_.-],
+ * starting and ending with a letter or digit (it can name an OpenBao Transit
+ * key, see keys_config.h openbao.tenant_key_prefix). */
+int ph_tenant_valid(const char *t);
+int ph_tenant_valid_len(const char *t, size_t len); /* same for t[0..len) */
+
+/* "tenant:<tenant>/<domain>" into buf; -1 when the tenant id is invalid or
+ * the name would not be a valid key domain (too long). */
+int ph_keyring_tenant_domain(char *buf, size_t len, const char *tenant, const char *domain);
+
+/* When name is a tenant domain "tenant:<T>/<base>": 1 with T copied into
+ * tenant (tlen >= PH_TENANT_MAX + 1; NULL allowed) and *base pointing into
+ * name (NULL allowed); else 0. */
+int ph_keyring_domain_tenant(const char *name, char *tenant, size_t tlen, const char **base);
+
+/* 1 when any key domain of tenant was crypto-shredded (its keys must never
+ * be re-created), else 0. */
+int ph_keyring_tenant_shredded(const ph_keyring *kr, const char *tenant);
+
+/* What ph_keyring_shred_tenant did. */
+typedef struct ph_shred_result {
+    size_t domains;   /* tenant domains found */
+    size_t versions;  /* DEK versions retired now (their wrappings destroyed) */
+    size_t wrappings; /* wrappings destroyed (primary and escrow) */
+    size_t already;   /* domains that were shredded before */
+} ph_shred_result;
+
+/*
+ * Crypto-shredding: every DEK version of every domain "tenant:<tenant>/..."
+ * is retired now — every wrapping (primary and escrow) wiped — whatever its
+ * usage, and each domain is marked shredded at `when` (kept as a tombstone:
+ * key ids are never reused and ph_keyring_add_version refuses the domain).
+ * -1 when the tenant id is invalid or the keyring holds no domain of it.
+ */
+int ph_keyring_shred_tenant(ph_keyring *kr, const char *tenant, int64_t when, ph_shred_result *res,
+                            char *err, size_t errlen);
 
 /* RFC 3339 UTC "YYYY-MM-DDTHH:MM:SSZ" (buf >= 21 bytes) and back (-1 if bad). */
 void ph_keyring_format_time(int64_t t, char *buf, size_t len);

@@ -4,6 +4,7 @@
  */
 #include "keys/keys_config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,7 @@ static void provider_free(ph_keys_provider_cfg *p)
     free_str(&o->kubernetes_role);
     free_str(&o->kubernetes_jwt_path);
     free_str(&o->kubernetes_auth_path);
+    free_str(&o->tenant_key_prefix);
     ph_keys_pkcs11_cfg *k = &p->pkcs11;
     free_str(&k->module);
     free_str(&k->token_label);
@@ -257,6 +259,21 @@ static int load_named(loader *ld, const yaml_node_t *vn, const char *k, const st
     return 1;
 }
 
+/* A Transit key name prefix (the tenant id, which ends with a letter or
+ * digit, completes a valid name). NULL (unset) is valid. */
+static int valid_key_prefix(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (!s)
+        return 1;
+    if (n == 0 || n > 64 || !(isalnum((unsigned char)s[0]) || s[0] == '_'))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+            return 0;
+    return 1;
+}
+
 static int openbao_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yaml_node_t *vn)
 {
     ph_keys_openbao_cfg *o = t;
@@ -271,8 +288,13 @@ static int openbao_pair(loader *ld, void *t, const char *k, yaml_node_t *kn, yam
         {"kubernetes_role", &o->kubernetes_role, 0},
         {"kubernetes_jwt_path", &o->kubernetes_jwt_path, 0},
         {"kubernetes_auth_path", &o->kubernetes_auth_path, 0},
+        {"tenant_key_prefix", &o->tenant_key_prefix, 0},
     };
     int rc = load_named(ld, vn, k, strs, sizeof strs / sizeof strs[0]);
+    if (rc == 0 && strcmp(k, "tenant_key_prefix") == 0 && !valid_key_prefix(o->tenant_key_prefix))
+        return ph_yaml_fail(&ld->src, vn,
+                            "keys: openbao.tenant_key_prefix must be 1..64 of A-Z a-z 0-9 _ . -, "
+                            "starting with a letter, digit or _");
     if (rc != 1)
         return rc;
     if (strcmp(k, "timeout_ms") == 0) {

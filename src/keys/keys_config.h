@@ -29,6 +29,12 @@
  *       kubernetes_jwt_path: /var/run/secrets/kubernetes.io/serviceaccount/token
  *       kubernetes_auth_path: kubernetes       # default "kubernetes"
  *       timeout_ms: 10000                      # default 10000
+ *       tenant_key_prefix: phantom-tenant-     # optional: each tenant's DEKs are wrapped
+ *                                              # by its own Transit key <prefix><tenant>,
+ *                                              # made on first use and deleted by
+ *                                              # `phantom keys shred` (1..64 of
+ *                                              # [A-Za-z0-9_.-], starting with one of
+ *                                              # [A-Za-z0-9_])
  *     pkcs11:
  *       module: /usr/lib/softhsm/libsofthsm2.so
  *       token_label: phantom
@@ -94,6 +100,7 @@ typedef struct ph_keys_openbao_cfg {
     char *kubernetes_jwt_path;  /* default PH_KEYS_DEFAULT_K8S_JWT_PATH */
     char *kubernetes_auth_path; /* auth mount, default "kubernetes" */
     unsigned timeout_ms;        /* per HTTP request, default 10000 */
+    char *tenant_key_prefix;    /* per-tenant Transit keys <prefix><tenant>, or NULL */
 } ph_keys_openbao_cfg;
 
 typedef struct ph_keys_pkcs11_cfg {

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "proxy/conn.h"
+#include "proxy/gen.h"
 #include "proxy/upstream.h"
 
 typedef struct {
@@ -38,6 +39,12 @@ void ph_cancel_forward(ph_worker_ctx *w, const uint8_t packet[16])
     if (!r)
         return;
     memcpy(r->packet, packet, sizeof r->packet);
-    if (!ph_upstream_connect(w, on_cancel_upstream, r))
+    /* The target of the current configuration: the one the session the
+     * cancel is for started under may be older (its target changed by a
+     * reload), but the key pair only means something to the server it came
+     * from, and a cancel sent to another server is ignored there. */
+    ph_gen *g = ph_gen_acquire(w->rt);
+    if (!g || !ph_upstream_connect(w, g, on_cancel_upstream, r))
         free(r);
+    ph_gen_release(g);
 }

@@ -24,7 +24,9 @@
 
 #include "common/log.h"
 #include "engine/session.h"
+#include "ops/metrics.h"
 #include "protocol/pg/pgproto.h"
+#include "proxy/gen.h"
 #include "proxy/relay.h"
 #include "proxy/tls.h"
 #include "proxy/upstream.h"
@@ -42,6 +44,7 @@ typedef enum {
 
 struct ph_conn {
     ph_worker_ctx *w;
+    ph_gen *g; /* the configuration this session runs under (a reference) */
     ph_conn *prev, *next;
     ph_conn_gone_cb gone;
     void *owner;
@@ -153,7 +156,11 @@ static pgf_want c2s_header(void *ud, uint8_t type, uint32_t total)
         c->tail_activity = true;
         break;
     }
-    return c->sess ? ph_session_c2s_header(c->sess, type, total) : PGF_PASS;
+    if (c->sess)
+        return ph_session_c2s_header(c->sess, type, total);
+    if (type == PGP_F_QUERY || type == 'P') /* pass-through: every statement is fast */
+        ph_metrics_inc(PH_CTR_QUERY_FAST);
+    return PGF_PASS;
 }
 
 /* Only called when a session engine asked to see the message. */
@@ -310,6 +317,7 @@ static void server_lost(ph_conn *c)
         enter_closing(c); /* the server said why; relay what is queued */
         return;
     }
+    ph_metrics_inc(PH_CTR_UP_LOST);
     close_with_error(c, "FATAL", "08006", "phantom: lost connection to target");
 }
 
@@ -322,6 +330,8 @@ static void too_big(ph_conn *c, const ph_dir *d, bool from_client)
         close_with_error(c, "FATAL", "08P01", msg);
         return;
     }
+    if (!from_client)
+        ph_metrics_inc(PH_CTR_UP_TOO_LARGE);
     snprintf(msg, sizeof msg, "phantom: %s message of %u bytes exceeds max_message_size (%u bytes)",
              from_client ? "client" : "server", d->fr.bad_len, d->fr.max_msg);
     ph_log_warn("message too large", "peer", c->peer, "from", from_client ? "client" : "server");
@@ -353,6 +363,8 @@ static bool on_status(ph_conn *c, ph_dir *d, ph_dir_status st)
         too_big(c, d, client_side);
         return false;
     case PH_DIR_ERR_HOOK:
+        if (!client_side)
+            ph_metrics_inc(PH_CTR_UP_PROTOCOL);
         close_with_error(c, "FATAL", "08P01", "phantom: protocol violation from server");
         return false;
     case PH_DIR_ERR_NOMEM:
@@ -411,7 +423,7 @@ static void closing_event(ph_conn *c, short what)
 
 static void start_relay(ph_conn *c, ph_ep *server)
 {
-    const ph_config *cfg = c->w->rt->cfg;
+    const ph_config *cfg = &c->g->cfg;
     c->server = server;
     c->sev = event_new(c->w->base, server->fd, 0, on_server, c);
     if (!c->sev || ph_dir_init(&c->s2c, server, &c->client, cfg->buffer_size, cfg->max_message_size,
@@ -420,8 +432,15 @@ static void start_relay(ph_conn *c, ph_ep *server)
         return;
     }
     c->c2s.dst = server;
-    if (c->w->rt->engine && !(c->sess = ph_session_new(c->w->rt->engine))) {
+    if (c->g->engine && !(c->sess = ph_session_new(c->g->engine))) {
         close_with_error(c, "FATAL", "53200", "phantom: out of memory");
+        return;
+    }
+    /* phantom.tenant is the proxy's: taken out before the packet goes upstream */
+    char why[200];
+    if (ph_session_startup(c->sess, c->startup, &c->startup_len, why, sizeof why) != 0) {
+        ph_log_info("client startup rejected", "peer", c->peer, "reason", why);
+        close_with_error(c, "FATAL", "22023", why);
         return;
     }
     uint8_t *pkt = malloc(c->startup_len);
@@ -449,7 +468,7 @@ static void startup_failed(ph_conn *c, const char *msg)
 
 static void begin_client_tls(ph_conn *c)
 {
-    c->client.ssl = SSL_new(c->w->rt->client_tls);
+    c->client.ssl = SSL_new(c->g->client_tls);
     if (!c->client.ssl || SSL_set_fd(c->client.ssl, c->client.fd) != 1) {
         conn_close(c);
         return;
@@ -465,7 +484,7 @@ static void on_startup_packet(ph_conn *c, const pgp_startup *s, const uint8_t *r
     switch (s->kind) {
     case PGP_PKT_SSL: {
         /* Bytes after SSLRequest would be plaintext smuggled past TLS: refuse. */
-        bool ok = c->w->rt->client_tls && !c->tls_done && c->c2s.len == 8;
+        bool ok = c->g->client_tls && !c->tls_done && c->c2s.len == 8;
         if (c->c2s.len != 8) {
             startup_failed(c, "phantom: unexpected data after SSLRequest");
             return;
@@ -505,7 +524,7 @@ static void on_startup_packet(ph_conn *c, const pgp_startup *s, const uint8_t *r
     c->c2s.done = s->len; /* the rest (if any) is framed once relaying */
     c->state = CS_CONNECTING;
     update_events(c);
-    c->up = ph_upstream_connect(c->w, on_upstream, c);
+    c->up = ph_upstream_connect(c->w, c->g, on_upstream, c);
     if (!c->up)
         close_with_error(c, "FATAL", "53200", "phantom: out of memory");
 }
@@ -570,8 +589,9 @@ static void on_upstream(void *ud, ph_ep *server, const char *err)
     c->up = NULL;
     if (!server) {
         char msg[400];
+        ph_metrics_inc(PH_CTR_UP_CONNECT);
         snprintf(msg, sizeof msg, "phantom: could not connect to target %s:%s: %s",
-                 c->w->rt->target_host, c->w->rt->target_port, err);
+                 c->g->target_host, c->g->target_port, err);
         ph_log_warn("upstream connect failed", "peer", c->peer, "reason", err);
         close_with_error(c, "FATAL", "08001", msg);
         return;
@@ -663,36 +683,40 @@ static void arm_timer(ph_conn *c, unsigned ms)
 ph_conn *ph_conn_new(ph_worker_ctx *w, int fd, const char *peer, ph_conn_gone_cb gone, void *owner)
 {
     ph_conn *c = calloc(1, sizeof *c);
-    if (!c) {
+    ph_gen *g = c ? ph_gen_acquire(w->rt) : NULL;
+    if (!g) {
+        free(c);
         close(fd);
         return NULL;
     }
     c->w = w;
+    c->g = g;
     c->gone = gone;
     c->owner = owner;
     c->client.fd = fd;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     c->state = CS_STARTUP;
     /* The first buffer must hold a whole startup packet. */
-    size_t bufsize = w->rt->cfg->buffer_size;
+    size_t bufsize = g->cfg.buffer_size;
     if (bufsize < PGP_MAX_STARTUP_PACKET)
         bufsize = PGP_MAX_STARTUP_PACKET;
     c->cev = event_new(w->base, fd, 0, on_client, c);
     c->timer = evtimer_new(w->base, on_timer, c);
     /* c2s reads the client from the start; its destination is set on connect. */
     if (!c->cev || !c->timer ||
-        ph_dir_init(&c->c2s, &c->client, NULL, bufsize, w->rt->cfg->max_message_size, &c2s_hooks,
-                    c) != 0) {
+        ph_dir_init(&c->c2s, &c->client, NULL, bufsize, g->cfg.max_message_size, &c2s_hooks, c) !=
+            0) {
         if (c->cev)
             event_free(c->cev);
         if (c->timer)
             event_free(c->timer);
         ph_dir_free(&c->c2s);
         close(fd);
+        ph_gen_release(g);
         free(c);
         return NULL;
     }
-    arm_timer(c, w->rt->cfg->startup_timeout_ms);
+    arm_timer(c, g->cfg.startup_timeout_ms);
     update_events(c);
     return c;
 }
@@ -719,6 +743,7 @@ static void conn_destroy(ph_conn *c)
     OPENSSL_cleanse(c->startup, c->startup_len);
     if (c->gone)
         c->gone(c->owner, c);
+    ph_gen_release(c->g); /* after the session: it uses the generation's engine */
     free(c);
 }
 

@@ -20,12 +20,14 @@
 
 #include "common/bytes.h"
 #include "protocol/pg/pgproto.h"
+#include "proxy/gen.h"
 #include "proxy/tls.h"
 
 typedef enum { UP_RESOLVING, UP_CONNECTING, UP_SSL_REPLY, UP_HANDSHAKE } up_state;
 
 struct ph_upstream {
     ph_worker_ctx *w;
+    ph_gen *g; /* a reference: target, TLS context and timeouts */
     ph_upstream_cb cb;
     void *ud;
     up_state state;
@@ -52,6 +54,7 @@ static void up_free(ph_upstream *u)
     if (u->addrs)
         evutil_freeaddrinfo(u->addrs);
     ph_ep_close(&u->ep);
+    ph_gen_release(u->g);
     free(u);
 }
 
@@ -121,7 +124,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         finish_err(u);
         return;
     }
-    snprintf(u->err, sizeof u->err, "timeout after %u ms", u->w->rt->cfg->connect_timeout_ms);
+    snprintf(u->err, sizeof u->err, "timeout after %u ms", u->g->cfg.connect_timeout_ms);
     if (u->dnsreq) {
         u->aborted = true; /* the DNS callback frees us */
         u->cb(u->ud, NULL, u->err);
@@ -133,8 +136,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 static void start_tls(ph_upstream *u)
 {
-    ph_runtime *rt = u->w->rt;
-    u->ep.ssl = ph_tls_upstream_new(rt->upstream_tls, rt->cfg, rt->target_host, u->ep.fd);
+    const ph_gen *g = u->g;
+    u->ep.ssl = ph_tls_upstream_new(g->upstream_tls, &g->cfg, g->target_host, u->ep.fd);
     if (!u->ep.ssl) {
         snprintf(u->err, sizeof u->err, "cannot set up TLS");
         finish_err(u);
@@ -159,11 +162,11 @@ static void on_ssl_reply(ph_upstream *u)
     }
     if (c == 'S') {
         start_tls(u);
-    } else if (c == 'N' && u->w->rt->cfg->sslmode == PH_SSLMODE_PREFER) {
+    } else if (c == 'N' && u->g->cfg.sslmode == PH_SSLMODE_PREFER) {
         finish_ok(u);
     } else if (c == 'N') {
         snprintf(u->err, sizeof u->err, "server does not support SSL, but sslmode is %s",
-                 ph_sslmode_name(u->w->rt->cfg->sslmode));
+                 ph_sslmode_name(u->g->cfg.sslmode));
         finish_err(u);
     } else {
         snprintf(u->err, sizeof u->err, "unexpected reply to SSLRequest");
@@ -200,7 +203,7 @@ static void connected(ph_upstream *u)
         return;
     }
     ph_sock_tune(u->ep.fd);
-    if (u->w->rt->upstream_tls)
+    if (u->g->upstream_tls)
         send_ssl_request(u);
     else
         finish_ok(u);
@@ -278,7 +281,7 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
         return;
     }
     if (result != 0) {
-        snprintf(u->err, sizeof u->err, "cannot resolve \"%.200s\": %s", u->w->rt->target_host,
+        snprintf(u->err, sizeof u->err, "cannot resolve \"%.200s\": %s", u->g->target_host,
                  evutil_gai_strerror(result));
         fail(u);
         return;
@@ -287,19 +290,20 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
     try_next_address(u);
 }
 
-ph_upstream *ph_upstream_connect(ph_worker_ctx *w, ph_upstream_cb cb, void *ud)
+ph_upstream *ph_upstream_connect(ph_worker_ctx *w, ph_gen *g, ph_upstream_cb cb, void *ud)
 {
     ph_upstream *u = calloc(1, sizeof *u);
     if (!u)
         return NULL;
     u->w = w;
+    u->g = ph_gen_hold(g);
     u->cb = cb;
     u->ud = ud;
     u->ep.fd = -1;
     u->state = UP_RESOLVING;
     u->timer = evtimer_new(w->base, on_timeout, u);
-    struct timeval tv = {w->rt->cfg->connect_timeout_ms / 1000,
-                         (w->rt->cfg->connect_timeout_ms % 1000) * 1000};
+    struct timeval tv = {g->cfg.connect_timeout_ms / 1000,
+                         (g->cfg.connect_timeout_ms % 1000) * 1000};
     if (!u->timer || evtimer_add(u->timer, &tv) != 0) {
         up_free(u);
         return NULL;
@@ -312,7 +316,7 @@ ph_upstream *ph_upstream_connect(ph_worker_ctx *w, ph_upstream_cb cb, void *ud)
     u->starting = true;
     /* May call on_resolved before returning (numeric hosts, /etc/hosts). */
     struct evdns_getaddrinfo_request *req =
-        evdns_getaddrinfo(w->dns, w->rt->target_host, w->rt->target_port, &hints, on_resolved, u);
+        evdns_getaddrinfo(w->dns, g->target_host, g->target_port, &hints, on_resolved, u);
     u->starting = false;
     if (req && u->state == UP_RESOLVING && !u->addrs && !u->failed_early)
         u->dnsreq = req;

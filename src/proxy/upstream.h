@@ -19,8 +19,9 @@ typedef struct ph_upstream ph_upstream;
  * and err is NULL; on failure ep is NULL and err says why. Called once. */
 typedef void (*ph_upstream_cb)(void *ud, ph_ep *ep, const char *err);
 
-/* Starts connecting; the callback may run before this returns. */
-ph_upstream *ph_upstream_connect(ph_worker_ctx *w, ph_upstream_cb cb, void *ud);
+/* Starts connecting to g's target with g's settings (holding a reference to
+ * g until done); the callback may run before this returns. */
+ph_upstream *ph_upstream_connect(ph_worker_ctx *w, ph_gen *g, ph_upstream_cb cb, void *ud);
 
 /* Abandons a connection attempt; the callback will not be called. */
 void ph_upstream_abort(ph_upstream *u);

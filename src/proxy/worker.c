@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -21,6 +22,7 @@
 
 #include "common/bytes.h"
 #include "common/log.h"
+#include "ops/metrics.h"
 #include "protocol/pg/pgproto.h"
 #include "proxy/conn.h"
 #include "proxy/io.h"
@@ -29,6 +31,8 @@
 /* Out of file descriptors (or socket memory): the listening socket stays
  * readable, so accepting again at once would spin; wait this long. */
 #define ACCEPT_PAUSE_MS 100
+/* How often the event loop proves it runs (rt->beat_ms, read by /healthz). */
+#define HEARTBEAT_MS 1000
 
 struct ph_worker {
     ph_worker_ctx ctx;
@@ -42,6 +46,7 @@ struct ph_worker {
     int ctl[2];        /* control pipe: 'd' drain, 'k' kill */
     struct event *ctl_ev;
     struct event *drain_timer;
+    struct event *heartbeat;
     ph_conn *conns;
     unsigned nconns;
     unsigned trim_mark; /* connection count the heap was last sized for */
@@ -161,8 +166,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         ph_sock_tune(fd);
         unsigned n = atomic_fetch_add(&w->ctx.rt->connections, 1) + 1;
-        if (n > w->ctx.rt->cfg->max_connections) {
+        if (n > atomic_load_explicit(&w->ctx.rt->max_connections, memory_order_relaxed)) {
             atomic_fetch_sub(&w->ctx.rt->connections, 1);
+            ph_metrics_inc(PH_CTR_CONN_REJECTED);
             refuse(fd);
             continue;
         }
@@ -173,6 +179,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             atomic_fetch_sub(&w->ctx.rt->connections, 1);
             continue;
         }
+        ph_metrics_inc(PH_CTR_CONN_ACCEPTED);
         ph_conn_link(&w->conns, c);
         w->nconns++;
         if (w->nconns > w->trim_mark)
@@ -211,7 +218,7 @@ static void start_drain(ph_worker *w)
     }
     for (ph_conn *c = w->conns; c; c = ph_conn_next(c))
         ph_conn_drain(c);
-    unsigned ms = w->ctx.rt->cfg->shutdown_timeout_ms;
+    unsigned ms = atomic_load(&w->ctx.rt->shutdown_timeout_ms);
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     w->drain_timer = evtimer_new(w->ctx.base, on_drain_timeout, w);
     if (w->drain_timer)
@@ -230,6 +237,26 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
         if (cmd[i] == 'k')
             kill_all(w);
     }
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t ph_worker_clock_ms(void)
+{
+    return mono_ms();
+}
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    ph_worker *w = arg;
+    (void)fd;
+    (void)what;
+    atomic_store_explicit(&w->ctx.rt->beat_ms[w->id], mono_ms(), memory_order_relaxed);
 }
 
 ph_worker *ph_worker_new(ph_runtime *rt, int id, int listen_fd)
@@ -258,8 +285,12 @@ ph_worker *ph_worker_new(ph_runtime *rt, int id, int listen_fd)
     w->accept_ev = event_new(w->ctx.base, listen_fd, EV_READ | EV_PERSIST, on_accept, w);
     w->accept_pause = evtimer_new(w->ctx.base, on_accept_resume, w);
     w->ctl_ev = event_new(w->ctx.base, w->ctl[0], EV_READ | EV_PERSIST, on_ctl, w);
-    if (!w->ctx.dns || !w->accept_ev || !w->accept_pause || !w->ctl_ev ||
-        event_add(w->accept_ev, NULL) != 0 || event_add(w->ctl_ev, NULL) != 0)
+    w->heartbeat = event_new(w->ctx.base, -1, EV_PERSIST, on_heartbeat, w);
+    struct timeval beat = {HEARTBEAT_MS / 1000, (HEARTBEAT_MS % 1000) * 1000};
+    atomic_store(&rt->beat_ms[id], mono_ms());
+    if (!w->ctx.dns || !w->accept_ev || !w->accept_pause || !w->ctl_ev || !w->heartbeat ||
+        event_add(w->accept_ev, NULL) != 0 || event_add(w->ctl_ev, NULL) != 0 ||
+        event_add(w->heartbeat, &beat) != 0)
         goto fail;
     return w;
 fail:
@@ -273,6 +304,7 @@ static void *worker_main(void *arg)
 {
     ph_worker *w = arg;
     event_base_dispatch(w->ctx.base);
+    atomic_store(&w->ctx.rt->loop_done[w->id], true);
     atomic_fetch_sub(&w->ctx.rt->workers_running, 1);
     return NULL;
 }
@@ -310,6 +342,8 @@ void ph_worker_join(ph_worker *w)
         event_free(w->ctl_ev);
     if (w->drain_timer)
         event_free(w->drain_timer);
+    if (w->heartbeat)
+        event_free(w->heartbeat);
     if (w->ctx.dns)
         evdns_base_free(w->ctx.dns, 0);
     if (w->ctx.base)

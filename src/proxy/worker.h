@@ -3,7 +3,7 @@
  *
  * Owns: a libevent base, its own SO_REUSEPORT listening socket (the kernel
  * spreads new connections across workers), the connections it accepted,
- * and its part of a graceful shutdown.
+ * its part of a graceful shutdown, and its heartbeat (/healthz).
  */
 #ifndef PHANTOM_WORKER_H
 #define PHANTOM_WORKER_H
@@ -14,7 +14,12 @@
 
 typedef struct ph_worker ph_worker;
 
-/* Creates a worker listening on an already-bound, listening fd. */
+/* The clock of the workers' heartbeats (rt->beat_ms): monotonic ms. */
+uint64_t ph_worker_clock_ms(void);
+
+/* Creates a worker listening on an already-bound, listening fd; id indexes
+ * rt->beat_ms (below PH_MAX_WORKERS). Its event loop stamps rt->beat_ms[id]
+ * every second, and sets rt->loop_done[id] when it ends. */
 ph_worker *ph_worker_new(ph_runtime *rt, int id, int listen_fd);
 int ph_worker_start(ph_worker *w);
 /* Thread-safe: ask the worker to stop accepting and drain (or kill). */

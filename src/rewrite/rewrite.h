@@ -13,7 +13,7 @@
  *     which column's policy encrypts it (the proxy rewrites Parse, Bind and
  *     ParameterDescription);
  *   - DDL (CREATE TABLE, ALTER TABLE ADD COLUMN) declares protected columns
- *     as bytea.
+ *     as bytea (token columns as text: they hold tokens, spliced as '...').
  *
  * The crypto operation is a callback, so this module has no key material.
  * Thread-safe: no global state (libpg_query keeps per-thread memory).
@@ -69,6 +69,16 @@ typedef int (*ph_rw_encrypt_eq_fn)(void *ud, const ph_schema_column *col, const 
 #define PH_RW_MAX_VERSIONS 16
 
 /*
+ * Tokenization (mode token, optional): a literal that is only compared with
+ * a token column (WHERE col = 'v', IN (...)), never stored, goes to lookup
+ * instead of encrypt, so that looking a value up never creates a vault
+ * entry (a value never tokenized gets a token that matches no row). For
+ * token columns both callbacks append the token's text, which is spliced as
+ * a string literal '...' (token columns are stored as text, not bytea).
+ * Without lookup, encrypt serves both uses.
+ */
+
+/*
  * Optional: the table's column names in attribute order (the proxy answers
  * from its catalog cache), so that INSERT without a column list can be
  * analyzed. Returns the count and sets *names (owned by the callee, valid
@@ -90,6 +100,7 @@ typedef struct ph_rw_options {
     void *encrypt_ud;
     ph_rw_eq_versions_fn eq_versions; /* optional, see "Key rotation" above */
     ph_rw_encrypt_eq_fn encrypt_eq;
+    ph_rw_encrypt_fn lookup;        /* optional, see "Tokenization" above */
     ph_rw_columns_fn table_columns; /* optional */
     void *columns_ud;
     /* The session's standard_conforming_strings is off: plain '...' strings
@@ -104,6 +115,14 @@ typedef struct ph_rw_options {
      * shape, *shape_out receives a new shape (free with ph_rw_shape_free);
      * otherwise it is set to NULL. */
     ph_rw_shape **shape_out;
+    /* Optional (tenants): an INSERT into a table with a tenant column
+     * (schema.h) whose row gives that column as a literal encrypts the row's
+     * protected literals under that tenant's keys: tenant(ud, T) is called
+     * with the literal's text before they are encrypted, and tenant(ud, NULL)
+     * once the row's values are done (back to the session's tenant). Returns
+     * 0, or -1 with a message in err (never a protected value): the rewrite
+     * then fails with it. Without the callback rows are not told apart. */
+    int (*tenant)(void *ud, const char *tenant, char *err, size_t errlen);
     /* Optional: ph_rw_scan's scan of this very text. Replaying a shape (and
      * capturing one) then uses its literals instead of scanning the text
      * again; a scan of another text is ignored (the text is compared). */
@@ -157,6 +176,10 @@ typedef struct ph_rw_stmt {
      * attribute order (the proxy resolves them from its catalog). */
     const ph_schema_column **copy_cols;
     int copy_ncols;
+    /* COPY on a table with a tenant column (schema.h) with a column list:
+     * the tenant column's position in it, -1 when not listed (without a
+     * column list, -1 too: the proxy finds it among the catalog's). */
+    int copy_tenant;
 } ph_rw_stmt;
 
 typedef struct ph_rw_result {
@@ -174,6 +197,17 @@ typedef struct ph_rw_result {
      * declares it bytea[] upstream and Bind sends the one-dimensional array
      * of its ciphertexts under every live version, the active one first. */
     unsigned char *param_multi;
+    /* Per parameter (both NULL when no parameter needs them): a parameter
+     * stored in a row of an INSERT into a table with a tenant column takes
+     * that row's tenant: param_tenant_ref[i] = k when the row gives it as
+     * $k, param_tenant_lit[i] = the text when as a literal (owned); 0 / NULL:
+     * the session's tenant. */
+    int *param_tenant_ref;
+    char **param_tenant_lit;
+    /* Per parameter (NULL when none is): 1 when $n is bound to a token column
+     * and only compared, never stored: Bind looks its token up without
+     * creating one. Token parameters are declared text upstream. */
+    unsigned char *param_lookup;
     ph_rw_stmt *stmts; /* one per statement of the string */
     size_t nstmts;
     int touches_protected; /* any statement does */

@@ -124,7 +124,7 @@ static const char *mode_hint(const ph_schema_column *col)
     case PH_MODE_OPE:
         return "ope supports equality, ranges and ORDER BY only";
     case PH_MODE_TOKEN:
-        return "token mode supports only equality (=, <>, IN)";
+        return "token mode supports only equality (=, <>, IN) and IS [NOT] NULL";
     }
     return "the mode does not support it";
 }
@@ -142,9 +142,10 @@ int rw_mode_allows(const ph_schema_column *col, rw_op op)
     case OP_ASSIGN:
         return 1;
     case OP_EQ:
-    case OP_GROUP:
     case OP_UNIQUE:
         return col->mode != PH_MODE_RANDOMIZED;
+    case OP_GROUP: /* tokens are per key domain, and per tenant once tenants have keys */
+        return col->mode != PH_MODE_RANDOMIZED && col->mode != PH_MODE_TOKEN;
     case OP_RANGE:
     case OP_ORDER:
         return col->mode == PH_MODE_OPE;
@@ -212,6 +213,7 @@ static int normalize_edits(rw_ctx *c)
                                  e->col ? e->col->qualified : "a plaintext column");
             if (e->kind == EDIT_ENCRYPT && e->value)
                 OPENSSL_cleanse(e->value, e->vlen);
+            prev->lookup &= e->lookup; /* stored anywhere: a token is made */
             continue;
         }
         if (e->start < 0 || e->end < e->start || (size_t)e->end > c->len ||
@@ -299,6 +301,30 @@ int rw_param_versions(rw_ctx *c, int n, int multi, int location)
     return 0;
 }
 
+int rw_param_tenant(rw_ctx *c, int n, int ref, const char *lit, int location)
+{
+    rw_param *p = param_slot(c, n, location);
+    if (!p)
+        return -1;
+    if (p->tenant_set &&
+        (p->tenant_ref != ref || (lit && !p->tenant_lit) || (!lit && p->tenant_lit) ||
+         (lit && p->tenant_lit && strcmp(lit, p->tenant_lit) != 0)))
+        return rw_refuse(c, location,
+                         "phantom: parameter $%d is stored in rows of two tenants; use one "
+                         "parameter per row",
+                         n);
+    p->tenant_set = 1;
+    p->tenant_ref = ref;
+    p->tenant_lit = lit;
+    return 0;
+}
+
+void rw_param_stored(rw_ctx *c, int n)
+{
+    if (n >= 1 && n <= c->capparams)
+        c->params[n - 1].stored = 1;
+}
+
 int rw_eq_versions(const rw_ctx *c, const ph_schema_column *col)
 {
     if (!c->opt || !c->opt->eq_versions || !c->opt->encrypt_eq ||
@@ -358,13 +384,31 @@ static char *put_bytea(char *p, const uint8_t *ct, size_t len)
 
 /* The ciphertexts of e's value: one (encrypt), or every live version's for
  * an equality form (encrypt_eq), their lengths in lens. Returns how many. */
+/* Tells the session the tenant of the row e is stored in (NULL: its own)
+ * when it differs from the last one told. */
+static int tell_tenant(rw_ctx *c, const char *tenant, char *err, size_t errlen)
+{
+    if (!c->opt->tenant || (!tenant && !c->cur_tenant) ||
+        (tenant && c->cur_tenant && strcmp(tenant, c->cur_tenant) == 0))
+        return 0;
+    c->cur_tenant = tenant;
+    c->tenant_called = 1;
+    return c->opt->tenant(c->opt->encrypt_ud, tenant, err, errlen);
+}
+
 static int encrypt_value(rw_ctx *c, const rw_edit *e, ph_buf *ct, size_t *lens)
 {
     char err[200] = "";
     int n = -1;
+    if (tell_tenant(c, e->tenant, err, sizeof err) != 0) {
+        rw_internal(c, "phantom: cannot encrypt a value for %s: %s", e->col->qualified, err);
+        return -1;
+    }
     if (e->form == EQF_NONE) {
-        if (c->opt->encrypt(c->opt->encrypt_ud, e->col, e->value, e->vlen, ct, err, sizeof err) ==
-            0)
+        ph_rw_encrypt_fn fn = e->lookup && e->col->mode == PH_MODE_TOKEN && c->opt->lookup
+                                  ? c->opt->lookup
+                                  : c->opt->encrypt;
+        if (fn(c->opt->encrypt_ud, e->col, e->value, e->vlen, ct, err, sizeof err) == 0)
             n = 1;
         lens[0] = ct->len;
     } else if (c->opt->encrypt_eq) {
@@ -382,6 +426,34 @@ static int encrypt_value(rw_ctx *c, const rw_edit *e, ph_buf *ct, size_t *lens)
     return n;
 }
 
+/* A token column's edit: the token as a string literal '...' (quotes
+ * doubled; a token never holds a backslash or a NUL, refused if it did). */
+static int token_edit(rw_ctx *c, rw_edit *e, ph_buf *tok)
+{
+    char *t = NULL;
+    if (tok->len > 0 && !memchr(tok->data, '\\', tok->len) && !memchr(tok->data, '\0', tok->len))
+        t = rw_alloc(c, tok->len * 2 + 3);
+    if (!t) {
+        ph_buf_free(tok);
+        return c->failed
+                   ? -1
+                   : rw_internal(c, "phantom: a token for %s is malformed", e->col->qualified);
+    }
+    char *p = t;
+    *p++ = '\'';
+    for (size_t i = 0; i < tok->len; i++) {
+        if (tok->data[i] == '\'')
+            *p++ = '\'';
+        *p++ = (char)tok->data[i];
+    }
+    *p++ = '\'';
+    *p = '\0';
+    ph_buf_free(tok);
+    e->kind = EDIT_TEXT;
+    e->text = t;
+    return 0;
+}
+
 /* Turns an encrypt edit into '\x<hex>'::bytea or, for an equality form,
  * every version's ciphertext as ANY (ARRAY[...]), ALL (ARRAY[...]) or a
  * comma-separated list (text owned by the arena). */
@@ -395,6 +467,8 @@ static int encrypt_edit(rw_ctx *c, rw_edit *e)
     size_t lens[PH_RW_MAX_VERSIONS];
     int n = encrypt_value(c, e, &ct, lens);
     OPENSSL_cleanse(e->value, e->vlen);
+    if (n == 1 && e->col->mode == PH_MODE_TOKEN)
+        return token_edit(c, e, &ct);
     char *t = n > 0 ? rw_alloc(c, ct.len * 2 + (size_t)n * 13 + 16) : NULL;
     if (!t) {
         ph_buf_free(&ct);
@@ -419,8 +493,21 @@ static int encrypt_edit(rw_ctx *c, rw_edit *e)
     return 0;
 }
 
-/* Encrypts the (normalized) edits and builds the text to send upstream. */
+static int splice_edits(rw_ctx *c);
+
+/* Encrypts the (normalized) edits and builds the text to send upstream;
+ * the session's tenant is back in force afterwards. */
 static int splice(rw_ctx *c)
+{
+    int rc = splice_edits(c);
+    char err[64];
+    if (c->tenant_called && c->cur_tenant && c->opt->tenant)
+        (void)c->opt->tenant(c->opt->encrypt_ud, NULL, err, sizeof err);
+    c->cur_tenant = NULL;
+    return rc;
+}
+
+static int splice_edits(rw_ctx *c)
 {
     if (c->nedits == 0)
         return 0;
@@ -483,10 +570,19 @@ static int finish_params(rw_ctx *c)
     r->params = calloc((size_t)r->nparams, sizeof *r->params);
     if (!r->params)
         return rw_oom(c);
-    int multi = 0;
+    int multi = 0, lookup = 0;
     for (int i = 0; i < r->nparams; i++) {
         r->params[i] = c->params[i].col;
         multi |= c->params[i].multi;
+        lookup |=
+            c->params[i].col && c->params[i].col->mode == PH_MODE_TOKEN && !c->params[i].stored;
+    }
+    if (lookup) {
+        if (!(r->param_lookup = calloc((size_t)r->nparams, 1)))
+            return rw_oom(c);
+        for (int i = 0; i < r->nparams; i++)
+            r->param_lookup[i] =
+                c->params[i].col && c->params[i].col->mode == PH_MODE_TOKEN && !c->params[i].stored;
     }
     if (!multi)
         return 0;
@@ -494,6 +590,27 @@ static int finish_params(rw_ctx *c)
         return rw_oom(c);
     for (int i = 0; i < r->nparams; i++)
         r->param_multi[i] = c->params[i].multi ? 1 : 0;
+    return 0;
+}
+
+/* The rows' tenants of the stored parameters (rewrite.h). */
+static int finish_param_tenants(rw_ctx *c)
+{
+    ph_rw_result *r = c->res;
+    int any = 0;
+    for (int i = 0; i < r->nparams; i++)
+        any |= c->params[i].tenant_set;
+    if (!any)
+        return 0;
+    r->param_tenant_ref = calloc((size_t)r->nparams, sizeof *r->param_tenant_ref);
+    r->param_tenant_lit = calloc((size_t)r->nparams, sizeof *r->param_tenant_lit);
+    if (!r->param_tenant_ref || !r->param_tenant_lit)
+        return rw_oom(c);
+    for (int i = 0; i < r->nparams; i++) {
+        r->param_tenant_ref[i] = c->params[i].tenant_ref;
+        if (c->params[i].tenant_lit && !(r->param_tenant_lit[i] = strdup(c->params[i].tenant_lit)))
+            return rw_oom(c);
+    }
     return 0;
 }
 
@@ -517,7 +634,7 @@ static int analyze(rw_ctx *c, PgQuery__ParseResult *tree)
         r->stmts[i].touches_protected = c->touched;
         r->touches_protected |= c->touched;
     }
-    if (finish_params(c) != 0 || normalize_edits(c) != 0)
+    if (finish_params(c) != 0 || finish_param_tenants(c) != 0 || normalize_edits(c) != 0)
         return -1;
     r->cacheable = 1;
     for (size_t i = 0; i < c->nedits; i++)
@@ -554,6 +671,14 @@ static void clear_plan(ph_rw_result *r)
     r->params = NULL;
     free(r->param_multi);
     r->param_multi = NULL;
+    for (int i = 0; r->param_tenant_lit && i < r->nparams; i++)
+        free(r->param_tenant_lit[i]);
+    free(r->param_tenant_lit);
+    r->param_tenant_lit = NULL;
+    free(r->param_tenant_ref);
+    r->param_tenant_ref = NULL;
+    free(r->param_lookup);
+    r->param_lookup = NULL;
     r->nparams = 0;
     for (size_t i = 0; i < r->nstmts; i++) {
         free(r->stmts[i].outputs);

@@ -2,8 +2,8 @@
  * rw_ddl.c — DDL through the proxy: CREATE TABLE, ALTER TABLE, CREATE INDEX
  * and renames, as they concern protected columns.
  *
- * Owns: declaring protected columns as bytea (the type name is spliced, the
- * rest of the definition kept), the constraints each mode can keep (NOT
+ * Owns: declaring protected columns as bytea — token columns as text (the
+ * type name is spliced, the rest of the definition kept), the constraints each mode can keep (NOT
  * NULL always; PRIMARY KEY / UNIQUE / FOREIGN KEY only where equal values
  * give equal ciphertext and, for foreign keys, within one key domain), and
  * refusing what would store or evaluate plaintext in the database (DEFAULT,
@@ -120,8 +120,9 @@ static int declared_type(rw_ctx *c, const ph_schema_column *col, const PgQuery__
                          "not supported)",
                          col->qualified);
     /* bytea is the storage type itself: what a pg_dump taken through the
-     * proxy declares, since the catalog holds bytea. */
-    if (name && strcmp(name, "bytea") == 0)
+     * proxy declares, since the catalog holds bytea (token columns hold
+     * tokens as text, which is also what such a dump declares for them). */
+    if (name && strcmp(name, "bytea") == 0 && col->mode != PH_MODE_TOKEN)
         return 0;
     if (!name || ph_logical_type_from_catalog(name, &t) != 0 ||
         !ph_logical_type_compatible(t, col->type))
@@ -190,7 +191,7 @@ static int protected_column(rw_ctx *c, const ph_schema_column *col, const PgQuer
             column_constraint(c, col, n->constraint) != 0)
             return -1;
     }
-    rw_edit e = {.kind = EDIT_TEXT, .text = "bytea"};
+    rw_edit e = {.kind = EDIT_TEXT, .text = col->mode == PH_MODE_TOKEN ? "text" : "bytea"};
     if (rw_typename_span(c, cd->type_name, &e.start, &e.end) != 0)
         return -1;
     return rw_add_edit(c, &e);

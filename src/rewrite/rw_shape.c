@@ -50,6 +50,7 @@ typedef struct sh_edit {
     const ph_schema_column *col; /* encrypt */
     rw_eqf form;                 /* encrypt: every live version's ciphertext, in this form */
     int swapped;                 /* encrypt: the literal lies before the range (`v = col`) */
+    int lookup;                  /* encrypt: only compared (token mode: create no token) */
     char *text;                  /* text edit: replacement (owned) */
 } sh_edit;
 
@@ -65,7 +66,8 @@ struct ph_rw_shape {
     sh_edit *edits;
     size_t nedits;
     const ph_schema_column **params;
-    unsigned char *param_multi; /* NULL when no parameter is an array of versions */
+    unsigned char *param_multi;  /* NULL when no parameter is an array of versions */
+    unsigned char *param_lookup; /* NULL when no parameter is a token lookup */
     int nparams;
     ph_rw_stmt *stmts; /* kind, touches_protected, outputs */
     size_t nstmts;
@@ -421,6 +423,7 @@ static int capture_edit(const rw_ctx *c, const sh_scan *sc, const rw_edit *e, sh
     out->col = e->col;
     out->form = e->form;
     out->swapped = e->swapped;
+    out->lookup = e->lookup;
     return (out->value_lit = value_literal(c, sc, e)) < 0 ? -1 : 0;
 }
 
@@ -443,6 +446,11 @@ static int capture_plan(ph_rw_shape *sh, const ph_rw_result *r)
         if (!(sh->param_multi = malloc((size_t)r->nparams)))
             return -1;
         memcpy(sh->param_multi, r->param_multi, (size_t)r->nparams);
+    }
+    if (r->param_lookup) {
+        if (!(sh->param_lookup = malloc((size_t)r->nparams)))
+            return -1;
+        memcpy(sh->param_lookup, r->param_lookup, (size_t)r->nparams);
     }
     if (!(sh->stmts = calloc(r->nstmts ? r->nstmts : 1, sizeof *sh->stmts)))
         return -1;
@@ -508,6 +516,11 @@ static int replay_plan(rw_ctx *c, const ph_rw_shape *sh)
             return rw_oom(c);
         memcpy(r->param_multi, sh->param_multi, (size_t)sh->nparams);
     }
+    if (sh->param_lookup) {
+        if (!(r->param_lookup = malloc((size_t)sh->nparams)))
+            return rw_oom(c);
+        memcpy(r->param_lookup, sh->param_lookup, (size_t)sh->nparams);
+    }
     if (sh->nstmts && !(r->stmts = calloc(sh->nstmts, sizeof *r->stmts)))
         return rw_oom(c);
     for (size_t i = 0; i < sh->nstmts; i++, r->nstmts++) {
@@ -541,6 +554,7 @@ static int replay_edit(rw_ctx *c, const sh_scan *sc, const sh_edit *se)
     e.col = se->col;
     e.form = se->form;
     e.swapped = se->swapped;
+    e.lookup = se->lookup;
     e.vstart = l->start;
     if (!(e.value = rw_alloc(c, (size_t)(l->end - l->start) + 1)))
         return -1;
@@ -583,6 +597,7 @@ void ph_rw_shape_free(ph_rw_shape *sh)
     free(sh->stmts);
     free(sh->params);
     free(sh->param_multi);
+    free(sh->param_lookup);
     free(sh->key);
     free(sh);
 }

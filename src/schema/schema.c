@@ -4,6 +4,7 @@
  */
 #include "schema/schema.h"
 #include "schema/schema_internal.h"
+#include "token/token_config.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -250,6 +251,7 @@ void ph_schema_table_free(ph_schema_table *t)
     free(t->columns);
     free(t->schema);
     free(t->name);
+    free(t->tenant_column);
     free(t);
 }
 
@@ -260,5 +262,6 @@ void ph_schema_free(ph_schema *s)
     for (size_t i = 0; i < s->ntables; i++)
         ph_schema_table_free(s->tables[i]);
     free(s->tables);
+    ph_token_config_free(s->tokens);
     free(s);
 }

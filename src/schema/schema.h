@@ -48,13 +48,15 @@ typedef enum {
 /* char(n) is not offered (its blank-padding semantics would differ once
  * encrypted), nor types the crypto layer has no canonical encoding for. */
 
-/* Token formats (mode token only); tokenization itself is the key layer's. */
+/* Token formats (mode token only); src/token/format.h makes the tokens. */
 typedef enum {
-    PH_TOKEN_RANDOM = 0, /* opaque random token (default) */
+    PH_TOKEN_OPAQUE = 0, /* "tok_" + 22 base62 characters (default) */
     PH_TOKEN_DIGITS,     /* same length, digits only */
     PH_TOKEN_ALNUM,      /* same length and character classes */
     PH_TOKEN_CARD,       /* card number: keep last 4 digits, Luhn-valid */
+    PH_TOKEN_EMAIL,      /* random local part, the domain kept */
 } ph_token_format;
+#define PH_TOKEN_RANDOM PH_TOKEN_OPAQUE /* "random", the name of the first release */
 
 struct ph_schema_table;
 
@@ -78,11 +80,30 @@ typedef struct ph_schema_table {
     ph_schema_column **columns;
     size_t ncolumns;
     size_t line;
+    /* Tenants (the `tenants:` section, schema_tenants.c): a tenant-keyed
+     * table's protected values are encrypted under the DEKs of the row's
+     * tenant (key domains "tenant:<T>/<key_domain>", keys/keyring.h). */
+    int tenant_keyed;
+    char *tenant_column; /* plaintext column naming the row's tenant, or NULL */
+    size_t tenant_line;  /* where the tenants: section names the table */
 } ph_schema_table;
+
+/* What a session reads from another tenant's value of a tenant-keyed column. */
+typedef enum {
+    PH_FOREIGN_ERROR = 0, /* an error (default) */
+    PH_FOREIGN_NULL,      /* NULL */
+} ph_foreign_values;
+
+struct ph_token_config;
 
 typedef struct ph_schema {
     ph_schema_table **tables;
     size_t ntables;
+    int has_tenants; /* some table is tenant-keyed */
+    ph_foreign_values foreign_values;
+    /* The `tokens:` section (src/token/token_config.h) of the document the
+     * schema came from, NULL when it has none; owned by the schema. */
+    struct ph_token_config *tokens;
     /* Fast-path index: bytes that can start a protected table name (ASCII
      * folded to lower case), and the longest name. */
     uint8_t first_byte[256];
@@ -97,6 +118,38 @@ typedef struct ph_schema {
  */
 int ph_schema_load_buffer(ph_schema **out, const char *data, size_t len, const char *name,
                           char *err, size_t errlen);
+
+struct yaml_document_s;
+struct yaml_node_s;
+
+/*
+ * The `tenants:` section of a whole phantom.yaml (called by
+ * ph_schema_load_buffer once the encrypt: section is loaded into s):
+ *
+ *   tenants:
+ *     foreign_values: error        # error (default) | null: what a session
+ *                                  # reads from another tenant's value
+ *     tables:
+ *       customers:
+ *         column: tenant_id        # the row's tenant: a plaintext column
+ *       notes:
+ *         tenant: required         # no tenant column: the session's tenant
+ *       orders: tenant_id          # short for {column: tenant_id}
+ *
+ * Every table named must be in the encrypt: section; a tenant column must
+ * not be a protected column; columns sharing a key domain must be all
+ * tenant-keyed or all not. Marks the tables (tenant_keyed, tenant_column)
+ * and sets s->has_tenants / s->foreign_values. 0, or -1 with
+ * "NAME:LINE: reason".
+ */
+int ph_schema_load_tenants(ph_schema *s, struct yaml_document_s *doc,
+                           const struct yaml_node_s *root, const char *name, char *err,
+                           size_t errlen);
+
+/* 1 when the column's values use its tenant's keys: a column of a
+ * tenant-keyed table, except a token column (its token vault records keep
+ * the table's key domain). */
+int ph_schema_column_tenant_keyed(const ph_schema_column *c);
 
 /* Same for a document that *is* the encrypt section (the db-encrypt
  * annotation: a mapping of table -> columns). */

@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/yaml_doc.h"
 #include "schema/schema_internal.h"
+#include "token/token_config.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -163,10 +164,16 @@ static int parse_mode(const char *v, ph_enc_mode *m)
 
 static int parse_format(const char *v, ph_token_format *f)
 {
-    static const char *const names[] = {"random", "digits", "alnum", "card"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcasecmp(v, names[i]) == 0) {
-            *f = (ph_token_format)i;
+    static const struct {
+        const char *name;
+        ph_token_format format;
+    } formats[] = {
+        {"opaque", PH_TOKEN_OPAQUE}, {"random", PH_TOKEN_OPAQUE}, {"digits", PH_TOKEN_DIGITS},
+        {"alnum", PH_TOKEN_ALNUM},   {"card", PH_TOKEN_CARD},     {"email", PH_TOKEN_EMAIL},
+    };
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
+        if (strcasecmp(v, formats[i].name) == 0) {
+            *f = formats[i].format;
             return 0;
         }
     return -1;
@@ -243,8 +250,8 @@ static int fill_column(loader *ld, const col_spec *cs, ph_schema_column *c)
                             c->qualified, cs->type);
     if (cs->format && parse_format(cs->format, &c->format) != 0)
         return ph_yaml_fail(&ld->src, cs->format_node,
-                            "%s: unknown token format \"%.40s\" (expected random, digits, alnum or "
-                            "card)",
+                            "%s: unknown token format \"%.40s\" (expected opaque, digits, alnum, "
+                            "card or email)",
                             c->qualified, cs->format);
     return check_mode_type(ld, cs, c);
 }
@@ -553,7 +560,9 @@ int ph_schema_load_node(ph_schema **out, struct yaml_document_s *doc,
     return 0;
 }
 
-static const yaml_node_t *find_encrypt(loader *ld, const yaml_node_t *root, int *bad)
+/* The value (and in *key the key node) of the top-level section `name`. */
+static const yaml_node_t *find_section(loader *ld, const yaml_node_t *root, const char *name,
+                                       const yaml_node_t **key, int *bad)
 {
     const yaml_node_t *found = NULL;
     *bad = 0;
@@ -567,15 +576,31 @@ static const yaml_node_t *find_encrypt(loader *ld, const yaml_node_t *root, int 
          pr++) {
         yaml_node_t *kn = yaml_document_get_node(ld->doc, pr->key);
         const char *k = scalar(kn);
-        if (!k || strcmp(k, "encrypt") != 0)
+        if (!k || strcmp(k, name) != 0)
             continue;
         if (found) {
-            *bad = ph_yaml_fail(&ld->src, kn, "`encrypt` is given twice");
+            *bad = ph_yaml_fail(&ld->src, kn, "`%s` is given twice", name);
             return NULL;
         }
         found = yaml_document_get_node(ld->doc, pr->value);
+        if (key)
+            *key = kn;
     }
     return found;
+}
+
+/* The `tokens:` section (the vault of mode token columns) into s->tokens. */
+static int load_tokens(loader *ld, const yaml_node_t *root, ph_schema *s)
+{
+    int bad = 0;
+    const yaml_node_t *key = NULL;
+    const yaml_node_t *node = find_section(ld, root, "tokens", &key, &bad);
+    if (bad)
+        return -1;
+    if (!key)
+        return 0;
+    return ph_token_config_load_node(&s->tokens, ld->doc, key, node, ld->src.name, ld->src.err,
+                                     ld->src.errlen);
 }
 
 static int load_buffer(ph_schema **out, const char *data, size_t len, const char *name, char *err,
@@ -591,8 +616,18 @@ static int load_buffer(ph_schema **out, const char *data, size_t len, const char
     int bad = 0;
     const yaml_node_t *section = root;
     if (whole_config)
-        section = find_encrypt(&ld, root, &bad);
+        section = find_section(&ld, root, "encrypt", NULL, &bad);
     int rc = bad ? -1 : ph_schema_load_node(out, &doc, section, name, err, errlen);
+    if (rc == 0 && whole_config &&
+        (rc = ph_schema_load_tenants(*out, &doc, root, name, err, errlen)) != 0) {
+        ph_schema_free(*out);
+        *out = NULL;
+    }
+    if (rc == 0 && whole_config && load_tokens(&ld, root, *out) != 0) {
+        ph_schema_free(*out);
+        *out = NULL;
+        rc = -1;
+    }
     yaml_document_delete(&doc);
     return rc;
 }

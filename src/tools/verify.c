@@ -2,6 +2,7 @@
  * verify.c — see verify.h.
  */
 #include "tools/verify.h"
+#include "token/format.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,9 @@ ph_vstatus ph_verify_value(const ph_keysource *ks, const ph_schema_column *col, 
 {
     ph_field_info info;
     *key_id = 0;
+    if (col->mode == PH_MODE_TOKEN) /* text tokens, not envelopes: their shape is checked */
+        return v && ph_token_wellformed(col->format, (const char *)v, len) ? PH_V_OK
+                                                                           : PH_V_NOT_ENVELOPE;
     if (!v || ph_field_peek(v, len, &info) != PH_FIELD_OK)
         return PH_V_NOT_ENVELOPE;
     *key_id = info.key_id;
@@ -214,7 +218,9 @@ static int scan_table(tscan *ts, char *err, size_t errlen)
             continue;
         if (!(c->type = strdup(ts->t.cols[i].type)))
             return ph_errf(err, errlen, "out of memory");
-        c->plaintext = strcmp(c->type, "bytea") != 0;
+        /* token columns hold tokens as text (the DDL rewrite declares them text) */
+        c->plaintext = c->col->mode == PH_MODE_TOKEN ? strcmp(c->type, "text") != 0
+                                                     : strcmp(c->type, "bytea") != 0;
         if (!c->plaintext)
             ts->sel[ts->nsel++] = i;
     }

@@ -12,7 +12,11 @@ OpenBao's builtin/logical/transit sources):
     "unknown key type T" for a type OpenBao does not know, checked also when
     the key exists), GET /v1/{mount}/keys/{name} (404 {"errors":[]} when
     missing), POST /v1/{mount}/keys/{name}/config
-    (min_decryption_version, min_encryption_version), POST
+    (min_decryption_version, min_encryption_version, deletion_allowed; 200 +
+    key info; 400 "no existing key named NAME could be found"), DELETE
+    /v1/{mount}/keys/{name} (204; 400 "error deleting policy NAME: deletion
+    is not allowed for this key" unless deletion_allowed was set, 400 "error
+    deleting policy NAME: could not delete key; not found"), POST
     /v1/{mount}/keys/{name}/rotate (200 + key info), POST
     /v1/{mount}/encrypt/{name} (upserts the key like a root token),
     POST /v1/{mount}/decrypt/{name}, POST /v1/{mount}/rewrap/{name},
@@ -136,6 +140,7 @@ class TransitKey:
         self.latest = 0
         self.min_decryption_version = 1
         self.min_encryption_version = 0
+        self.deletion_allowed = False
         self.rotate()
 
     def rotate(self):
@@ -148,6 +153,7 @@ class TransitKey:
             "latest": self.latest,
             "min_decryption_version": self.min_decryption_version,
             "min_encryption_version": self.min_encryption_version,
+            "deletion_allowed": self.deletion_allowed,
             "versions": {str(v): [base64.b64encode(k).decode(), t]
                          for v, (k, t) in self.versions.items()},
         }
@@ -160,6 +166,7 @@ class TransitKey:
         k.latest = int(st["latest"])
         k.min_decryption_version = int(st["min_decryption_version"])
         k.min_encryption_version = int(st["min_encryption_version"])
+        k.deletion_allowed = bool(st.get("deletion_allowed", False))
         k.versions = {int(v): (base64.b64decode(kt[0]), int(kt[1]))
                       for v, kt in st["versions"].items()}
         return k
@@ -169,7 +176,7 @@ class TransitKey:
             "name": self.name,
             "type": self.type,
             "derived": False,
-            "deletion_allowed": False,
+            "deletion_allowed": self.deletion_allowed,
             "min_available_version": 0,
             "min_decryption_version": self.min_decryption_version,
             "min_encryption_version": self.min_encryption_version,
@@ -365,6 +372,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_PUT(self):
         self.dispatch("POST")  # Vault treats PUT like POST
 
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
     def dispatch(self, method):
         path = self.path.split("?", 1)[0]
         try:
@@ -531,7 +541,24 @@ class Handler(BaseHTTPRequestHandler):
                                     % (mev, k.latest))
                 k.min_decryption_version = max(mdv, 1)
                 k.min_encryption_version = mev
+                if "deletion_allowed" in body:
+                    v = body["deletion_allowed"]
+                    # like OpenBao's TypeBool: JSON booleans, or "true"/"false"/"1"/"0"
+                    if isinstance(v, str):
+                        if v.lower() not in ("true", "false", "1", "0", "t", "f"):
+                            raise UserError("error converting input %s for field \"deletion_allowed\"" % v)
+                        v = v.lower() in ("true", "1", "t")
+                    k.deletion_allowed = bool(v)
                 self.send_json(200, envelope(k.info()))
+                return True
+            if sub == "" and method == "DELETE":
+                k = self.get_key(mount, name)
+                if k is None:
+                    raise UserError("error deleting policy %s: could not delete key; not found" % name)
+                if not k.deletion_allowed:
+                    raise UserError("error deleting policy %s: deletion is not allowed for this key" % name)
+                del STATE.keys[(mount, name)]
+                self.send_no_content()
                 return True
             return False
         if method != "POST" or len(args) != (2 if op == "datakey" else 1):

@@ -248,8 +248,8 @@ static void test_errors(void **state)
     load_err("encrypt:\n  t:\n    - column: a\n      format: digits\n",
              "p.yaml:4: t.a: `format` applies to mode token only");
     load_err("encrypt:\n  t:\n    - column: a\n      mode: token\n      format: emoji\n",
-             "p.yaml:5: t.a: unknown token format \"emoji\" (expected random, digits, alnum or "
-             "card)");
+             "p.yaml:5: t.a: unknown token format \"emoji\" (expected opaque, digits, alnum, "
+             "card or email)");
     load_err("encrypt:\n  t:\n    - column: a\n      mode: token\n      type: int4\n",
              "p.yaml:3: t.a: mode token needs a text type, not int4");
     load_err("encrypt:\n  t:\n    - column: a\n      type: float8\n",

@@ -1,0 +1,152 @@
+/*
+ * coltoken.c — token columns (mode token) in and out: a value of a session
+ * (a literal, a Bind parameter, a COPY field) to its token and a token of a
+ * result back to its value, through the engine's token service
+ * (src/token/token.h) with the column's key domain keys from the key source.
+ *
+ * Owns: the text canonical form of token values (token columns have a text
+ * type: the text and binary formats are the same bytes), the keys handed to
+ * the token service (every live key of the domain, the active one first,
+ * and lookups by key id in the same acquired key table), and the messages a
+ * client sees (never a value, never a token).
+ */
+#include "engine/engine_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "token/token.h"
+
+static void set_err(eng_cc_err *e, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(eng_cc_err *e, const char *sqlstate, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    snprintf(e->sqlstate, sizeof e->sqlstate, "%s", sqlstate);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
+/* The acquired key table and the domain a by-id lookup searches. */
+typedef struct key_ctx {
+    const ph_keysource *table;
+    const char *domain;
+} key_ctx;
+
+static const ph_field_key *key_by_id(void *ud, uint32_t key_id)
+{
+    const key_ctx *kc = ud;
+    return ph_keysource_key_by_id(kc->table, kc->domain, key_id);
+}
+
+/* The service, or the refusal when none is configured. */
+static ph_tokens *service(const ph_engine *e, const ph_schema_column *col, eng_cc_err *err)
+{
+    if (!e->tokens)
+        set_err(err, "0A000",
+                "phantom: %s uses mode token, but no token vault is configured (add a tokens: "
+                "section)",
+                col->qualified);
+    return e->tokens;
+}
+
+/* Acquires the key table and fills k with the domain's live keys (0), or
+ * sets the error (-1; nothing left acquired). */
+static int keys_for(const ph_engine *e, const ph_schema_column *col, key_ctx *kc,
+                    const ph_field_key **live, size_t max, ph_token_keys *k, eng_cc_err *err)
+{
+    kc->domain = col->key_domain;
+    kc->table = ph_keysource_acquire(e->keys);
+    if (!kc->table) {
+        char m[sizeof err->message];
+        ph_keysource_unavailable_message(e->keys, 1, m, sizeof m);
+        set_err(err, PH_KEYS_UNAVAILABLE_SQLSTATE, "%s", m);
+        return -1;
+    }
+    size_t n = ph_keysource_domain_keys(kc->table, col->key_domain, live, max);
+    if (n == 0 || n > max) {
+        ph_keysource_release(e->keys, kc->table);
+        if (n == 0)
+            set_err(err, "XX000", "phantom: no encryption key for key domain %s (column %s)",
+                    col->key_domain, col->qualified);
+        else
+            set_err(err, "0A000", "phantom: key domain %s has %zu live key versions; at most %zu",
+                    col->key_domain, n, max);
+        return -1;
+    }
+    *k = (ph_token_keys){col->key_domain, live, n, key_by_id, kc};
+    return 0;
+}
+
+int eng_col_tokenize(const ph_engine *e, const ph_schema_column *col, int binary, const uint8_t *v,
+                     size_t len, int create, ph_buf *out, eng_cc_err *err)
+{
+    ph_tokens *svc = service(e, col, err);
+    if (!svc)
+        return -1;
+    ph_buf canon = {0};
+    ph_enc_opts o = PH_ENC_OPTS_DEFAULT;
+    ph_enc_status st = binary ? ph_canon_from_binary(PH_LT_TEXT, v, len, &o, &canon)
+                              : ph_canon_from_text(PH_LT_TEXT, (const char *)v, len, &o, &canon);
+    if (st != PH_ENC_OK) {
+        eng_buf_wipe(&canon);
+        set_err(err, st == PH_ENC_ENOMEM ? "53200" : "22P02", "phantom: invalid value for %s (%s)",
+                col->qualified, ph_enc_strerror(st));
+        return -1;
+    }
+    key_ctx kc;
+    const ph_field_key *live[ENG_MAX_VERSIONS];
+    ph_token_keys k;
+    int rc = -1;
+    if (keys_for(e, col, &kc, live, ENG_MAX_VERSIONS, &k, err) == 0) {
+        ph_token_err te = {{0}, {0}};
+        rc = ph_tokens_tokenize(svc, &k, col->format, canon.data ? canon.data : (const uint8_t *)"",
+                                canon.len, create, out, &te);
+        ph_keysource_release(e->keys, kc.table);
+        if (rc < 0 && strcmp(te.sqlstate, "22P02") == 0)
+            set_err(err, te.sqlstate, "phantom: invalid value for %s (%s)", col->qualified,
+                    te.message);
+        else if (rc < 0)
+            set_err(err, te.sqlstate[0] ? te.sqlstate : "XX000",
+                    "phantom: cannot tokenize a value of %s: %s", col->qualified, te.message);
+    }
+    eng_buf_wipe(&canon);
+    return rc < 0 ? -1 : 0;
+}
+
+int eng_col_detokenize(const ph_engine *e, const ph_schema_column *col, const uint8_t *tok,
+                       size_t len, int binary, ph_buf *out, eng_cc_err *err)
+{
+    ph_tokens *svc = service(e, col, err);
+    if (!svc)
+        return -1;
+    key_ctx kc;
+    const ph_field_key *live[ENG_MAX_VERSIONS];
+    ph_token_keys k;
+    if (keys_for(e, col, &kc, live, ENG_MAX_VERSIONS, &k, err) != 0)
+        return -1;
+    ph_buf canon = {0};
+    ph_token_err te = {{0}, {0}};
+    int rc = ph_tokens_detokenize(svc, &k, (const char *)tok, len, &canon, &te);
+    ph_keysource_release(e->keys, kc.table);
+    if (rc != 0) {
+        set_err(err, te.sqlstate[0] ? te.sqlstate : "XX001",
+                "phantom: cannot detokenize a value of %s: %s", col->qualified, te.message);
+    } else {
+        ph_enc_opts o = PH_ENC_OPTS_DEFAULT;
+        ph_enc_status st = canon.len == 0 ? PH_ENC_OK /* the empty string */
+                           : binary ? ph_canon_to_binary(PH_LT_TEXT, canon.data, canon.len, &o, out)
+                                    : ph_canon_to_text(PH_LT_TEXT, canon.data, canon.len, &o, out);
+        if (st != PH_ENC_OK) {
+            set_err(err, "XX001", "phantom: cannot format a detokenized value of %s: %s",
+                    col->qualified, ph_enc_strerror(st));
+            rc = -1;
+        }
+    }
+    eng_buf_wipe(&canon);
+    return rc;
+}
