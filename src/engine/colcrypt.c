@@ -471,6 +471,36 @@ static const ph_keysource *tenant_loaded(const ph_keysource *ks, const ph_keysou
     return keys_acquire(ks, err);
 }
 
+const char *eng_col_domain_t(const ph_keysource *ks, const eng_tenancy *who,
+                             const ph_schema_column *col, int create, const ph_keysource **t,
+                             char *buf, size_t len, eng_cc_err *err)
+{
+    if (!(*t = keys_acquire(ks, err)))
+        return NULL;
+    const char *dom = NULL;
+    if (create) {
+        dom = write_domain(ks, t, who, col, buf, len, err);
+    } else if (!ph_schema_column_tenant_keyed(col)) {
+        dom = col->key_domain;
+    } else if (!who || !who->tenant) {
+        foreign(who, col, err);
+    } else if (ph_keyring_tenant_domain(buf, len, who->tenant, col->key_domain) != 0) {
+        set_err(err, "22023", "phantom: invalid tenant id for %s", col->qualified);
+    } else if ((*t = tenant_loaded(ks, *t, who, col, err)) != NULL) {
+        dom = buf;
+    }
+    if (!dom && *t) {
+        ph_keysource_release(ks, *t);
+        *t = NULL;
+    }
+    return dom;
+}
+
+int eng_col_foreign(const eng_tenancy *who, const ph_schema_column *col, eng_cc_err *err)
+{
+    return foreign(who, col, err);
+}
+
 /* Counts one protected value done (rc >= 0) and how long it took from t0. */
 static int counted(int rc, ph_ctr ctr, ph_hist hist, uint64_t t0)
 {

@@ -138,6 +138,39 @@ int eng_col_decrypt_t(const struct ph_keysource *ks, const eng_tenancy *who,
                       const ph_schema_column *col, const ph_enc_opts *session, const uint8_t *env,
                       size_t len, int binary, ph_buf *out, const eng_memo *memo, eng_cc_err *err);
 
+/*
+ * Token columns (coltoken.c) use the same tenancy: eng_col_domain_t acquires
+ * the key table (*t, released by the caller with ph_keysource_release) and
+ * names the key domain col's values use for who — the column's own, or for
+ * a tenant-keyed column the tenant's "tenant:<T>/<key_domain>" (in buf),
+ * made on first use when create (a value to store or to look up: as
+ * eng_col_encrypt_t), else loaded when this proxy has none of its keys yet
+ * (a value to read: as eng_col_decrypt_t; a shredded tenant's domain is
+ * named although its keys are gone). NULL with err, nothing acquired: no
+ * tenant to write with (42501), a shredded tenant (42501, create), keys
+ * unavailable; reading without a tenant sets the foreign-value error
+ * (NULL is returned even when foreign_null: see eng_col_foreign).
+ * eng_col_foreign: another tenant's value for who — 1 (reads as NULL,
+ * foreign_null) or -1 with the 42501 refusal.
+ */
+const char *eng_col_domain_t(const struct ph_keysource *ks, const eng_tenancy *who,
+                             const ph_schema_column *col, int create, const struct ph_keysource **t,
+                             char *buf, size_t len, eng_cc_err *err);
+int eng_col_foreign(const eng_tenancy *who, const ph_schema_column *col, eng_cc_err *err);
+
+/* Token columns with who's tenancy (the same rules): eng_col_tokenize_t
+ * appends the token of a value (create 1: a value to store, 0: a compared
+ * value), eng_col_detokenize_t the value of a token — 0, 1 (another
+ * tenant's token read as NULL: nothing appended) or -1. NULL who: no
+ * tenant (a tenant-keyed column's tokens are then refused with 42501). */
+struct ph_engine;
+int eng_col_tokenize_t(const struct ph_engine *e, const eng_tenancy *who,
+                       const ph_schema_column *col, int binary, const uint8_t *v, size_t len,
+                       int create, ph_buf *out, eng_cc_err *err);
+int eng_col_detokenize_t(const struct ph_engine *e, const eng_tenancy *who,
+                         const ph_schema_column *col, const uint8_t *tok, size_t len, int binary,
+                         ph_buf *out, eng_cc_err *err);
+
 /* Decodes a bytea in text output format (hex "\x..." or escape) into out. */
 int eng_bytea_from_text(const uint8_t *s, size_t len, ph_buf *out);
 

@@ -9,6 +9,14 @@
  * the token service (every live key of the domain, the active one first,
  * and lookups by key id in the same acquired key table), and the messages a
  * client sees (never a value, never a token).
+ *
+ * A token column of a tenant-keyed table uses its tenant's key domain
+ * "tenant:<T>/<key_domain>" (eng_col_domain_t: the rules of encrypted
+ * columns, colcrypt.h "Tenants") as the vault domain, for the lookup digest
+ * and the sealed value: tenant A's lookup never finds B's token, a token
+ * that is not in the session tenant's domain is another tenant's (the
+ * foreign-value rule: 42501, or NULL), and once a tenant is crypto-shredded
+ * its tokens' sealed values name a destroyed key (XX001).
  */
 #include "engine/engine_internal.h"
 
@@ -31,16 +39,22 @@ static void set_err(eng_cc_err *e, const char *sqlstate, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The acquired key table and the domain a by-id lookup searches. */
+/* The acquired key table and the domain a by-id lookup searches; missed: the
+ * last key id asked for that the table does not hold (0 none). */
 typedef struct key_ctx {
     const ph_keysource *table;
     const char *domain;
+    uint32_t missed;
+    char name[PH_KEYRING_MAX_DOMAIN + 1]; /* a tenant's domain */
 } key_ctx;
 
 static const ph_field_key *key_by_id(void *ud, uint32_t key_id)
 {
-    const key_ctx *kc = ud;
-    return ph_keysource_key_by_id(kc->table, kc->domain, key_id);
+    key_ctx *kc = ud;
+    const ph_field_key *k = ph_keysource_key_by_id(kc->table, kc->domain, key_id);
+    if (!k)
+        kc->missed = key_id;
+    return k;
 }
 
 /* The service, or the refusal when none is configured. */
@@ -54,21 +68,22 @@ static ph_tokens *service(const ph_engine *e, const ph_schema_column *col, eng_c
     return e->tokens;
 }
 
-/* Acquires the key table and fills k with the domain's live keys (0), or
- * sets the error (-1; nothing left acquired). */
-static int keys_for(const ph_engine *e, const ph_schema_column *col, key_ctx *kc,
-                    const ph_field_key **live, size_t max, ph_token_keys *k, eng_cc_err *err)
+/* Acquires the key table and fills k with the live keys of col's domain for
+ * who (0), or sets the error (-1; nothing left acquired). create: a value
+ * to store or look up (the domain must have a write key); else a token to
+ * read (a shredded tenant's domain has none: its sealed values then name a
+ * destroyed key). */
+static int keys_for(const ph_engine *e, const eng_tenancy *who, const ph_schema_column *col,
+                    int create, key_ctx *kc, const ph_field_key **live, size_t max,
+                    ph_token_keys *k, eng_cc_err *err)
 {
-    kc->domain = col->key_domain;
-    kc->table = ph_keysource_acquire(e->keys);
-    if (!kc->table) {
-        char m[sizeof err->message];
-        ph_keysource_unavailable_message(e->keys, 1, m, sizeof m);
-        set_err(err, PH_KEYS_UNAVAILABLE_SQLSTATE, "%s", m);
+    kc->missed = 0;
+    kc->domain =
+        eng_col_domain_t(e->keys, who, col, create, &kc->table, kc->name, sizeof kc->name, err);
+    if (!kc->domain)
         return -1;
-    }
-    size_t n = ph_keysource_domain_keys(kc->table, col->key_domain, live, max);
-    if (n == 0 || n > max) {
+    size_t n = ph_keysource_domain_keys(kc->table, kc->domain, live, max);
+    if ((n == 0 && create) || n > max) {
         ph_keysource_release(e->keys, kc->table);
         if (n == 0)
             set_err(err, "XX000", "phantom: no encryption key for key domain %s (column %s)",
@@ -78,12 +93,13 @@ static int keys_for(const ph_engine *e, const ph_schema_column *col, key_ctx *kc
                     col->key_domain, n, max);
         return -1;
     }
-    *k = (ph_token_keys){col->key_domain, live, n, key_by_id, kc};
+    *k = (ph_token_keys){kc->domain, live, n, key_by_id, kc};
     return 0;
 }
 
-int eng_col_tokenize(const ph_engine *e, const ph_schema_column *col, int binary, const uint8_t *v,
-                     size_t len, int create, ph_buf *out, eng_cc_err *err)
+int eng_col_tokenize_t(const ph_engine *e, const eng_tenancy *who, const ph_schema_column *col,
+                       int binary, const uint8_t *v, size_t len, int create, ph_buf *out,
+                       eng_cc_err *err)
 {
     ph_tokens *svc = service(e, col, err);
     if (!svc)
@@ -102,7 +118,7 @@ int eng_col_tokenize(const ph_engine *e, const ph_schema_column *col, int binary
     const ph_field_key *live[ENG_MAX_VERSIONS];
     ph_token_keys k;
     int rc = -1;
-    if (keys_for(e, col, &kc, live, ENG_MAX_VERSIONS, &k, err) == 0) {
+    if (keys_for(e, who, col, 1, &kc, live, ENG_MAX_VERSIONS, &k, err) == 0) {
         ph_token_err te = {{0}, {0}};
         rc = ph_tokens_tokenize(svc, &k, col->format, canon.data ? canon.data : (const uint8_t *)"",
                                 canon.len, create, out, &te);
@@ -118,25 +134,57 @@ int eng_col_tokenize(const ph_engine *e, const ph_schema_column *col, int binary
     return rc < 0 ? -1 : 0;
 }
 
-int eng_col_detokenize(const ph_engine *e, const ph_schema_column *col, const uint8_t *tok,
-                       size_t len, int binary, ph_buf *out, eng_cc_err *err)
+int eng_col_tokenize(const ph_engine *e, const ph_schema_column *col, int binary, const uint8_t *v,
+                     size_t len, int create, ph_buf *out, eng_cc_err *err)
+{
+    return eng_col_tokenize_t(e, NULL, col, binary, v, len, create, out, err);
+}
+
+/* Why token tok of col did not detokenize for who (te from the service,
+ * kc's table still acquired): another tenant's token (1 NULL or -1), a
+ * destroyed key (a shredded tenant), or the service's reason (-1). */
+static int detok_failed(const key_ctx *kc, const eng_tenancy *who, const ph_schema_column *col,
+                        const ph_token_err *te, eng_cc_err *err)
+{
+    if (ph_schema_column_tenant_keyed(col) && strcmp(te->sqlstate, "XX001") == 0) {
+        char owner[PH_TENANT_MAX + 1] = "";
+        bool destroyed = false;
+        if (kc->missed && ph_keysource_key_owner(kc->table, kc->missed, owner, &destroyed) &&
+            destroyed) {
+            set_err(err, "XX001",
+                    "phantom: cannot detokenize a value of %s: its key was destroyed (the tenant "
+                    "was crypto-shredded)",
+                    col->qualified);
+            return -1;
+        }
+        if (strncmp(te->message, PH_TOKEN_UNKNOWN_MSG, strlen(PH_TOKEN_UNKNOWN_MSG)) == 0)
+            return eng_col_foreign(who, col, err); /* not the session tenant's: another's */
+    }
+    set_err(err, te->sqlstate[0] ? te->sqlstate : "XX001",
+            "phantom: cannot detokenize a value of %s: %s", col->qualified, te->message);
+    return -1;
+}
+
+int eng_col_detokenize_t(const ph_engine *e, const eng_tenancy *who, const ph_schema_column *col,
+                         const uint8_t *tok, size_t len, int binary, ph_buf *out, eng_cc_err *err)
 {
     ph_tokens *svc = service(e, col, err);
     if (!svc)
         return -1;
+    if (ph_schema_column_tenant_keyed(col) && (!who || !who->tenant))
+        return eng_col_foreign(who, col, err); /* every token is a tenant's */
     key_ctx kc;
     const ph_field_key *live[ENG_MAX_VERSIONS];
     ph_token_keys k;
-    if (keys_for(e, col, &kc, live, ENG_MAX_VERSIONS, &k, err) != 0)
+    if (keys_for(e, who, col, 0, &kc, live, ENG_MAX_VERSIONS, &k, err) != 0)
         return -1;
     ph_buf canon = {0};
     ph_token_err te = {{0}, {0}};
     int rc = ph_tokens_detokenize(svc, &k, (const char *)tok, len, &canon, &te);
+    if (rc != 0)
+        rc = detok_failed(&kc, who, col, &te, err);
     ph_keysource_release(e->keys, kc.table);
-    if (rc != 0) {
-        set_err(err, te.sqlstate[0] ? te.sqlstate : "XX001",
-                "phantom: cannot detokenize a value of %s: %s", col->qualified, te.message);
-    } else {
+    if (rc == 0) {
         ph_enc_opts o = PH_ENC_OPTS_DEFAULT;
         ph_enc_status st = canon.len == 0 ? PH_ENC_OK /* the empty string */
                            : binary ? ph_canon_to_binary(PH_LT_TEXT, canon.data, canon.len, &o, out)
@@ -149,4 +197,11 @@ int eng_col_detokenize(const ph_engine *e, const ph_schema_column *col, const ui
     }
     eng_buf_wipe(&canon);
     return rc;
+}
+
+int eng_col_detokenize(const ph_engine *e, const ph_schema_column *col, const uint8_t *tok,
+                       size_t len, int binary, ph_buf *out, eng_cc_err *err)
+{
+    int rc = eng_col_detokenize_t(e, NULL, col, tok, len, binary, out, err);
+    return rc == 1 ? -1 : rc; /* without a tenancy, never NULL */
 }

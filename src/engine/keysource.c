@@ -574,7 +574,9 @@ size_t ks_tenant_bases(const ph_schema *schema, const char **out, size_t max)
     for (size_t t = 0; schema && t < schema->ntables; t++)
         for (size_t k = 0; k < schema->tables[t]->ncolumns; k++) {
             const ph_schema_column *c = schema->tables[t]->columns[k];
-            if (!ph_schema_column_tenant_keyed(c) || !first_of_domain(schema, c))
+            /* token domains key the token vault's records: only with a vault */
+            if (!ph_schema_column_tenant_keyed(c) ||
+                (c->mode == PH_MODE_TOKEN && !schema->tokens) || !first_of_domain(schema, c))
                 continue;
             if (n < max)
                 out[n] = c->key_domain;

@@ -116,14 +116,19 @@ static int copy_field(void *ud, int column, const uint8_t *in, size_t len, bool 
         return 0;
     }
     eng_cc_err e = {{0}, {0}};
+    eng_tenancy who = eng_who(s);
     if (col->mode == PH_MODE_TOKEN) { /* COPY FROM stores: a token is made */
-        int rc = s->copy_in ? eng_col_tokenize(s->e, col, s->copy_binary, in, len, 1, out, &e)
-                            : eng_col_detokenize(s->e, col, in, len, s->copy_binary, out, &e);
+        int rc = s->copy_in
+                     ? eng_col_tokenize_t(s->e, &who, col, s->copy_binary, in, len, 1, out, &e)
+                     : eng_col_detokenize_t(s->e, &who, col, in, len, s->copy_binary, out, &e);
+        if (rc == 1) { /* another tenant's token, read as NULL */
+            *out_null = true;
+            return 0;
+        }
         if (rc != 0)
             snprintf(err, errlen, "%s", e.message);
         return rc;
     }
-    eng_tenancy who = eng_who(s);
     int rc = s->copy_in ? eng_col_encrypt_t(s->e->keys, &who, col, &s->opts, s->copy_binary,
                                             eng_col_ltype(col), in, len, out, NULL, &e)
                         : eng_col_decrypt_t(s->e->keys, &who, col, &s->opts, in, len,

@@ -40,7 +40,9 @@ static int rw_token(ph_session *s, const ph_schema_column *col, const char *text
                     int create, ph_buf *out, char *err, size_t errlen)
 {
     eng_cc_err e = {{0}, {0}};
-    if (eng_col_tokenize(s->e, col, 0, (const uint8_t *)text_value, len, create, out, &e) != 0) {
+    eng_tenancy who = eng_who(s);
+    if (eng_col_tokenize_t(s->e, &who, col, 0, (const uint8_t *)text_value, len, create, out, &e) !=
+        0) {
         const char *m = strncmp(e.message, "phantom: ", 9) == 0 ? e.message + 9 : e.message;
         snprintf(err, errlen, "%s", m);
         memcpy(s->rw_sqlstate, e.sqlstate, sizeof s->rw_sqlstate);
@@ -559,8 +561,8 @@ static int encrypt_param(ph_session *s, const eng_stmt *st, int i, const ph_sche
     const ph_rw_result *res = &st->plan->res;
     eng_tenancy who = eng_who(s);
     if (col->mode == PH_MODE_TOKEN) /* a token in text's binary form: its bytes */
-        return eng_col_tokenize(s->e, col, binary, v, l,
-                                !res->param_lookup || !res->param_lookup[i], out, err);
+        return eng_col_tokenize_t(s->e, &who, col, binary, v, l,
+                                  !res->param_lookup || !res->param_lookup[i], out, err);
     if (!res->param_multi || !res->param_multi[i])
         return eng_col_encrypt_t(s->e->keys, &who, col, &s->opts, binary, in, v, l, out, &s->memo,
                                  err);

@@ -317,11 +317,14 @@ static int detokenize_field(ph_session *s, const eng_rfield *f, const uint8_t *v
 {
     size_t at = rep->len;
     int rc = ph_buf_append_u32(rep, 0);
+    eng_tenancy who = eng_who(s);
     if (rc == 0)
-        rc = eng_col_detokenize(s->e, f->col, v, len, f->fmt == 1, rep, err);
+        rc = eng_col_detokenize_t(s->e, &who, f->col, v, len, f->fmt == 1, rep, err);
     if (rc == 0)
         ph_put_u32(rep->data + at, (uint32_t)(rep->len - at - 4));
-    return rc;
+    else if (rc == 1) /* another tenant's token, read as NULL */
+        ph_put_u32(rep->data + at, 0xFFFFFFFFu);
+    return rc == 1 ? 0 : rc;
 }
 
 static int decrypt_field(ph_session *s, const eng_rfield *f, const uint8_t *v, uint32_t len,

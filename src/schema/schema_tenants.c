@@ -258,6 +258,6 @@ int ph_schema_load_tenants(ph_schema *s, struct yaml_document_s *doc,
 
 int ph_schema_column_tenant_keyed(const ph_schema_column *c)
 {
-    /* token columns keep their table-wide key domain (token vault records) */
-    return c && c->table && c->table->tenant_keyed && c->mode != PH_MODE_TOKEN;
+    /* token columns too: their vault records are keyed by the tenant's domain */
+    return c && c->table && c->table->tenant_keyed;
 }

@@ -348,7 +348,7 @@ int ph_tokens_detokenize(ph_tokens *t, const ph_token_keys *k, const char *tok, 
     pthread_mutex_unlock(&t->mu);
     int rc = -1;
     if (r == PH_VAULT_NOTFOUND)
-        set_err(err, "XX001", "the token is not in the token vault of key domain %s", k->domain);
+        set_err(err, "XX001", PH_TOKEN_UNKNOWN_MSG " of key domain %s", k->domain);
     else if (r != PH_VAULT_OK)
         vault_error(why, err);
     else

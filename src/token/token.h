@@ -52,6 +52,10 @@ typedef struct ph_token_err {
     char message[256];
 } ph_token_err;
 
+/* The start of the message of a token the domain's vault does not hold
+ * (XX001): for a tenant's domain, typically another tenant's token. */
+#define PH_TOKEN_UNKNOWN_MSG "the token is not in the token vault"
+
 /* SQLSTATE of "the token vault is unavailable" (as for unavailable keys). */
 #define PH_TOKEN_VAULT_SQLSTATE "58000"
 

@@ -30,6 +30,12 @@
 #     (`phantom keys probe`): none opens; the same probe opens acme's (so it
 #     can tell); the keyring holds no wrapping of beta's DEKs; the audit
 #     chain verifies and records the shred.
+# Last, a separate proxy with a token column (mode token, SQLite vault) in
+# a tenant-keyed table: acme and beta store the same values and read them
+# back exactly under different tokens, a lookup (DELETE ... WHERE ssn = ..)
+# matches only the session tenant's row, beta's token in acme's session is
+# 42501; after `keys shred --tenant beta` beta's tokens fail to detokenize
+# (XX001, key destroyed) and acme's still read.
 # Every protected value is a leak canary (tests/lib/canary.sh).
 set -u
 source "$(dirname "$0")/../lib/harness.sh"
@@ -368,3 +374,71 @@ ok "60 beta envelopes from the backup: none opens with any of the 6 remaining DE
 grep -q '"event":"tenant.shred","outcome":"ok"' "$AUDIT" || fail "no tenant.shred audit record"
 [ "$(grep -c '"event":"keys.shred","outcome":"ok"' "$AUDIT")" = 3 ] || fail "want 3 keys.shred records"
 ok "audit chain verifies: $(cat "$T/audit.log")"
+
+# --- tokens of a tenant-keyed table ------------------------------------------------------------
+K="$T/tok"
+mkdir -p "$K"
+"$PHANTOM_BIN" keys init-master --out "$K/master.key" >"$K/keys.log" 2>&1 || fail "tokens: init-master"
+cat >"$K/phantom.yaml" <<EOF
+keys:
+  keyring: $K/keyring.json
+  provider: file
+  file: { path: $K/master.key }
+  cache_ttl: 2s
+encrypt:
+  accounts:
+    - {column: ssn, mode: token, format: digits}
+    - {column: label, mode: token}
+tenants:
+  tables:
+    accounts: {column: tenant_id}
+tokens:
+  vault: sqlite
+  path: $K/tokens.db
+EOF
+"$PHANTOM_BIN" keys create -c "$K/phantom.yaml" >>"$K/keys.log" 2>&1 || { cat "$K/keys.log" >&2; fail "tokens: keys create"; }
+grep -q "has a key already" "$K/keys.log" || fail "tokens: keys create made a plain key for a tenant-keyed token column"
+phx_start --config "$K/phantom.yaml"
+TOK_PORT=$PHX_PORT
+tq() { # TENANT SQL...: psql through the token proxy with the startup tenant
+    local t=$1
+    shift
+    PGOPTIONS="-c phantom.tenant=$t" q "host=127.0.0.1 port=$TOK_PORT dbname=$PGH_DB $base" -At "$@"
+}
+q "host=127.0.0.1 port=$TOK_PORT dbname=$PGH_DB $base" \
+    -c "CREATE TABLE accounts (id serial PRIMARY KEY, tenant_id text NOT NULL, ssn text, label text)" ||
+    fail "tokens: schema"
+SSN1=734219865
+SSN2=111224333
+for t in acme beta; do
+    tq "$t" -c "INSERT INTO accounts (tenant_id, ssn, label) VALUES ('$t', '$SSN1', '$t-label-one'), ('$t', '$SSN2', '$t-label-two')" ||
+        fail "tokens: $t insert"
+done
+for t in acme beta; do
+    got=$(tq "$t" -c "SELECT ssn, label FROM accounts WHERE tenant_id = '$t' ORDER BY id" | tr '\n' ' ')
+    assert_eq "$SSN1|$t-label-one $SSN2|$t-label-two " "$got" "tokens: $t reads its own values back"
+done
+toks=$(q "$DIRECT" -At -c "SELECT DISTINCT ssn FROM accounts") || fail "tokens: read directly"
+[ "$(echo "$toks" | wc -l)" = 4 ] || fail "tokens: two tenants share a token for the same value"
+q "$DIRECT" -At -c "SELECT ssn, label FROM accounts" | grep -q -e "$SSN1" -e "$SSN2" -e "label-" &&
+    fail "tokens: a value is in the database"
+tq beta -c "DELETE FROM accounts WHERE ssn = '$SSN2'" >/dev/null || fail "tokens: beta delete"
+n=$(tq acme -c "SELECT count(*) FROM accounts WHERE ssn = '$SSN2'") || fail "tokens: acme lookup"
+assert_eq "1" "$n" "tokens: acme's lookup matches its own row only (beta's deleted by beta's lookup)"
+n=$(q "$DIRECT" -At -c "SELECT count(*) FROM accounts") || fail "tokens: count"
+assert_eq "3" "$n" "tokens: beta's lookup matched beta's row only"
+out=$(tq acme -c "SELECT ssn FROM accounts WHERE tenant_id = 'beta'" 2>&1) && fail "tokens: acme read beta's token"
+assert_contains "$out" "belongs to another tenant" "tokens: beta's token in acme's session is refused"
+ok "tokens of a tenant-keyed table: per tenant, read back exactly, cross-tenant lookups and reads refused"
+"$PHANTOM_BIN" keys shred -c "$K/phantom.yaml" --tenant beta --yes >"$K/shred.log" 2>&1 ||
+    { cat "$K/shred.log" >&2; fail "tokens: keys shred"; }
+for _ in $(seq 1 40); do # the proxy drops beta's keys at its next refresh
+    out=$(tq beta -c "SELECT ssn FROM accounts WHERE tenant_id = 'beta'" 2>&1) || break
+    sleep 0.25
+done
+assert_contains "$out" "its key was destroyed (the tenant was crypto-shredded)" "tokens: beta's tokens after the shred"
+case "$out" in *"$SSN1"* | *"$SSN2"*) fail "tokens: a value in the error" ;; esac
+tq beta -c "SELECT label FROM accounts WHERE tenant_id = 'beta'" >/dev/null 2>&1 && fail "tokens: beta's label read after the shred"
+got=$(tq acme -c "SELECT ssn, label FROM accounts WHERE tenant_id = 'acme' ORDER BY id" | tr '\n' ' ')
+assert_eq "$SSN1|acme-label-one $SSN2|acme-label-two " "$got" "tokens: acme's tokens after beta's shred"
+ok "tokens after keys shred --tenant beta: beta's fail to detokenize (key destroyed), acme's read"

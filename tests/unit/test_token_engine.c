@@ -12,7 +12,13 @@
  *   - extended protocol: Parse declares token parameters text, Bind sends
  *     the token (binary format); a parameter only compared creates nothing;
  *   - COPY FROM writes tokens as text (no bytea form), COPY TO gives values;
- *   - without a tokens: section the engine refuses token columns (0A000).
+ *   - without a tokens: section the engine refuses token columns (0A000);
+ *   - a token column of a tenant-keyed table uses the tenant's key domain:
+ *     the same value gets different tokens for two tenants, a tenant's
+ *     lookup never finds another's token, no tenant is refused (42501),
+ *     another tenant's token is refused (42501) or NULL (foreign_values),
+ *     and once one tenant's keys are gone (shredded) its tokens fail to
+ *     detokenize (XX001) while the other's still do.
  */
 #include "test_engine_fixture.h"
 
@@ -351,6 +357,137 @@ static void test_no_vault_refuses(void **state)
     FREE_ALL(&in, &up);
 }
 
+/* ---- a tenant-keyed table --------------------------------------------------------------- */
+
+static const char *const ten_domains[] = {"tenant:acme/accounts.ssn", "tenant:beta/accounts.ssn"};
+
+/* A key table with acme's key (id 31) and, unless shredded, beta's (41). */
+static ph_keysource *tenant_keys(int beta)
+{
+    ph_keysource *ks = ph_keysource_new();
+    assert_non_null(ks);
+    for (int i = 0; i < 1 + (beta != 0); i++) {
+        uint8_t dek[PH_FIELD_DEK_LEN];
+        fx_dek(ten_domains[i], dek);
+        assert_int_equal(ph_keysource_add(ks, ten_domains[i], 31 + 10 * (uint32_t)i, dek, 1), 0);
+    }
+    return ks;
+}
+
+static int setup_tenant(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    char err[256], yaml[512];
+    assert_non_null(f);
+    snprintf(tdir, sizeof tdir, "/tmp/phantom-tokeng.XXXXXX");
+    assert_non_null(mkdtemp(tdir));
+    snprintf(yaml, sizeof yaml,
+             "encrypt:\n"
+             "  accounts:\n"
+             "    - {column: ssn, mode: token, format: digits}\n"
+             "tenants:\n"
+             "  tables:\n"
+             "    accounts: {column: tenant_id}\n"
+             "tokens:\n  vault: sqlite\n  path: %s/tokens.db\n  cache_size: 16\n",
+             tdir);
+    if (ph_schema_load_buffer(&f->schema, yaml, strlen(yaml), "t.yaml", err, sizeof err) != 0)
+        fail_msg("%s", err);
+    f->ks = tenant_keys(1);
+    f->eng = ph_engine_open(f->schema, f->ks, err, sizeof err);
+    if (!f->eng)
+        fail_msg("engine: %s", err);
+    f->s = ph_session_new(f->eng);
+    *state = f;
+    return 0;
+}
+
+/* tokenize_t of v for tenant (NULL: none); the rc, the token in tok. */
+static int t_tokenize(fx *f, const char *tenant, const char *v, int create, char *tok,
+                      eng_cc_err *e)
+{
+    const ph_schema_column *c = ph_schema_lookup(f->schema, NULL, "accounts", "ssn");
+    eng_tenancy who = {.tenant = tenant};
+    ph_buf b = {0};
+    int rc = eng_col_tokenize_t(f->eng, &who, c, 0, (const uint8_t *)v, strlen(v), create, &b, e);
+    assert_true(b.len < 64);
+    memcpy(tok, b.data ? b.data : (uint8_t *)"", b.len);
+    tok[b.len] = '\0';
+    ph_buf_free(&b);
+    return rc;
+}
+
+/* detokenize_t of tok for tenant; the rc, the value in out. */
+static int t_detokenize(fx *f, const char *tenant, int foreign_null, const char *tok, char *out,
+                        eng_cc_err *e)
+{
+    const ph_schema_column *c = ph_schema_lookup(f->schema, NULL, "accounts", "ssn");
+    eng_tenancy who = {.tenant = tenant, .foreign_null = foreign_null};
+    ph_buf b = {0};
+    memset(e, 0, sizeof *e);
+    int rc = eng_col_detokenize_t(f->eng, &who, c, (const uint8_t *)tok, strlen(tok), 0, &b, e);
+    assert_true(b.len < 64);
+    memcpy(out, b.data ? b.data : (uint8_t *)"", b.len);
+    out[b.len] = '\0';
+    ph_buf_free(&b);
+    return rc;
+}
+
+static void test_tenant_tokens(void **state)
+{
+    fx *f = *state;
+    eng_cc_err e = {{0}, {0}};
+    char ta[64], tb[64], tb2[64], look[64], val[64];
+    /* the same value: a token per tenant */
+    assert_int_equal(t_tokenize(f, "acme", "123456789", 1, ta, &e), 0);
+    assert_int_equal(t_tokenize(f, "beta", "123456789", 1, tb, &e), 0);
+    assert_int_equal(strlen(ta), 9);
+    assert_int_equal(strlen(tb), 9);
+    assert_string_not_equal(ta, tb);
+    assert_int_equal(t_tokenize(f, "beta", "555000111", 1, tb2, &e), 0);
+    assert_int_equal(stats(f).created, 3);
+    /* lookups: the own token; beta's value is a miss for acme (nothing made) */
+    assert_int_equal(t_tokenize(f, "acme", "123456789", 0, look, &e), 0);
+    assert_string_equal(look, ta);
+    assert_int_equal(t_tokenize(f, "acme", "555000111", 0, look, &e), 0);
+    assert_memory_equal(look, PH_TOKEN_MISS_PREFIX, strlen(PH_TOKEN_MISS_PREFIX));
+    assert_string_not_equal(look, tb2);
+    assert_int_equal(stats(f).created, 3);
+    /* no tenant: refused */
+    assert_int_equal(t_tokenize(f, NULL, "123456789", 1, look, &e), -1);
+    assert_string_equal(e.sqlstate, "42501");
+    assert_int_equal(stats(f).created, 3);
+    /* reads: own tokens open; another tenant's is refused or NULL */
+    assert_int_equal(t_detokenize(f, "acme", 0, ta, val, &e), 0);
+    assert_string_equal(val, "123456789");
+    assert_int_equal(t_detokenize(f, "beta", 0, tb, val, &e), 0);
+    assert_string_equal(val, "123456789");
+    assert_int_equal(t_detokenize(f, "acme", 0, tb2, val, &e), -1);
+    assert_string_equal(e.sqlstate, "42501");
+    assert_non_null(strstr(e.message, "another tenant"));
+    assert_int_equal(t_detokenize(f, "acme", 1, tb2, val, &e), 1);
+    assert_string_equal(val, "");
+    assert_int_equal(t_detokenize(f, NULL, 0, ta, val, &e), -1);
+    assert_string_equal(e.sqlstate, "42501");
+
+    /* beta's keys destroyed (shredded): a proxy over the same vault without them */
+    ph_session_free(f->s);
+    ph_engine_free(f->eng);
+    ph_keysource_free(f->ks);
+    char err[256];
+    f->ks = tenant_keys(0);
+    f->eng = ph_engine_open(f->schema, f->ks, err, sizeof err);
+    if (!f->eng)
+        fail_msg("engine: %s", err);
+    f->s = ph_session_new(f->eng);
+    assert_int_equal(t_detokenize(f, "beta", 0, tb, val, &e), -1);
+    assert_string_equal(e.sqlstate, "XX001");
+    assert_non_null(strstr(e.message, "destroyed"));
+    assert_null(strstr(e.message, "123456789"));
+    assert_string_equal(val, "");
+    assert_int_equal(t_detokenize(f, "acme", 0, ta, val, &e), 0);
+    assert_string_equal(val, "123456789");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +498,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_extended, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_vault_refuses, setup_no_vault, teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_tokens, setup_tenant, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
