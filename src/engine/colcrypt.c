@@ -127,9 +127,7 @@ int eng_ltype_from_oid(uint32_t oid, ph_ltype *out)
     return -1;
 }
 
-static void set_err(eng_cc_err *e, const char *sqlstate, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(eng_cc_err *e, const char *sqlstate, const char *fmt, ...)
+void eng_cc_errf(eng_cc_err *e, const char *sqlstate, const char *fmt, ...)
 {
     if (!e)
         return;
@@ -184,8 +182,8 @@ static int to_canonical(const ph_schema_column *col, const ph_enc_opts *o, int b
     if (st == PH_ENC_OK)
         st = check_declared(col, canon);
     if (st != PH_ENC_OK) {
-        set_err(err, enc_sqlstate(st), "phantom: invalid value for %s (%s)", col->qualified,
-                ph_enc_strerror(st));
+        eng_cc_errf(err, enc_sqlstate(st), "phantom: invalid value for %s (%s)", col->qualified,
+                    ph_enc_strerror(st));
         return -1;
     }
     return 0;
@@ -252,10 +250,10 @@ static int seal(const ph_field_key *k, const ph_schema_column *col, const ph_enc
         ph_enc_status st =
             ph_canon_to_ope(eng_col_ltype(col), canon->data, canon->len, o, &iv, &inexact);
         if (st != PH_ENC_OK || inexact) {
-            set_err(err, st == PH_ENC_OK || st == PH_ENC_ERANGE ? "22003" : "22P02",
-                    "phantom: %s (ope) cannot order this value exactly (%s)", col->qualified,
-                    st == PH_ENC_OK ? "more fractional digits than the column's scale"
-                                    : ph_enc_strerror(st));
+            eng_cc_errf(err, st == PH_ENC_OK || st == PH_ENC_ERANGE ? "22003" : "22P02",
+                        "phantom: %s (ope) cannot order this value exactly (%s)", col->qualified,
+                        st == PH_ENC_OK ? "more fractional digits than the column's scale"
+                                        : ph_enc_strerror(st));
             return -1;
         }
         uint8_t env[PH_FIELD_OPE_ENVELOPE];
@@ -268,8 +266,8 @@ static int seal(const ph_field_key *k, const ph_schema_column *col, const ph_enc
         fs = ph_field_encrypt_buf(k, m, canon->data, canon->len, out);
     }
     if (fs != PH_FIELD_OK) {
-        set_err(err, "XX000", "phantom: cannot encrypt a value for %s: %s", col->qualified,
-                ph_field_strerror(fs));
+        eng_cc_errf(err, "XX000", "phantom: cannot encrypt a value for %s: %s", col->qualified,
+                    ph_field_strerror(fs));
         return -1;
     }
     return 0;
@@ -277,10 +275,10 @@ static int seal(const ph_field_key *k, const ph_schema_column *col, const ph_enc
 
 static int refuse_token(const ph_schema_column *col, eng_cc_err *err)
 {
-    set_err(err, "0A000",
-            "phantom: %s uses mode token, which this proxy cannot serve (no token vault is "
-            "configured)",
-            col->qualified);
+    eng_cc_errf(err, "0A000",
+                "phantom: %s uses mode token, which this proxy cannot serve (no token vault is "
+                "configured)",
+                col->qualified);
     return -1;
 }
 
@@ -293,7 +291,7 @@ static int encrypt_under(const ph_field_key *const *keys, size_t n, const ph_sch
     ph_enc_opts o = eng_col_opts(col, session);
     ph_buf canon = {0};
     if (ph_buf_reserve(&canon, len + 64) != 0) {
-        set_err(err, "53200", "phantom: out of memory");
+        eng_cc_errf(err, "53200", "phantom: out of memory");
         return -1;
     }
     int rc = to_canonical(col, &o, binary, in_type, v, len, &canon, err);
@@ -311,8 +309,8 @@ static int encrypt_under(const ph_field_key *const *keys, size_t n, const ph_sch
 
 static int no_key(const ph_schema_column *col, eng_cc_err *err)
 {
-    set_err(err, "XX000", "phantom: no encryption key for key domain %s (column %s)",
-            col->key_domain, col->qualified);
+    eng_cc_errf(err, "XX000", "phantom: no encryption key for key domain %s (column %s)",
+                col->key_domain, col->qualified);
     return -1;
 }
 
@@ -324,7 +322,7 @@ static const ph_keysource *keys_acquire(const ph_keysource *ks, eng_cc_err *err)
     if (!t) {
         char m[sizeof err->message];
         ph_keysource_unavailable_message(ks, 1, m, sizeof m);
-        set_err(err, PH_KEYS_UNAVAILABLE_SQLSTATE, "%s", m);
+        eng_cc_errf(err, PH_KEYS_UNAVAILABLE_SQLSTATE, "%s", m);
     }
     return t;
 }
@@ -334,10 +332,10 @@ static const ph_keysource *keys_acquire(const ph_keysource *ks, eng_cc_err *err)
 static int no_tenant(const ph_schema_column *col, eng_cc_err *err)
 {
     const char *tc = col->table ? col->table->tenant_column : NULL;
-    set_err(err, "42501",
-            "phantom: %s is tenant-keyed and this session has no tenant: set one with SET "
-            "phantom.tenant = '...' or the startup option phantom.tenant%s%s",
-            col->qualified, tc ? ", or give the row's tenant in column " : "", tc ? tc : "");
+    eng_cc_errf(err, "42501",
+                "phantom: %s is tenant-keyed and this session has no tenant: set one with SET "
+                "phantom.tenant = '...' or the startup option phantom.tenant%s%s",
+                col->qualified, tc ? ", or give the row's tenant in column " : "", tc ? tc : "");
     return -1;
 }
 
@@ -345,14 +343,14 @@ static int tenant_failed(int rc, const char *tenant, const ph_schema_column *col
                          eng_cc_err *err)
 {
     if (rc == PH_KS_TENANT_SHREDDED)
-        set_err(err, "42501",
-                "phantom: tenant %s was crypto-shredded: its keys are destroyed and are never "
-                "re-created (%s)",
-                tenant, col->qualified);
+        eng_cc_errf(err, "42501",
+                    "phantom: tenant %s was crypto-shredded: its keys are destroyed and are never "
+                    "re-created (%s)",
+                    tenant, col->qualified);
     else
-        set_err(err, rc == PH_KS_TENANT_ABSENT ? "XX000" : PH_KEYS_UNAVAILABLE_SQLSTATE,
-                "phantom: no encryption key of tenant %s for %s: %s", tenant, col->qualified,
-                why[0] ? why : "none loaded");
+        eng_cc_errf(err, rc == PH_KS_TENANT_ABSENT ? "XX000" : PH_KEYS_UNAVAILABLE_SQLSTATE,
+                    "phantom: no encryption key of tenant %s for %s: %s", tenant, col->qualified,
+                    why[0] ? why : "none loaded");
     return -1;
 }
 
@@ -370,7 +368,7 @@ static const char *write_domain(const ph_keysource *ks, const ph_keysource **t,
         return NULL;
     }
     if (ph_keyring_tenant_domain(buf, len, who->tenant, col->key_domain) != 0) {
-        set_err(err, "22023", "phantom: invalid tenant id for %s", col->qualified);
+        eng_cc_errf(err, "22023", "phantom: invalid tenant id for %s", col->qualified);
         return NULL;
     }
     if (ph_keysource_write_key(*t, buf))
@@ -394,30 +392,31 @@ static int foreign(const eng_tenancy *who, const ph_schema_column *col, eng_cc_e
     if (who && who->foreign_null)
         return 1;
     if (who && who->tenant)
-        set_err(err, "42501", "phantom: value of tenant-keyed column %s belongs to another tenant",
-                col->qualified);
+        eng_cc_errf(err, "42501",
+                    "phantom: value of tenant-keyed column %s belongs to another tenant",
+                    col->qualified);
     else
-        set_err(err, "42501",
-                "phantom: value of tenant-keyed column %s belongs to a tenant and this session "
-                "has none (SET phantom.tenant)",
-                col->qualified);
+        eng_cc_errf(err, "42501",
+                    "phantom: value of tenant-keyed column %s belongs to a tenant and this session "
+                    "has none (SET phantom.tenant)",
+                    col->qualified);
     return -1;
 }
 
 static int destroyed_key(const ph_schema_column *col, eng_cc_err *err)
 {
-    set_err(err, "XX001",
-            "phantom: cannot decrypt a value of %s: its key was destroyed (the tenant was "
-            "crypto-shredded)",
-            col->qualified);
+    eng_cc_errf(err, "XX001",
+                "phantom: cannot decrypt a value of %s: its key was destroyed (the tenant was "
+                "crypto-shredded)",
+                col->qualified);
     return -1;
 }
 
 static int unknown_key(const ph_schema_column *col, uint32_t key_id, eng_cc_err *err)
 {
-    set_err(err, "XX001",
-            "phantom: cannot decrypt a value of %s: no key with key id %u in key domain %s",
-            col->qualified, key_id, col->key_domain);
+    eng_cc_errf(err, "XX001",
+                "phantom: cannot decrypt a value of %s: no key with key id %u in key domain %s",
+                col->qualified, key_id, col->key_domain);
     return -1;
 }
 
@@ -485,7 +484,7 @@ const char *eng_col_domain_t(const ph_keysource *ks, const eng_tenancy *who,
     } else if (!who || !who->tenant) {
         foreign(who, col, err);
     } else if (ph_keyring_tenant_domain(buf, len, who->tenant, col->key_domain) != 0) {
-        set_err(err, "22023", "phantom: invalid tenant id for %s", col->qualified);
+        eng_cc_errf(err, "22023", "phantom: invalid tenant id for %s", col->qualified);
     } else if ((*t = tenant_loaded(ks, *t, who, col, err)) != NULL) {
         dom = buf;
     }
@@ -573,9 +572,10 @@ static int encrypt_versions(const ph_keysource *t, const char *dom, const ph_sch
     if (n == 0)
         return no_key(col, err);
     if (n > ENG_MAX_VERSIONS || n > max) {
-        set_err(err, "0A000",
-                "phantom: key domain %s has %zu live key versions; a lookup can match at most %zu",
-                col->key_domain, n, max < ENG_MAX_VERSIONS ? max : (size_t)ENG_MAX_VERSIONS);
+        eng_cc_errf(
+            err, "0A000",
+            "phantom: key domain %s has %zu live key versions; a lookup can match at most %zu",
+            col->key_domain, n, max < ENG_MAX_VERSIONS ? max : (size_t)ENG_MAX_VERSIONS);
         return -1;
     }
     if (encrypt_under(keys, n, col, session, binary, in_type, v, len, out, lens, memo, err) != 0)
@@ -620,8 +620,8 @@ static int open_envelope(const ph_keysource *ks, const eng_tenancy *who,
     ph_field_info info;
     ph_field_status fs = ph_field_peek(env, len, &info);
     if (fs != PH_FIELD_OK) {
-        set_err(err, "XX001", "phantom: cannot decrypt a value of %s: %s", col->qualified,
-                ph_field_strerror(fs));
+        eng_cc_errf(err, "XX001", "phantom: cannot decrypt a value of %s: %s", col->qualified,
+                    ph_field_strerror(fs));
         return -1;
     }
     const ph_field_key *k = NULL;
@@ -638,7 +638,7 @@ static int open_envelope(const ph_keysource *ks, const eng_tenancy *who,
     if (known != 0) {
         if (known > 0)
             return 0;
-        set_err(err, "53200", "phantom: out of memory");
+        eng_cc_errf(err, "53200", "phantom: out of memory");
         return -1;
     }
     if (col->mode == PH_MODE_OPE) {
@@ -647,8 +647,8 @@ static int open_envelope(const ph_keysource *ks, const eng_tenancy *who,
         if (fs == PH_FIELD_OK) {
             ph_enc_status st = ph_canon_from_ope(eng_col_ltype(col), iv, o, canon);
             if (st != PH_ENC_OK) {
-                set_err(err, "XX001", "phantom: cannot decrypt a value of %s: %s", col->qualified,
-                        ph_enc_strerror(st));
+                eng_cc_errf(err, "XX001", "phantom: cannot decrypt a value of %s: %s",
+                            col->qualified, ph_enc_strerror(st));
                 return -1;
             }
         }
@@ -662,8 +662,8 @@ static int open_envelope(const ph_keysource *ks, const eng_tenancy *who,
             fs = ph_field_decrypt_buf(k, m, env, len, canon);
     }
     if (fs != PH_FIELD_OK) {
-        set_err(err, "XX001", "phantom: cannot decrypt a value of %s: %s", col->qualified,
-                ph_field_strerror(fs));
+        eng_cc_errf(err, "XX001", "phantom: cannot decrypt a value of %s: %s", col->qualified,
+                    ph_field_strerror(fs));
         return -1;
     }
     return 0;
@@ -683,7 +683,7 @@ int eng_col_decrypt_t(const ph_keysource *ks, const eng_tenancy *who, const ph_s
         return -1;
     if (ph_buf_reserve(&canon, len + 64) != 0) {
         ph_keysource_release(ks, tab);
-        set_err(err, "53200", "phantom: out of memory");
+        eng_cc_errf(err, "53200", "phantom: out of memory");
         return -1;
     }
     int rc = open_envelope(tab, who, col, &o, env, len, memo, &canon, err);
@@ -693,8 +693,8 @@ int eng_col_decrypt_t(const ph_keysource *ks, const eng_tenancy *who, const ph_s
         ph_enc_status st = binary ? ph_canon_to_binary(t, canon.data, canon.len, &o, out)
                                   : ph_canon_to_text(t, canon.data, canon.len, &o, out);
         if (st != PH_ENC_OK) {
-            set_err(err, "XX001", "phantom: cannot format a decrypted value of %s: %s",
-                    col->qualified, ph_enc_strerror(st));
+            eng_cc_errf(err, "XX001", "phantom: cannot format a decrypted value of %s: %s",
+                        col->qualified, ph_enc_strerror(st));
             rc = -1;
         }
     }

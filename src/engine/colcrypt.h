@@ -28,6 +28,10 @@ typedef struct eng_cc_err {
     char message[256];
 } eng_cc_err;
 
+/* Fills e (when not NULL) with a SQLSTATE and a formatted message. */
+void eng_cc_errf(eng_cc_err *e, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 ph_ltype eng_col_ltype(const ph_schema_column *c);
 /* The OID, typlen and typmod a client is shown for the column. */
 uint32_t eng_col_type_oid(const ph_schema_column *c);

@@ -20,24 +20,12 @@
  */
 #include "engine/engine_internal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
 #include "token/token.h"
-
-static void set_err(eng_cc_err *e, const char *sqlstate, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(eng_cc_err *e, const char *sqlstate, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    snprintf(e->sqlstate, sizeof e->sqlstate, "%s", sqlstate);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-}
 
 /* The acquired key table and the domain a by-id lookup searches; missed: the
  * last key id asked for that the table does not hold (0 none). */
@@ -61,10 +49,10 @@ static const ph_field_key *key_by_id(void *ud, uint32_t key_id)
 static ph_tokens *service(const ph_engine *e, const ph_schema_column *col, eng_cc_err *err)
 {
     if (!e->tokens)
-        set_err(err, "0A000",
-                "phantom: %s uses mode token, but no token vault is configured (add a tokens: "
-                "section)",
-                col->qualified);
+        eng_cc_errf(err, "0A000",
+                    "phantom: %s uses mode token, but no token vault is configured (add a tokens: "
+                    "section)",
+                    col->qualified);
     return e->tokens;
 }
 
@@ -86,11 +74,12 @@ static int keys_for(const ph_engine *e, const eng_tenancy *who, const ph_schema_
     if ((n == 0 && create) || n > max) {
         ph_keysource_release(e->keys, kc->table);
         if (n == 0)
-            set_err(err, "XX000", "phantom: no encryption key for key domain %s (column %s)",
-                    col->key_domain, col->qualified);
+            eng_cc_errf(err, "XX000", "phantom: no encryption key for key domain %s (column %s)",
+                        col->key_domain, col->qualified);
         else
-            set_err(err, "0A000", "phantom: key domain %s has %zu live key versions; at most %zu",
-                    col->key_domain, n, max);
+            eng_cc_errf(err, "0A000",
+                        "phantom: key domain %s has %zu live key versions; at most %zu",
+                        col->key_domain, n, max);
         return -1;
     }
     *k = (ph_token_keys){kc->domain, live, n, key_by_id, kc};
@@ -110,8 +99,8 @@ int eng_col_tokenize_t(const ph_engine *e, const eng_tenancy *who, const ph_sche
                               : ph_canon_from_text(PH_LT_TEXT, (const char *)v, len, &o, &canon);
     if (st != PH_ENC_OK) {
         eng_buf_wipe(&canon);
-        set_err(err, st == PH_ENC_ENOMEM ? "53200" : "22P02", "phantom: invalid value for %s (%s)",
-                col->qualified, ph_enc_strerror(st));
+        eng_cc_errf(err, st == PH_ENC_ENOMEM ? "53200" : "22P02",
+                    "phantom: invalid value for %s (%s)", col->qualified, ph_enc_strerror(st));
         return -1;
     }
     key_ctx kc;
@@ -124,11 +113,11 @@ int eng_col_tokenize_t(const ph_engine *e, const eng_tenancy *who, const ph_sche
                                 canon.len, create, out, &te);
         ph_keysource_release(e->keys, kc.table);
         if (rc < 0 && strcmp(te.sqlstate, "22P02") == 0)
-            set_err(err, te.sqlstate, "phantom: invalid value for %s (%s)", col->qualified,
-                    te.message);
+            eng_cc_errf(err, te.sqlstate, "phantom: invalid value for %s (%s)", col->qualified,
+                        te.message);
         else if (rc < 0)
-            set_err(err, te.sqlstate[0] ? te.sqlstate : "XX000",
-                    "phantom: cannot tokenize a value of %s: %s", col->qualified, te.message);
+            eng_cc_errf(err, te.sqlstate[0] ? te.sqlstate : "XX000",
+                        "phantom: cannot tokenize a value of %s: %s", col->qualified, te.message);
     }
     eng_buf_wipe(&canon);
     return rc < 0 ? -1 : 0;
@@ -151,17 +140,18 @@ static int detok_failed(const key_ctx *kc, const eng_tenancy *who, const ph_sche
         bool destroyed = false;
         if (kc->missed && ph_keysource_key_owner(kc->table, kc->missed, owner, &destroyed) &&
             destroyed) {
-            set_err(err, "XX001",
-                    "phantom: cannot detokenize a value of %s: its key was destroyed (the tenant "
-                    "was crypto-shredded)",
-                    col->qualified);
+            eng_cc_errf(
+                err, "XX001",
+                "phantom: cannot detokenize a value of %s: its key was destroyed (the tenant "
+                "was crypto-shredded)",
+                col->qualified);
             return -1;
         }
         if (strncmp(te->message, PH_TOKEN_UNKNOWN_MSG, strlen(PH_TOKEN_UNKNOWN_MSG)) == 0)
             return eng_col_foreign(who, col, err); /* not the session tenant's: another's */
     }
-    set_err(err, te->sqlstate[0] ? te->sqlstate : "XX001",
-            "phantom: cannot detokenize a value of %s: %s", col->qualified, te->message);
+    eng_cc_errf(err, te->sqlstate[0] ? te->sqlstate : "XX001",
+                "phantom: cannot detokenize a value of %s: %s", col->qualified, te->message);
     return -1;
 }
 
@@ -190,8 +180,8 @@ int eng_col_detokenize_t(const ph_engine *e, const eng_tenancy *who, const ph_sc
                            : binary ? ph_canon_to_binary(PH_LT_TEXT, canon.data, canon.len, &o, out)
                                     : ph_canon_to_text(PH_LT_TEXT, canon.data, canon.len, &o, out);
         if (st != PH_ENC_OK) {
-            set_err(err, "XX001", "phantom: cannot format a detokenized value of %s: %s",
-                    col->qualified, ph_enc_strerror(st));
+            eng_cc_errf(err, "XX001", "phantom: cannot format a detokenized value of %s: %s",
+                        col->qualified, ph_enc_strerror(st));
             rc = -1;
         }
     }

@@ -19,7 +19,6 @@
  */
 #include "engine/engine_internal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -583,18 +582,6 @@ static int encrypt_param(ph_session *s, const eng_stmt *st, int i, const ph_sche
     return rc;
 }
 
-static int bind_error(eng_cc_err *err, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int bind_error(eng_cc_err *err, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    snprintf(err->sqlstate, sizeof err->sqlstate, "%s", code);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    return -2;
-}
-
 /* Parameter k (0-based) of the Bind message as text, for a row's tenant:
  * text format as sent; binary as an integer or text type reads. */
 static int tenant_param_text(const eng_stmt *st, const bind_msg *b, int k, char *buf, size_t cap,
@@ -607,14 +594,17 @@ static int tenant_param_text(const eng_stmt *st, const bind_msg *b, int k, char 
         l = eng_rd_u32(&r);
         v = l == 0xFFFFFFFFu ? NULL : eng_rd_bytes(&r, l);
     }
-    if (!v)
-        return bind_error(err, "22023", "phantom: the row's tenant (parameter $%d) is NULL", k + 1);
+    if (!v) {
+        eng_cc_errf(err, "22023", "phantom: the row's tenant (parameter $%d) is NULL", k + 1);
+        return -2;
+    }
     uint32_t decl = k < st->nparams ? st->ptype[k] : 0;
     if (bind_fmt(b, (uint16_t)k) == 1 && (decl == 20 || decl == 21 || decl == 23)) {
         int64_t x = 0;
-        if (l != (decl == 20 ? 8u : decl == 23 ? 4u : 2u))
-            return bind_error(err, "08P01", "phantom: invalid binary integer in parameter $%d",
-                              k + 1);
+        if (l != (decl == 20 ? 8u : decl == 23 ? 4u : 2u)) {
+            eng_cc_errf(err, "08P01", "phantom: invalid binary integer in parameter $%d", k + 1);
+            return -2;
+        }
         for (uint32_t j = 0; j < l; j++)
             x = (int64_t)((uint64_t)x << 8 | v[j]);
         if (l == 4)
@@ -625,13 +615,15 @@ static int tenant_param_text(const eng_stmt *st, const bind_msg *b, int k, char 
         return 0;
     }
     if (bind_fmt(b, (uint16_t)k) == 1 && decl != 0 && decl != 25 && decl != 1043 && decl != 19 &&
-        decl != OID_UNKNOWN)
-        return bind_error(err, "42804",
-                          "phantom: the row's tenant (parameter $%d) must be text or an integer",
-                          k + 1);
-    if (l >= cap)
-        return bind_error(err, "22023", "phantom: the row's tenant (parameter $%d) is too long",
-                          k + 1);
+        decl != OID_UNKNOWN) {
+        eng_cc_errf(err, "42804",
+                    "phantom: the row's tenant (parameter $%d) must be text or an integer", k + 1);
+        return -2;
+    }
+    if (l >= cap) {
+        eng_cc_errf(err, "22023", "phantom: the row's tenant (parameter $%d) is too long", k + 1);
+        return -2;
+    }
     memcpy(buf, v, l);
     *len = l;
     return 0;
@@ -651,9 +643,10 @@ static int param_row_tenant(ph_session *s, const eng_stmt *st, const bind_msg *b
         return eng_row_tenant(s, lit, strlen(lit), err) ? -2 : 0;
     if (!ref)
         return eng_row_tenant(s, NULL, 0, err);
-    if (ref > b->np)
-        return bind_error(err, "08P01", "phantom: the row's tenant (parameter $%d) is missing",
-                          ref);
+    if (ref > b->np) {
+        eng_cc_errf(err, "08P01", "phantom: the row's tenant (parameter $%d) is missing", ref);
+        return -2;
+    }
     if (tenant_param_text(st, b, ref - 1, buf, sizeof buf, &len, err) != 0)
         return -2;
     return eng_row_tenant(s, buf, len, err) ? -2 : 0;
