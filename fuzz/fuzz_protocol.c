@@ -4,7 +4,10 @@
  * The first input byte picks how the rest is cut into reads (1..256 bytes),
  * so boundaries fall everywhere; the stream goes through the framer the way
  * the relay drives it (with inspection and replacement hooks), and the same
- * bytes through the startup-packet parser and the SASL rewriter. Checks:
+ * bytes through the startup-packet parser and the SASL rewriter; when they
+ * start like a client's stream (SSL/GSSENC requests, a StartupMessage —
+ * the captured seeds cap-* do), the typed messages after the startup packet
+ * go through the framer as well, in the same cuts. Checks:
  * no crash/UB/leak, output never longer than input plus replacements, and
  * pass-through output is a prefix of the input.
  */
@@ -90,10 +93,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     run_framer(data, size, chunk, false);
     run_framer(data, size, chunk, true);
+    /* A client stream: SSL/GSSENC requests (answered 'N'), the
+     * StartupMessage, then typed messages relayed through the framer. */
     pgp_startup s;
-    if (pgp_parse_startup(data, size, &s) == PGP_OK && s.kind == PGP_PKT_STARTUP) {
-        (void)pgp_startup_param(&s, "user");
-        (void)pgp_startup_param(&s, "database");
+    size_t at = 0;
+    while (pgp_parse_startup(data + at, size - at, &s) == PGP_OK) {
+        if (s.len > size - at)
+            abort(); /* a packet reported longer than the bytes it was parsed from */
+        if (s.kind == PGP_PKT_STARTUP) {
+            (void)pgp_startup_param(&s, "user");
+            (void)pgp_startup_param(&s, "database");
+            (void)pgp_startup_param(&s, "options");
+            run_framer(data + at + s.len, size - at - s.len, chunk, false);
+        }
+        if (s.kind == PGP_PKT_STARTUP || s.kind == PGP_PKT_CANCEL)
+            break;
+        at += s.len;
     }
     ph_buf out = {0};
     (void)pgp_auth_strip_scram_plus(data, size, &out);

@@ -310,13 +310,14 @@ static int literal_text(rw_ctx *c, const PgQuery__AConst *k, char **val, size_t 
 /* The edit that encrypts literal v for col, over [start, end) (the value's
  * own span when start < 0). */
 static int bind_const(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_eqf form,
-                      int start, int end)
+                      int lookup, int start, int end)
 {
     rw_edit e = {.kind = EDIT_ENCRYPT,
                  .col = col,
                  .vstart = v->aconst->location,
                  .form = form,
-                 .swapped = start >= 0};
+                 .swapped = start >= 0,
+                 .lookup = lookup};
     char *val = NULL;
     if (literal_text(c, v->aconst, &val, &e.vlen, &e.src) != 0)
         return -1;
@@ -327,7 +328,8 @@ static int bind_const(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw
     if (start >= 0) {
         e.start = start;
         e.end = end;
-    } else if (rw_value_span(c, v, &e.start, &e.end) != 0) {
+    } else if (rw_value_span(c, v, &e.start, &e.end) != 0 ||
+               (form != EQF_NONE && rw_unparen_span(c, &e.start, &e.end) != 0)) {
         return -1;
     }
     return rw_add_edit(c, &e);
@@ -355,11 +357,13 @@ static char *text_copy(rw_ctx *c, const char *p, size_t n)
  * several live versions, as ANY ($n), ALL ($n) or $n[1], ..., $n[N] over
  * [start, end) (the value's span when start < 0). */
 static int bind_param(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_eqf form,
-                      int versions, int start, int end)
+                      int versions, int stored, int start, int end)
 {
     if (rw_param_bind(c, v->param, col, v->location) != 0 ||
         rw_param_versions(c, v->param, form != EQF_NONE, v->location) != 0)
         return -1;
+    if (stored)
+        rw_param_stored(c, v->param);
     if (form == EQF_NONE && !v->cast)
         return 0;
     char buf[16 * (PH_RW_MAX_VERSIONS + 1)];
@@ -375,6 +379,9 @@ static int bind_param(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw
                                   i);
     if (o >= sizeof buf)
         return rw_internal(c, "phantom: internal error while rewriting the statement");
+    if (form != EQF_NONE && start < 0 &&
+        (rw_value_span(c, v, &start, &end) != 0 || rw_unparen_span(c, &start, &end) != 0))
+        return -1;
     char *p = text_copy(c, buf, o);
     return p ? bind_text(c, v, p, start, end) : -1;
 }
@@ -447,11 +454,11 @@ int rw_bind(rw_ctx *c, const rw_ev *v, const ph_schema_column *col, rw_op op, rw
     rw_eqf form = versions > 1 ? eq : EQF_NONE;
     switch (v->kind) {
     case EV_CONST:
-        return bind_const(c, v, col, form, -1, -1);
+        return bind_const(c, v, col, form, op != OP_ASSIGN, -1, -1);
     case EV_NULL:
         return v->cast ? bind_text(c, v, "NULL", -1, -1) : 0;
     case EV_PARAM:
-        return bind_param(c, v, col, form, versions, -1, -1);
+        return bind_param(c, v, col, form, versions, op == OP_ASSIGN, -1, -1);
     case EV_DEFAULT:
         return 0;
     case EV_PROT:
@@ -491,6 +498,7 @@ static int bind_swapped(rw_ctx *c, const rw_ev *v, const ph_schema_column *col,
     int versions = value_versions(c, v, col, OP_EQ, eq, opname, location);
     int vs, ve, cs, ce;
     if (versions < 0 || rw_value_span(c, v, &vs, &ve) != 0 ||
+        (versions > 1 && rw_unparen_span(c, &vs, &ve) != 0) ||
         rw_columnref_span(c, cr, &cs, &ce) != 0)
         return -1;
     if (ve > cs || !rw_only_operator_between(c, ve, cs))
@@ -499,8 +507,8 @@ static int bind_swapped(rw_ctx *c, const rw_ev *v, const ph_schema_column *col,
     if (!coltext || bind_text(c, v, coltext, vs, ve) != 0)
         return -1;
     if (v->kind == EV_CONST)
-        return bind_const(c, v, col, eq, cs, ce);
-    return bind_param(c, v, col, eq, versions, cs, ce);
+        return bind_const(c, v, col, eq, 1, cs, ce);
+    return bind_param(c, v, col, eq, versions, 0, cs, ce);
 }
 
 /* l compared with r (op; eq: how a value on the right may be expanded for a

@@ -109,6 +109,7 @@ typedef struct rw_targets {
     const ph_schema_column **cols; /* per position: protected target, or NULL */
     size_t n;
     const char *table; /* for messages */
+    int tenant_pos;    /* position of the table's tenant column, -1 if not a target */
 } rw_targets;
 
 /* ---- operations on protected columns ----------------------------------------- */
@@ -142,19 +143,26 @@ typedef struct rw_edit {
     const ph_schema_column *col; /* EDIT_ENCRYPT */
     char *value;                 /* EDIT_ENCRYPT: plaintext copy (wiped after use) */
     size_t vlen;
-    char *src;        /* the parse tree's copy of the plaintext (wiped before it is freed) */
-    const char *text; /* EDIT_TEXT: replacement */
-    int vstart;       /* EDIT_ENCRYPT: where the literal itself starts (inside a cast) */
-    rw_eqf form;      /* EDIT_ENCRYPT: splice every version's ciphertext in this form */
-    int swapped;      /* EDIT_ENCRYPT: the range is the column's (`v = col` -> `col = ANY`);
-                         the literal lies before it */
+    char *src;          /* the parse tree's copy of the plaintext (wiped before it is freed) */
+    const char *text;   /* EDIT_TEXT: replacement */
+    int vstart;         /* EDIT_ENCRYPT: where the literal itself starts (inside a cast) */
+    rw_eqf form;        /* EDIT_ENCRYPT: splice every version's ciphertext in this form */
+    int swapped;        /* EDIT_ENCRYPT: the range is the column's (`v = col` -> `col = ANY`);
+                           the literal lies before it */
+    int lookup;         /* EDIT_ENCRYPT: only compared, never stored (token mode: look the
+                           token up, create none) */
+    const char *tenant; /* EDIT_ENCRYPT: the tenant of the row it is stored in (arena), or NULL */
 } rw_edit;
 
 typedef struct rw_param {
     const ph_schema_column *col;
     int plain;
-    int single; /* bound as one ciphertext (stored, or a one-version column) */
-    int multi;  /* bound as every version's ciphertext (bytea[]) */
+    int single;             /* bound as one ciphertext (stored, or a one-version column) */
+    int multi;              /* bound as every version's ciphertext (bytea[]) */
+    int stored;             /* stored somewhere (INSERT, UPDATE SET), not only compared */
+    int tenant_set;         /* stored in a row whose tenant is known: */
+    int tenant_ref;         /* ... that $n (0: a literal) */
+    const char *tenant_lit; /* ... that literal (arena) */
 } rw_param;
 
 typedef struct rw_ctx {
@@ -175,6 +183,8 @@ typedef struct rw_ctx {
     /* The analysis read a literal's value (ORDER BY 2 names an output
      * column): the statement's shape alone does not determine it. */
     int value_dependent;
+    const char *cur_tenant; /* the tenant last passed to opt->tenant (splice) */
+    int tenant_called;
 } rw_ctx;
 
 /* rw_core.c */
@@ -190,6 +200,8 @@ int rw_param_plain(rw_ctx *c, int n, int location);
 /* Records that $n is bound as one ciphertext (multi 0) or as the array of
  * every live version's (multi 1); refuses a parameter used both ways. */
 int rw_param_versions(rw_ctx *c, int n, int multi, int location);
+/* Records that $n (already bound) is stored, not only compared. */
+void rw_param_stored(rw_ctx *c, int n);
 /* How many ciphertexts a value compared for equality with col has (1 when
  * the options have no key-rotation callbacks). */
 int rw_eq_versions(const rw_ctx *c, const ph_schema_column *col);
@@ -198,6 +210,10 @@ int rw_mentions_text(rw_ctx *c, int start, int len);
 int rw_same_domain(const ph_schema_column *a, const ph_schema_column *b);
 const char *rw_last_name(rw_node **names, size_t n);
 int rw_mode_allows(const ph_schema_column *col, rw_op op);
+
+/* Records that parameter n is stored in a row whose tenant is $ref (ref > 0)
+ * or the literal lit; refuses one stored for two tenants. */
+int rw_param_tenant(rw_ctx *c, int n, int ref, const char *lit, int location);
 
 /* rw_shape.c: a shape of c's statement (edits normalized, not yet encrypted), or NULL
  * when the analysis does not depend on the shape alone (no error either way). */
@@ -208,6 +224,11 @@ int rw_shape_replay(rw_ctx *c, const ph_rw_shape *sh);
 /* rw_tokens.c */
 int rw_value_span(rw_ctx *c, const rw_ev *v, int *start, int *end);
 int rw_typename_span(rw_ctx *c, const PgQuery__TypeName *tn, int *start, int *end);
+/* Widens a value's span [start, end) over the parentheses that group exactly
+ * it (`= ('v')`, `IN (('v'), ...)`; never the parentheses of an IN list), so
+ * that several values put in its place (ANY (...), a list) are not left
+ * inside a grouping. */
+int rw_unparen_span(rw_ctx *c, int *start, int *end);
 /* [start, end) of a column reference (a.b."c"); -1 (internal error) if the
  * text is not one. */
 int rw_columnref_span(rw_ctx *c, const PgQuery__ColumnRef *cr, int *start, int *end);

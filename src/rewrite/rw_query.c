@@ -7,6 +7,7 @@
  */
 #include "rewrite/rw_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static int insert_stmt(rw_ctx *c, rw_scope *parent, const PgQuery__InsertStmt *ins,
@@ -367,6 +368,62 @@ static int set_operation(rw_ctx *c, rw_scope *sc, const PgQuery__SelectStmt *s,
     return rw_walk(c, &osc, s->limit_offset);
 }
 
+/* The tenant of one VALUES row of an INSERT into a table with a tenant
+ * column: its literal (*lit, arena) or parameter (*ref); refused when the
+ * column gets anything else while the row stores protected values. */
+static int row_tenant(rw_ctx *c, rw_scope *sc, const rw_node *item, const rw_targets *bt,
+                      const char **lit, int *ref)
+{
+    rw_ev ev;
+    *lit = NULL;
+    *ref = 0;
+    if (!item || rw_classify(c, sc, item, &ev) != 0)
+        return item ? -1 : 0;
+    if (ev.kind == EV_PARAM) {
+        *ref = ev.param;
+        return 0;
+    }
+    char num[24];
+    const char *v = NULL;
+    if (ev.kind == EV_CONST && ev.aconst->val_case == PG_QUERY__A__CONST__VAL_SVAL)
+        v = ev.aconst->sval->sval;
+    else if (ev.kind == EV_CONST && ev.aconst->val_case == PG_QUERY__A__CONST__VAL_IVAL) {
+        snprintf(num, sizeof num, "%d", ev.aconst->ival ? ev.aconst->ival->ival : 0);
+        v = num;
+    }
+    if (!v)
+        return rw_refuse(c, ev.location,
+                         "phantom: INSERT into tenant-keyed table %s: its tenant column must be "
+                         "given as a literal or a parameter (the row's protected values are "
+                         "encrypted under that tenant's keys)",
+                         bt->table);
+    char *copy = rw_alloc(c, strlen(v) + 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, v, strlen(v) + 1);
+    *lit = copy;
+    c->value_dependent = 1; /* the row's keys depend on a literal's value: no shape */
+    return 0;
+}
+
+/* After one value of a row with a known tenant was bound to protected dst:
+ * its literal edits (from `first` on) or its parameter take that tenant. */
+static int tag_tenant(rw_ctx *c, const rw_ev *ev, size_t first, const char *lit, int ref)
+{
+    if (ev->kind == EV_PARAM)
+        return rw_param_tenant(c, ev->param, ref, lit, ev->location);
+    if (ev->kind != EV_CONST)
+        return 0;
+    if (ref)
+        return rw_refuse(c, ev->location,
+                         "phantom: a row whose tenant is a parameter must give its protected "
+                         "values as parameters too");
+    for (size_t k = first; k < c->nedits; k++)
+        if (c->edits[k].kind == EDIT_ENCRYPT)
+            c->edits[k].tenant = lit;
+    return 0;
+}
+
 static int values_lists(rw_ctx *c, rw_scope *sc, const PgQuery__SelectStmt *s, const rw_targets *bt,
                         rw_cols *outputs)
 {
@@ -377,13 +434,21 @@ static int values_lists(rw_ctx *c, rw_scope *sc, const PgQuery__SelectStmt *s, c
             return rw_refuse(c, -1, "phantom: unsupported VALUES list");
         if (row->list->n_items > width)
             width = row->list->n_items;
+        const char *tlit = NULL;
+        int tref = 0, tenant = bt && bt->tenant_pos >= 0 &&
+                               (size_t)bt->tenant_pos < row->list->n_items && c->touched;
+        if (tenant && row_tenant(c, sc, row->list->items[bt->tenant_pos], bt, &tlit, &tref) != 0)
+            return -1;
         for (size_t i = 0; i < row->list->n_items; i++) {
             rw_ev ev;
             if (rw_classify(c, sc, row->list->items[i], &ev) != 0)
                 return -1;
             const ph_schema_column *dst = bt && i < bt->n ? bt->cols[i] : NULL;
             if (dst) {
+                size_t first = c->nedits;
                 if (rw_bind(c, &ev, dst, OP_ASSIGN, EQF_NONE, "INSERT", ev.location) != 0)
+                    return -1;
+                if (tenant && (tlit || tref) && tag_tenant(c, &ev, first, tlit, tref) != 0)
                     return -1;
             } else if (bt && ev.kind == EV_PROT) {
                 return rw_refuse(c, ev.location,
@@ -591,7 +656,7 @@ static int multi_select(rw_ctx *c, rw_scope *sc, const ph_schema_table *t, const
 {
     if (ncolumns < 1 || (size_t)ncolumns > avail)
         return rw_refuse(c, -1, "phantom: unsupported multiple-column assignment");
-    rw_targets bt = {.n = (size_t)ncolumns, .table = table};
+    rw_targets bt = {.n = (size_t)ncolumns, .table = table, .tenant_pos = -1};
     if (!(bt.cols = rw_alloc(c, bt.n * sizeof *bt.cols)))
         return -1;
     for (size_t k = 0; k < bt.n; k++) {
@@ -613,6 +678,11 @@ static int set_list(rw_ctx *c, rw_scope *sc, const ph_schema_table *t, const cha
         if (!list[i] || list[i]->node_case != PG_QUERY__NODE__NODE_RES_TARGET)
             continue;
         const PgQuery__ResTarget *rt = list[i]->res_target;
+        if (t && t->tenant_column && rt->name && strcmp(rt->name, t->tenant_column) == 0)
+            return rw_refuse(c, rt->location,
+                             "phantom: the tenant column %s.%s cannot be changed by UPDATE: the "
+                             "row's protected values are encrypted under its tenant's keys",
+                             t->name, t->tenant_column);
         const ph_schema_column *col = ph_schema_find_column(t, rt->name);
         if (col && rt->n_indirection)
             return rw_refuse_op(c, rt->location, col, "a subscript or field assignment");
@@ -665,10 +735,18 @@ static int target_rte(rw_ctx *c, rw_scope *sc, const PgQuery__RangeVar *rv,
     return 0;
 }
 
+/* Where the table's tenant column is among the INSERT's targets. */
+static void tenant_target(const ph_schema_table *t, const char *name, size_t i, rw_targets *bt)
+{
+    if (t && t->tenant_column && name && strcmp(name, t->tenant_column) == 0)
+        bt->tenant_pos = (int)i;
+}
+
 static int insert_columns(rw_ctx *c, const PgQuery__InsertStmt *ins, const ph_schema_table *t,
                           rw_targets *bt)
 {
     bt->table = ins->relation->relname;
+    bt->tenant_pos = -1;
     if (ins->n_cols) {
         if (!(bt->cols = rw_alloc(c, ins->n_cols * sizeof *bt->cols)))
             return -1;
@@ -677,6 +755,7 @@ static int insert_columns(rw_ctx *c, const PgQuery__InsertStmt *ins, const ph_sc
             const rw_node *n = ins->cols[i];
             if (!n || n->node_case != PG_QUERY__NODE__NODE_RES_TARGET)
                 continue;
+            tenant_target(t, n->res_target->name, i, bt);
             const ph_schema_column *col = ph_schema_find_column(t, n->res_target->name);
             if (col && n->res_target->n_indirection)
                 return rw_refuse_op(c, n->res_target->location, col,
@@ -698,8 +777,10 @@ static int insert_columns(rw_ctx *c, const PgQuery__InsertStmt *ins, const ph_sc
     if (!(bt->cols = rw_alloc(c, ((size_t)n + 1) * sizeof *bt->cols)))
         return -1;
     bt->n = (size_t)n;
-    for (ssize_t i = 0; i < n; i++)
+    for (ssize_t i = 0; i < n; i++) {
         bt->cols[i] = ph_schema_find_column(t, names[i]);
+        tenant_target(t, names[i], (size_t)i, bt);
+    }
     return 0;
 }
 
@@ -767,6 +848,13 @@ static int insert_stmt(rw_ctx *c, rw_scope *parent, const PgQuery__InsertStmt *i
         if (bt.cols[i])
             c->touched = 1;
     const rw_node *src = ins->select_stmt;
+    if (bt.tenant_pos >= 0 && c->touched && src &&
+        src->node_case == PG_QUERY__NODE__NODE_SELECT_STMT && src->select_stmt->n_values_lists == 0)
+        return rw_refuse(c, ins->relation->location,
+                         "phantom: INSERT ... SELECT into tenant-keyed table %s with its tenant "
+                         "column is not supported: give the rows with VALUES (each row's values "
+                         "are encrypted under its tenant's keys)",
+                         t->name);
     if (src && src->node_case == PG_QUERY__NODE__NODE_SELECT_STMT) {
         if (rw_select(c, &sc, src->select_stmt, &bt, NULL) != 0)
             return -1;
@@ -854,11 +942,15 @@ static int copy_stmt(rw_ctx *c, const PgQuery__CopyStmt *cp, ph_rw_stmt *st, rw_
                          "phantom: COPY ... WHERE on protected table %s is not supported", t->name);
     st->copy_table = t;
     st->copy_from = cp->is_from;
+    st->copy_tenant = -1;
     if (rw_copy_plan(c, cp, t, st) != 0)
         return -1;
     for (size_t i = 0; i < cp->n_attlist; i++) {
         const rw_node *a = cp->attlist[i];
         rw_col k = {0};
+        if (a && a->node_case == PG_QUERY__NODE__NODE_STRING && t->tenant_column &&
+            strcmp(a->string->sval, t->tenant_column) == 0)
+            st->copy_tenant = (int)i;
         if (a && a->node_case == PG_QUERY__NODE__NODE_STRING)
             k.col = ph_schema_find_column(t, a->string->sval);
         if (rw_cols_push(c, outputs, &k) != 0)

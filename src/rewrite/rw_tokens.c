@@ -269,6 +269,41 @@ int rw_value_span(rw_ctx *c, const rw_ev *v, int *start, int *end)
     return rw_typename_span(c, tc->type_name, &ts, end);
 }
 
+/* Index of the token ending at byte `end`, or -1. */
+static long tok_ending_at(rw_ctx *c, int end)
+{
+    if (ensure_scan(c) != 0)
+        return -1;
+    size_t lo = 0, hi = c->scan->n_tokens;
+    while (lo < hi) { /* the first token starting at or after end */
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->scan->tokens[mid]->start < end)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo > 0 && c->scan->tokens[lo - 1]->end == end ? (long)lo - 1 : -1;
+}
+
+int rw_unparen_span(rw_ctx *c, int *start, int *end)
+{
+    long first = tok_at(c, *start), last = tok_ending_at(c, *end);
+    if (first < 0 || last < 0)
+        return c->failed ? -1 : fail_shape(c);
+    for (;;) {
+        long open = tok_prev(c, first), close = tok_next(c, last);
+        if (!tok_is(c, open, PG_QUERY__TOKEN__ASCII_40) ||
+            !tok_is(c, close, PG_QUERY__TOKEN__ASCII_41) ||
+            tok_is(c, tok_prev(c, open), PG_QUERY__TOKEN__IN_P)) /* IN (v): the list's own */
+            break;
+        first = open;
+        last = close;
+    }
+    *start = c->scan->tokens[first]->start;
+    *end = c->scan->tokens[last]->end;
+    return 0;
+}
+
 int rw_columnref_span(rw_ctx *c, const PgQuery__ColumnRef *cr, int *start, int *end)
 {
     long i = cr ? tok_at(c, cr->location) : -1;

@@ -112,6 +112,29 @@ static void test_literal_on_the_left(void **state)
              "SELECT id FROM customers WHERE id = 2 OR \"email\"=ANY (ARRAY[" E2("a") "])");
     /* anything but the operator between value and column: cannot be moved */
     refused("SELECT id FROM customers WHERE 'a' = (email)", "key rotation is in progress");
+    /* grouping parentheses around the value go with it */
+    rewrites("SELECT id FROM customers WHERE ('a') = email",
+             "SELECT id FROM customers WHERE email = ANY (ARRAY[" E2("a") "])");
+}
+
+/* A parenthesized value: its expansion replaces the grouping parentheses
+ * (`= (ANY (...))` and `IN ((c1, c2))` are not what was meant). */
+static void test_parenthesized_values(void **state)
+{
+    (void)state;
+    rewrites("SELECT id FROM customers WHERE email =('z') AND email <> ALL (ARRAY['w'])",
+             "SELECT id FROM customers WHERE email =ANY (ARRAY[" E2("z") "]) AND email <> ALL "
+             "(ARRAY[" E2("w") "])");
+    rewrites("SELECT id FROM customers WHERE email <> (('a'))",
+             "SELECT id FROM customers WHERE email <> ALL (ARRAY[" E2("a") "])");
+    rewrites("SELECT id FROM customers WHERE email IN (('a'), 'b')",
+             "SELECT id FROM customers WHERE email IN (" E2("a") ", " E2("b") ")");
+    rewrites("SELECT id FROM customers WHERE email IN ((('a')))",
+             "SELECT id FROM customers WHERE email IN (" E2("a") ")");
+    rewrites("SELECT id FROM customers WHERE email = ANY (ARRAY[('a')])",
+             "SELECT id FROM customers WHERE email = ANY (ARRAY[" E2("a") "])");
+    rewrites("SELECT id FROM customers WHERE (email = ('a'))",
+             "SELECT id FROM customers WHERE (email = ANY (ARRAY[" E2("a") "]))");
 }
 
 static void test_refused_forms(void **state)
@@ -292,6 +315,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_literal_forms),         cmocka_unit_test(test_literal_on_the_left),
+        cmocka_unit_test(test_parenthesized_values),
         cmocka_unit_test(test_refused_forms),         cmocka_unit_test(test_stored_values_single),
         cmocka_unit_test(test_one_version_unchanged), cmocka_unit_test(test_parameters),
         cmocka_unit_test(test_encrypt_eq_failure),    cmocka_unit_test(test_shape_replay),

@@ -38,6 +38,10 @@ pgf_status pgf_feed(pg_framer *f, const uint8_t *buf, size_t len, const pgf_hook
     size_t pos = 0, run = 0; /* buf[run..pos) is kept as-is, not yet queued */
     pgf_status st = PGF_OK;
     *need = 0;
+    if (len == 0) { /* nothing to frame (buf may be NULL: no pointer arithmetic on it) */
+        *used = 0;
+        return PGF_OK;
+    }
     while (pos < len) {
         if (f->skip) {
             size_t k = len - pos < f->skip ? len - pos : f->skip;
