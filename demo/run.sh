@@ -24,6 +24,7 @@
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/../tests/lib/harness.sh"
+canary_done # not a test: no leak-canary snapshot
 
 CONFIG_SRC="${PHANTOM_DEMO_CONFIG:-$HERE/phantom.yaml}"
 APP_USER=phantom_scram # a SCRAM-SHA-256 role: authentication passes through the proxy
