@@ -9,7 +9,9 @@
  * the captured seeds cap-* do), the typed messages after the startup packet
  * go through the framer as well, in the same cuts. Checks:
  * no crash/UB/leak, output never longer than input plus replacements, and
- * pass-through output is a prefix of the input.
+ * pass-through output is a prefix of the input; taking phantom.tenant out
+ * of a StartupMessage only shrinks it, keeps its length word right and
+ * leaves it untouched when the setting is absent.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "common/bytes.h"
 #include "protocol/pg/framer.h"
 #include "protocol/pg/pgproto.h"
+#include "protocol/pg/startup_opts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -84,6 +87,29 @@ static void run_framer(const uint8_t *data, size_t size, size_t chunk, bool with
     free(buf);
 }
 
+/* The proxy takes phantom.tenant out of a StartupMessage before forwarding
+ * it: the packet may only shrink, its length word must say its new length,
+ * and it is left byte for byte unchanged unless the setting was found. */
+static void take_tenant(const uint8_t *pkt, size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, pkt, len);
+    size_t n = len;
+    char value[64];
+    int rc = pgp_startup_take_setting(copy, &n, "phantom.tenant", value, sizeof value);
+    if (rc != 1 && (n != len || memcmp(copy, pkt, len) != 0))
+        abort(); /* not found or malformed: the packet must be untouched */
+    if (rc == 1) {
+        uint32_t lw =
+            (uint32_t)copy[0] << 24 | (uint32_t)copy[1] << 16 | (uint32_t)copy[2] << 8 | copy[3];
+        if (n > len || n < 8 || lw != n || memchr(value, '\0', sizeof value) == NULL)
+            abort();
+    }
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -104,6 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)pgp_startup_param(&s, "user");
             (void)pgp_startup_param(&s, "database");
             (void)pgp_startup_param(&s, "options");
+            take_tenant(data + at, s.len);
             run_framer(data + at + s.len, size - at - s.len, chunk, false);
         }
         if (s.kind == PGP_PKT_STARTUP || s.kind == PGP_PKT_CANCEL)
