@@ -124,7 +124,7 @@ static void test_parenthesized_values(void **state)
     (void)state;
     rewrites("SELECT id FROM customers WHERE email =('z') AND email <> ALL (ARRAY['w'])",
              "SELECT id FROM customers WHERE email =ANY (ARRAY[" E2("z") "]) AND email <> ALL "
-             "(ARRAY[" E2("w") "])");
+                                                                         "(ARRAY[" E2("w") "])");
     rewrites("SELECT id FROM customers WHERE email <> (('a'))",
              "SELECT id FROM customers WHERE email <> ALL (ARRAY[" E2("a") "])");
     rewrites("SELECT id FROM customers WHERE email IN (('a'), 'b')",
@@ -314,11 +314,11 @@ static void test_shape_replay(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_literal_forms),         cmocka_unit_test(test_literal_on_the_left),
-        cmocka_unit_test(test_parenthesized_values),
-        cmocka_unit_test(test_refused_forms),         cmocka_unit_test(test_stored_values_single),
-        cmocka_unit_test(test_one_version_unchanged), cmocka_unit_test(test_parameters),
-        cmocka_unit_test(test_encrypt_eq_failure),    cmocka_unit_test(test_shape_replay),
+        cmocka_unit_test(test_literal_forms),        cmocka_unit_test(test_literal_on_the_left),
+        cmocka_unit_test(test_parenthesized_values), cmocka_unit_test(test_refused_forms),
+        cmocka_unit_test(test_stored_values_single), cmocka_unit_test(test_one_version_unchanged),
+        cmocka_unit_test(test_parameters),           cmocka_unit_test(test_encrypt_eq_failure),
+        cmocka_unit_test(test_shape_replay),
     };
     return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }
