@@ -27,6 +27,7 @@
 #include "common/bytes.h"
 #include "engine/keysource.h"
 #include "engine/session.h"
+#include "fuzz_msgcheck.h"
 #include "fuzz_policy.h"
 #include "protocol/pg/framer.h"
 #include "protocol/pg/pgproto.h"
@@ -47,40 +48,6 @@ static ph_engine *global_engine(void)
             abort();
     }
     return eng;
-}
-
-/* A stream of whole messages, checked as its bytes arrive. */
-typedef struct msgcheck {
-    uint8_t hdr[5];
-    size_t have;   /* header bytes of the current message seen */
-    uint64_t left; /* body bytes of the current message still to come */
-} msgcheck;
-
-static void msgcheck_bytes(msgcheck *m, const uint8_t *p, size_t n)
-{
-    while (n) {
-        if (m->left) {
-            size_t k = n < m->left ? n : (size_t)m->left;
-            m->left -= k;
-            p += k;
-            n -= k;
-            continue;
-        }
-        m->hdr[m->have++] = *p++;
-        n--;
-        if (m->have == 5) {
-            uint32_t l = ph_get_u32(m->hdr + 1);
-            if (l < 4)
-                abort(); /* a length word no framer accepts */
-            m->left = l - 4;
-            m->have = 0;
-        }
-    }
-}
-
-static bool msgcheck_at_boundary(const msgcheck *m)
-{
-    return m->have == 0 && m->left == 0;
 }
 
 typedef struct relay {
