@@ -512,26 +512,6 @@ static int counted(int rc, ph_ctr ctr, ph_hist hist, uint64_t t0)
 
 /* ---- the API ----------------------------------------------------------------------------- */
 
-int eng_col_encrypt_t(const ph_keysource *ks, const eng_tenancy *who, const ph_schema_column *col,
-                      const ph_enc_opts *session, int binary, ph_ltype in_type, const uint8_t *v,
-                      size_t len, ph_buf *out, eng_memo *memo, eng_cc_err *err)
-{
-    if (col->mode == PH_MODE_TOKEN)
-        return refuse_token(col, err);
-    uint64_t t0 = ph_metrics_clock_ns();
-    const ph_keysource *t = keys_acquire(ks, err);
-    if (!t)
-        return -1;
-    char name[PH_KEYRING_MAX_DOMAIN + 1];
-    const char *dom = write_domain(ks, &t, who, col, name, sizeof name, err);
-    const ph_field_key *k = dom ? ph_keysource_write_key(t, dom) : NULL;
-    int rc = k ? encrypt_under(&k, 1, col, session, binary, in_type, v, len, out, NULL, memo, err)
-             : dom ? no_key(col, err)
-                   : -1;
-    ph_keysource_release(ks, t);
-    return counted(rc, PH_CTR_FIELD_ENCRYPTED, PH_HIST_ENCRYPT, t0);
-}
-
 int eng_col_encrypt(const ph_keysource *ks, const ph_schema_column *col, const ph_enc_opts *session,
                     int binary, ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out,
                     eng_memo *memo, eng_cc_err *err)
@@ -559,14 +539,16 @@ int eng_col_versions(const ph_keysource *ks, const ph_schema_column *col)
     return eng_col_versions_t(ks, NULL, col);
 }
 
-/* eng_col_encrypt_versions with the table t acquired, in key domain dom. */
+/* Encrypts under the write key of key domain dom of the acquired table t,
+ * or, for a lookup in a deterministic column, under every live version:
+ * the number of ciphertexts, or -1. */
 static int encrypt_versions(const ph_keysource *t, const char *dom, const ph_schema_column *col,
-                            const ph_enc_opts *session, int binary, ph_ltype in_type,
+                            bool lookup, const ph_enc_opts *session, int binary, ph_ltype in_type,
                             const uint8_t *v, size_t len, ph_buf *out, size_t *lens, size_t max,
                             eng_memo *memo, eng_cc_err *err)
 {
     const ph_field_key *keys[ENG_MAX_VERSIONS];
-    size_t n = col->mode == PH_MODE_DETERMINISTIC
+    size_t n = lookup && col->mode == PH_MODE_DETERMINISTIC
                    ? ph_keysource_domain_keys(t, dom, keys, ENG_MAX_VERSIONS)
                    : (keys[0] = ph_keysource_write_key(t, dom)) != NULL;
     if (n == 0)
@@ -583,10 +565,12 @@ static int encrypt_versions(const ph_keysource *t, const char *dom, const ph_sch
     return (int)n;
 }
 
-int eng_col_encrypt_versions_t(const ph_keysource *ks, const eng_tenancy *who,
-                               const ph_schema_column *col, const ph_enc_opts *session, int binary,
-                               ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out,
-                               size_t *lens, size_t max, eng_memo *memo, eng_cc_err *err)
+/* A value of col for who, in the tenant's (or the column's) key domain:
+ * see encrypt_versions. Acquires and releases the key table, counts it. */
+static int encrypt_col(const ph_keysource *ks, const eng_tenancy *who, const ph_schema_column *col,
+                       bool lookup, const ph_enc_opts *session, int binary, ph_ltype in_type,
+                       const uint8_t *v, size_t len, ph_buf *out, size_t *lens, size_t max,
+                       eng_memo *memo, eng_cc_err *err)
 {
     if (col->mode == PH_MODE_TOKEN)
         return refuse_token(col, err);
@@ -596,11 +580,29 @@ int eng_col_encrypt_versions_t(const ph_keysource *ks, const eng_tenancy *who,
         return -1;
     char name[PH_KEYRING_MAX_DOMAIN + 1];
     const char *dom = write_domain(ks, &t, who, col, name, sizeof name, err);
-    int n = dom ? encrypt_versions(t, dom, col, session, binary, in_type, v, len, out, lens, max,
-                                   memo, err)
+    int n = dom ? encrypt_versions(t, dom, col, lookup, session, binary, in_type, v, len, out, lens,
+                                   max, memo, err)
                 : -1;
     ph_keysource_release(ks, t);
     return counted(n, PH_CTR_FIELD_ENCRYPTED, PH_HIST_ENCRYPT, t0);
+}
+
+int eng_col_encrypt_t(const ph_keysource *ks, const eng_tenancy *who, const ph_schema_column *col,
+                      const ph_enc_opts *session, int binary, ph_ltype in_type, const uint8_t *v,
+                      size_t len, ph_buf *out, eng_memo *memo, eng_cc_err *err)
+{
+    int n =
+        encrypt_col(ks, who, col, false, session, binary, in_type, v, len, out, NULL, 1, memo, err);
+    return n < 0 ? n : 0;
+}
+
+int eng_col_encrypt_versions_t(const ph_keysource *ks, const eng_tenancy *who,
+                               const ph_schema_column *col, const ph_enc_opts *session, int binary,
+                               ph_ltype in_type, const uint8_t *v, size_t len, ph_buf *out,
+                               size_t *lens, size_t max, eng_memo *memo, eng_cc_err *err)
+{
+    return encrypt_col(ks, who, col, true, session, binary, in_type, v, len, out, lens, max, memo,
+                       err);
 }
 
 int eng_col_encrypt_versions(const ph_keysource *ks, const ph_schema_column *col,
