@@ -3,17 +3,26 @@
  */
 #include "common/hex.h"
 
-/* Digit values, 16 for "not a hex digit" (a table: bytea results decode
- * every byte of every protected field through here). */
+/* Digit values; X (0x80) for "not a hex digit". A table, and a decode loop
+ * without branches: bytea results decode every byte of every protected
+ * field through here. */
+#define X 0x80
 static const uint8_t hexval[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
-    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-}; /* value + 1; 0 = not a digit */
+    X, X, X, X, X, X, X, X,  X,  X,  X,  X,  X,  X,  X,  X,  X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X,  X,  X,  X,  X,  X,  X,  X,  X,  X, X, X, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+    X, X, X, X, X, X, X, 10, 11, 12, 13, 14, 15, X,  X,  X,  X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X,  X,  X,  10, 11, 12, 13, 14, 15, X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X,  X,  X,  X,  X,  X,  X,  X,  X,  X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X,  X,  X,  X,  X,  X,  X,  X,  X,  X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X,  X,  X,  X,  X,  X,  X,  X,  X,  X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X,  X,  X,  X,  X,  X,  X,  X,  X,  X, X, X, X, X, X, X, X, X, X, X, X, X,
+    X, X, X, X, X, X, X, X,  X,  X,  X,  X,  X,  X,  X,  X,  X, X, X, X, X, X, X, X,
+};
+#undef X
 
 int ph_hex_val(int c)
 {
-    return c >= 0 && c < 256 ? (int)hexval[c] - 1 : -1;
+    return c >= 0 && c < 256 && hexval[c] < 16 ? (int)hexval[c] : -1;
 }
 
 void ph_hex_encode(const uint8_t *in, size_t n, char *out)
@@ -33,8 +42,8 @@ int ph_hex_decode(const char *s, size_t len, uint8_t *out)
     unsigned bad = 0;
     for (size_t i = 0; i < len / 2; i++) {
         unsigned hi = hexval[u[2 * i]], lo = hexval[u[2 * i + 1]];
-        bad |= (hi == 0) | (lo == 0);
-        out[i] = (uint8_t)((hi - 1) << 4 | ((lo - 1) & 15));
+        bad |= hi | lo;
+        out[i] = (uint8_t)(hi << 4 | lo);
     }
-    return bad ? -1 : 0;
+    return bad & 0x80 ? -1 : 0;
 }

@@ -6,6 +6,8 @@
  */
 #include "crypto/encode_impl.h"
 
+#include <string.h>
+
 #include <openssl/crypto.h>
 
 #include "common/hex.h"
@@ -18,6 +20,17 @@ static int valid_utf8(const uint8_t *p, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        /* eight ASCII bytes without NUL at a time: the common case */
+        if (len - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            const uint64_t lo7 = 0x7F7F7F7F7F7F7F7Full;
+            /* bit 7 of a byte set: non-ASCII; (b & 0x7F) + 0x7F sets bit 7 unless b is NUL */
+            if (!(w & ~lo7) && (((w & lo7) + lo7) & ~lo7) == ~lo7) {
+                i += 8;
+                continue;
+            }
+        }
         uint8_t c = p[i];
         size_t n;
         uint32_t cp, min;

@@ -316,9 +316,28 @@ static int no_key(const ph_schema_column *col, eng_cc_err *err)
 
 /* The key table to use now (held until ph_keysource_release: a refresh may
  * swap it meanwhile); NULL with the "keys are unavailable" error. */
-static const ph_keysource *keys_acquire(const ph_keysource *ks, eng_cc_err *err)
+void eng_keyhold_end(const ph_keysource *ks, eng_keyhold *h)
 {
+    if (h && h->t) {
+        ph_keysource_release(ks, h->t);
+        h->t = NULL;
+    }
+}
+
+static const ph_keysource *keys_acquire(const ph_keysource *ks, const eng_tenancy *who,
+                                        eng_cc_err *err)
+{
+    eng_keyhold *h = who ? who->hold : NULL;
+    if (h && h->t) {
+        ph_keysource_retain(ks, h->t);
+        ph_metrics_inc(PH_CTR_KEYS_HIT); /* a use of the keys, as an acquire counts one */
+        return h->t;
+    }
     const ph_keysource *t = ph_keysource_acquire(ks);
+    if (t && h) {
+        ph_keysource_retain(ks, t); /* the hold's own reference */
+        h->t = t;
+    }
     if (!t) {
         char m[sizeof err->message];
         ph_keysource_unavailable_message(ks, 1, m, sizeof m);
@@ -381,7 +400,8 @@ static const char *write_domain(const ph_keysource *ks, const ph_keysource **t,
         tenant_failed(rc, who->tenant, col, why, err);
         return NULL;
     }
-    *t = keys_acquire(ks, err);
+    eng_keyhold_end(ks, who->hold); /* the held table lacks the keys just made */
+    *t = keys_acquire(ks, who, err);
     return *t ? buf : NULL;
 }
 
@@ -467,14 +487,15 @@ static const ph_keysource *tenant_loaded(const ph_keysource *ks, const ph_keysou
             PH_KS_TENANT_READY &&
         who->load_tried)
         *who->load_tried = true;
-    return keys_acquire(ks, err);
+    eng_keyhold_end(ks, who->hold); /* the held table lacks the keys just loaded */
+    return keys_acquire(ks, who, err);
 }
 
 const char *eng_col_domain_t(const ph_keysource *ks, const eng_tenancy *who,
                              const ph_schema_column *col, int create, const ph_keysource **t,
                              char *buf, size_t len, eng_cc_err *err)
 {
-    if (!(*t = keys_acquire(ks, err)))
+    if (!(*t = keys_acquire(ks, who, err)))
         return NULL;
     const char *dom = NULL;
     if (create) {
@@ -500,11 +521,13 @@ int eng_col_foreign(const eng_tenancy *who, const ph_schema_column *col, eng_cc_
     return foreign(who, col, err);
 }
 
-/* Counts one protected value done (rc >= 0) and how long it took from t0. */
+/* Counts one protected value done (rc >= 0) and, when it was timed
+ * (t0 from ph_metrics_sample_start), how long it took. */
 static int counted(int rc, ph_ctr ctr, ph_hist hist, uint64_t t0)
 {
     if (rc >= 0) {
-        ph_metrics_observe_ns(hist, ph_metrics_clock_ns() - t0);
+        if (t0)
+            ph_metrics_observe_ns(hist, ph_metrics_clock_ns() - t0);
         ph_metrics_inc(ctr);
     }
     return rc;
@@ -574,8 +597,8 @@ static int encrypt_col(const ph_keysource *ks, const eng_tenancy *who, const ph_
 {
     if (col->mode == PH_MODE_TOKEN)
         return refuse_token(col, err);
-    uint64_t t0 = ph_metrics_clock_ns();
-    const ph_keysource *t = keys_acquire(ks, err);
+    uint64_t t0 = ph_metrics_sample_start();
+    const ph_keysource *t = keys_acquire(ks, who, err);
     if (!t)
         return -1;
     char name[PH_KEYRING_MAX_DOMAIN + 1];
@@ -677,8 +700,8 @@ int eng_col_decrypt_t(const ph_keysource *ks, const eng_tenancy *who, const ph_s
 {
     ph_enc_opts o = eng_col_opts(col, session);
     ph_buf canon = {0};
-    uint64_t t0 = ph_metrics_clock_ns();
-    const ph_keysource *tab = keys_acquire(ks, err);
+    uint64_t t0 = ph_metrics_sample_start();
+    const ph_keysource *tab = keys_acquire(ks, who, err);
     if (tab)
         tab = tenant_loaded(ks, tab, who, col, err);
     if (!tab)
@@ -717,11 +740,16 @@ static int is_blank(uint8_t ch)
 }
 
 /* \x<hex>, whitespace allowed between digit pairs (as byteain does); each
- * run of digits is decoded at once. */
+ * run of digits is decoded at once. The server writes no whitespace: the
+ * whole text is tried first, in one pass. */
 static int bytea_hex(const uint8_t *s, size_t len, ph_buf *out)
 {
     if (ph_buf_reserve(out, len / 2) != 0)
         return -1;
+    if (len % 2 == 0 && ph_hex_decode((const char *)s + 2, len - 2, out->data + out->len) == 0) {
+        out->len += (len - 2) / 2;
+        return 0;
+    }
     for (size_t i = 2; i < len;) {
         if (is_blank(s[i])) {
             i++;

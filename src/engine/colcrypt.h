@@ -85,11 +85,25 @@ void eng_memo_clear(eng_memo *m);
  * foreign_null, reads as NULL (eng_col_decrypt_t returns 1) — and a value
  * whose key was destroyed by crypto-shredding gives XX001 saying so.
  */
+/*
+ * One key table for the values of one message (a DataRow, a statement, a
+ * Bind, a CopyData): the first value acquires it (lock, expiry check) and
+ * the hold keeps a reference; each later value takes another reference to
+ * the same table without the lock. Every user still releases its own
+ * reference; eng_keyhold_end gives the hold's back. A load of a tenant's
+ * keys ends the hold (later values see the table with those keys).
+ */
+typedef struct eng_keyhold {
+    const struct ph_keysource *t; /* NULL: none held */
+} eng_keyhold;
+void eng_keyhold_end(const struct ph_keysource *ks, eng_keyhold *h);
+
 typedef struct eng_tenancy {
     const char *tenant; /* whose keys to use; NULL: none */
     bool foreign_null;  /* another tenant's value reads as NULL instead of an error */
     bool *load_tried;   /* optional: set once a load of tenant's keys found none, so that
                            reading many values does not re-read the keyring for each */
+    eng_keyhold *hold;  /* optional: the message's held key table */
 } eng_tenancy;
 
 /*

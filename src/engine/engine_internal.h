@@ -294,6 +294,7 @@ struct ph_session {
     char startup_tenant[PH_TENANT_MAX + 1]; /* given at connection start (fixed), "" none */
     char row_tenant[PH_TENANT_MAX + 1];     /* the tenant of the row being written, "" none */
     bool tenant_load_tried; /* the session tenant's keys were looked for and are not there */
+    eng_keyhold keyhold;    /* the key table of the message being handled (eng_who) */
 };
 
 /* session.c: the expected-answer queue */

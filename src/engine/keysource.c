@@ -433,6 +433,12 @@ void ph_keysource_release(const ph_keysource *ks, const ph_keysource *table)
         ks_table_drop(table);
 }
 
+void ph_keysource_retain(const ph_keysource *ks, const ph_keysource *table)
+{
+    if (ks && ks->live && table)
+        ks_table_hold(table);
+}
+
 int ph_keysource_refusal(const ph_keysource *ks, int needs_keys, char *msg, size_t msglen)
 {
     return ks && ks->live ? ks_live_refusal(ks->live, needs_keys, msg, msglen) : 0;

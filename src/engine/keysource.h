@@ -150,6 +150,9 @@ void ph_keysource_free(ph_keysource *ks);
  * unavailable). Cheap: a mutex-protected reference count, no I/O. */
 const ph_keysource *ph_keysource_acquire(const ph_keysource *ks);
 void ph_keysource_release(const ph_keysource *ks, const ph_keysource *table); /* NULL allowed */
+/* One more reference to an acquired table, given back by its own
+ * ph_keysource_release: no lock, no clock (the table is already held). */
+void ph_keysource_retain(const ph_keysource *ks, const ph_keysource *table);
 
 /* Whether a statement must be refused up front because the keys are
  * unavailable: always for one that needs keys (needs_keys: it names a

@@ -148,6 +148,7 @@ void ph_session_free(ph_session *s)
     eng_map_clear(&s->portals);
     eng_plans_clear(s);
     eng_memo_clear(&s->memo);
+    eng_keyhold_end(s->e->keys, &s->keyhold);
     ph_buf_free(&s->env_scratch);
     free(s->cur);
     eng_catalog_clear(&s->cat);
@@ -524,7 +525,9 @@ int ph_session_s2c_message(void *ud, const uint8_t *msg, uint32_t total, ph_buf 
     ph_session *s = ud;
     if (s->s2c_pass || !s->e->enabled || total < 5)
         return PGF_KEEP;
-    return s2c_apply(s, msg[0], msg, total, rep);
+    int v = s2c_apply(s, msg[0], msg, total, rep);
+    eng_keyhold_end(s->e->keys, &s->keyhold); /* one message's values share a key table */
+    return v;
 }
 
 /* ---- client -> server ----------------------------------------------------------------- */
@@ -579,9 +582,8 @@ pgf_want ph_session_c2s_header(void *ud, uint8_t type, uint32_t total)
     return need ? PGF_INSPECT : PGF_PASS;
 }
 
-int ph_session_c2s_message(void *ud, const uint8_t *msg, uint32_t total, ph_buf *rep)
+static int c2s_apply(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
 {
-    ph_session *s = ud;
     if (s->c2s_pass || total < 5)
         return PGF_KEEP;
     uint8_t type = msg[0];
@@ -611,4 +613,12 @@ int ph_session_c2s_message(void *ud, const uint8_t *msg, uint32_t total, ph_buf 
     default:
         return PGF_KEEP;
     }
+}
+
+int ph_session_c2s_message(void *ud, const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    ph_session *s = ud;
+    int v = c2s_apply(s, msg, total, rep);
+    eng_keyhold_end(s->e->keys, &s->keyhold); /* one message's values share a key table */
+    return v;
 }

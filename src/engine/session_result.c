@@ -163,7 +163,7 @@ static const ph_schema_column *field_col(ph_session *s, const ph_rw_stmt *plan, 
         if (c)
             return c;
         if (t) {
-            *stale |= storage_like(s->e->schema, typoid, name) && attnum > t->max_attnum;
+            *stale |= attnum > t->max_attnum && storage_like(s->e->schema, typoid, name);
             return NULL;
         }
         if (storage_like(s->e->schema, typoid, name) && name &&

@@ -47,7 +47,8 @@ eng_tenancy eng_who(ph_session *s)
     const char *t = s->row_tenant[0] ? s->row_tenant : s->tenant[0] ? s->tenant : NULL;
     return (eng_tenancy){.tenant = t,
                          .foreign_null = s->e->schema->foreign_values == PH_FOREIGN_NULL,
-                         .load_tried = s->row_tenant[0] ? NULL : &s->tenant_load_tried};
+                         .load_tried = s->row_tenant[0] ? NULL : &s->tenant_load_tried,
+                         .hold = &s->keyhold};
 }
 
 int eng_row_tenant(ph_session *s, const char *tenant, size_t len, eng_cc_err *err)
@@ -201,10 +202,21 @@ static eng_tenant_kind classify_stmt(const PgQuery__Node *n, eng_tenant_cmd *c)
     return c->kind;
 }
 
-/* Worth parsing: names phantom.tenant, or starts with DISCARD / RESET. */
+/* Whether sql holds the word "tenant" in any case: every spelling of the
+ * setting (phantom.tenant, phantom . tenant, "phantom"."tenant") does. This
+ * runs on every statement: strpbrk finds the candidates (vectorized). */
+static bool mentions_tenant(const char *sql)
+{
+    for (const char *p = strpbrk(sql, "tT"); p; p = strpbrk(p + 1, "tT"))
+        if (strncasecmp(p, "tenant", 6) == 0)
+            return true;
+    return false;
+}
+
+/* Worth parsing: may name phantom.tenant, or starts with DISCARD / RESET. */
 static bool may_be_tenant_cmd(const char *sql)
 {
-    if (strcasestr(sql, TENANT_GUC))
+    if (mentions_tenant(sql))
         return true;
     while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
         sql++;
@@ -213,9 +225,11 @@ static bool may_be_tenant_cmd(const char *sql)
 
 eng_tenant_kind eng_tenant_classify(const char *sql, eng_tenant_cmd *c)
 {
-    memset(c, 0, sizeof *c);
-    if (!may_be_tenant_cmd(sql))
+    if (!may_be_tenant_cmd(sql)) {
+        c->kind = TEN_NONE;
         return TEN_NONE;
+    }
+    memset(c, 0, sizeof *c);
     PgQueryProtobufParseResult pr = pg_query_parse_protobuf(sql);
     PgQuery__ParseResult *tree =
         pr.error ? NULL
@@ -281,9 +295,9 @@ int eng_tenant_query(ph_session *s, const char *sql, ph_buf *rep, int *verdict)
 {
     eng_tenant_cmd c;
     eng_tenant_kind k = eng_tenant_classify(sql, &c);
-    eng_cc_err err = {{0}, {0}};
     if (k == TEN_NONE)
         return 0;
+    eng_cc_err err = {{0}, {0}};
     bool skip = s->skip_till_sync; /* the server discards it: nothing takes effect */
     if (k == TEN_RESET_ALL) {      /* goes upstream as it is */
         if (!skip)

@@ -61,6 +61,11 @@ void ph_metrics_add(ph_ctr c, uint64_t n);
 
 /* A monotonic clock in nanoseconds, for ph_metrics_observe_ns. */
 uint64_t ph_metrics_clock_ns(void);
+/* The start of a sampled timing: ph_metrics_clock_ns() (never 0) for one
+ * call in PH_METRICS_SAMPLE on each thread, 0 for the others (not timed:
+ * per-value timings would cost two clock reads per value). */
+#define PH_METRICS_SAMPLE 8
+uint64_t ph_metrics_sample_start(void);
 /* Records one observation of ns nanoseconds. */
 void ph_metrics_observe_ns(ph_hist h, uint64_t ns);
 

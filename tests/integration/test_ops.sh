@@ -350,8 +350,10 @@ assert_eq 6 "$(delta m0 m1 'phantom_queries_total{path="rewritten"}')" "queries:
 assert_eq 1 "$(delta m0 m1 'phantom_queries_total{path="refused"}')" "queries: refused +1"
 assert_eq 10 "$(delta m0 m1 phantom_fields_encrypted_total)" "values encrypted +10 (4 inserted, 2 looked up, 4 copied in)"
 assert_eq 10 "$(delta m0 m1 phantom_fields_decrypted_total)" "values decrypted +10 (2 selected, 8 copied out)"
-assert_eq 10 "$(delta m0 m1 phantom_field_encrypt_seconds_count)" "encrypt histogram count +10"
-assert_eq 10 "$(delta m0 m1 phantom_field_decrypt_seconds_count)" "decrypt histogram count +10"
+# One value in 8 per worker thread is timed; the session's 20 values ran on
+# one thread in a row, so 2 or 3 of them are in the histograms.
+timed=$(($(delta m0 m1 phantom_field_encrypt_seconds_count) + $(delta m0 m1 phantom_field_decrypt_seconds_count)))
+[ "$timed" -ge 2 ] && [ "$timed" -le 3 ] || fail "timed values: $timed, expected 2 or 3 of 20 (one in 8)"
 [ "$(delta m0 m1 phantom_dek_cache_hits_total)" -ge 20 ] || fail "key uses not counted as hits"
 assert_eq 0 "$(delta m0 m1 phantom_dek_cache_misses_total)" "no key-cache misses"
 ok "counters moved by exactly the expected amounts"

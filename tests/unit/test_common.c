@@ -76,6 +76,26 @@ static void test_hex(void **state)
     assert_int_equal(ph_hex_val('F'), 15);
     assert_int_equal(ph_hex_val('x'), -1);
     assert_int_equal(ph_hex_val(0x100 | 'a'), -1);
+
+    /* every byte value, alone in a long text at every position: a digit
+     * decodes to its value, anything else is refused */
+    int digits = 0;
+    for (int c = 0; c < 256; c++) {
+        int v = ph_hex_val(c);
+        digits += v >= 0;
+        char t[40];
+        memset(t, 'a', sizeof t);
+        for (size_t pos = 0; pos < sizeof t; pos++) {
+            uint8_t out[20];
+            t[pos] = (char)c;
+            int rc = ph_hex_decode(t, sizeof t, out);
+            assert_int_equal(rc, v >= 0 ? 0 : -1);
+            if (rc == 0)
+                assert_int_equal(pos % 2 ? out[pos / 2] & 15 : out[pos / 2] >> 4, v);
+            t[pos] = 'a';
+        }
+    }
+    assert_int_equal(digits, 22); /* 0-9, a-f, A-F */
 }
 
 /* ---- file.h ------------------------------------------------------------------ */

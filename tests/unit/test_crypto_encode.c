@@ -557,6 +557,29 @@ static void test_text_json_bytea(void **state)
     ph_buf x = {0};
     assert_int_equal(ph_canon_from_binary(PH_LT_TEXT, (const uint8_t *)"a\0b", 3, NULL, &x),
                      PH_ENC_ESYNTAX);
+    /* long ASCII runs (checked eight bytes at a time) with a NUL, a bad byte
+     * or a good multi-byte character at every position */
+    for (size_t pos = 0; pos < 40; pos++) {
+        uint8_t v[40];
+        memset(v, 'q', sizeof v);
+        v[pos] = 0;
+        assert_int_equal(ph_canon_from_binary(PH_LT_TEXT, v, sizeof v, NULL, &x), PH_ENC_ESYNTAX);
+        v[pos] = 0xFF;
+        assert_int_equal(ph_canon_from_binary(PH_LT_TEXT, v, sizeof v, NULL, &x), PH_ENC_ESYNTAX);
+        v[pos] = 0x7F;
+        assert_int_equal(ph_canon_from_binary(PH_LT_TEXT, v, sizeof v, NULL, &x), PH_ENC_OK);
+        x.len = 0;
+        if (pos + 1 < sizeof v) {
+            v[pos] = 0xC3, v[pos + 1] = 0xAB; /* ë */
+            assert_int_equal(ph_canon_from_binary(PH_LT_TEXT, v, sizeof v, NULL, &x), PH_ENC_OK);
+            x.len = 0;
+            v[pos + 1] = 'q'; /* a lead byte without its continuation */
+            assert_int_equal(ph_canon_from_binary(PH_LT_TEXT, v, sizeof v, NULL, &x),
+                             PH_ENC_ESYNTAX);
+        }
+    }
+    assert_int_equal(x.len, 0);
+    ph_buf_free(&x);
     ph_buf e = canon_text(PH_LT_TEXT, "", NULL);
     assert_int_equal(e.len, 0);
     ph_buf_free(&e);

@@ -410,6 +410,31 @@ static void test_render(void **state)
 }
 
 /* A live snapshot renders and parses too (whatever the process counted). */
+/* On a thread of its own: which of 3 * PH_METRICS_SAMPLE calls are timed. */
+static void *sample_pattern(void *arg)
+{
+    unsigned *timed = arg;
+    for (unsigned i = 0; i < 3 * PH_METRICS_SAMPLE; i++)
+        if (ph_metrics_sample_start() != 0)
+            timed[i] = 1;
+    return NULL;
+}
+
+static void test_sampling(void **state)
+{
+    (void)state;
+    unsigned timed[3 * PH_METRICS_SAMPLE] = {0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, sample_pattern, timed), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    for (unsigned i = 0; i < 3 * PH_METRICS_SAMPLE; i++)
+        assert_int_equal(timed[i], i % PH_METRICS_SAMPLE == 0); /* the 1st, 9th, 17th */
+    uint64_t a = ph_metrics_clock_ns(), b = 0;
+    for (unsigned i = 0; i < PH_METRICS_SAMPLE && !b; i++)
+        b = ph_metrics_sample_start(); /* this thread: one of any 8 in a row */
+    assert_true(b >= a);
+}
+
 static void test_render_live(void **state)
 {
     (void)state;
@@ -435,10 +460,9 @@ static void test_render_live(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buckets),
-        cmocka_unit_test(test_counters_threads),
-        cmocka_unit_test(test_render),
-        cmocka_unit_test(test_render_live),
+        cmocka_unit_test(test_buckets),  cmocka_unit_test(test_counters_threads),
+        cmocka_unit_test(test_render),   cmocka_unit_test(test_render_live),
+        cmocka_unit_test(test_sampling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
