@@ -18,9 +18,10 @@
  * IV) is wiped. Per key, D's first step, CMAC(K1, <zero>), is precomputed,
  * and optionally D after a fixed first associated-data component.
  *
- * The pool is aead.c's scheme: idle working pairs (CMAC, CTR) under a
- * mutex; an operation takes one (or duplicates the templates when none is
- * idle) and gives it back; a pair that saw an OpenSSL error is freed. Pooled
+ * The pool is aead.c's scheme: idle working pairs (CMAC, CTR) in one slot
+ * per thread slot (common/tslot.h), each under its own mutex; an operation
+ * takes one from its thread's slot (or duplicates the templates when none is
+ * idle) and gives it back there; a pair that saw an OpenSSL error is freed. Pooled
  * contexts keep their key and the last message's final block state (as
  * OpenSSL's own contexts do) until reused; freeing wipes them.
  */
@@ -36,8 +37,10 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "common/tslot.h"
+
 #define BLK      16 /* AES block = CMAC output = V */
-#define POOL_MAX 8  /* idle working pairs kept per key */
+#define SLOT_MAX 4  /* idle working pairs kept per key and thread slot */
 
 typedef struct work {
     EVP_MAC_CTX *mac;    /* CMAC under K1 */
@@ -50,9 +53,13 @@ struct ph_siv_key {
     uint8_t d1[BLK]; /* D after the fixed first AD component */
     uint8_t *fixed;  /* that component (public bytes), or NULL */
     size_t fixed_len;
-    pthread_mutex_t lock;
-    work idle[POOL_MAX];
-    int n_idle;
+    struct work_slot {
+        pthread_mutex_t lock;
+        work idle[SLOT_MAX];
+        int n_idle;
+        char pad[64]; /* keeps the next slot's lock off this one's cache line */
+    } slot[PH_TSLOTS];
+    int nlocks; /* slots whose mutex was initialized */
 };
 
 /* ---- S2V glue (RFC 5297 §2.3, §2.4) -------------------------------------------- */
@@ -145,12 +152,13 @@ static int s2v(const ph_siv_key *k, EVP_MAC_CTX *m, const ph_ad *ad, size_t n_ad
 static int ctr(EVP_CIPHER_CTX *c, const uint8_t v[BLK], const uint8_t *in, size_t len, uint8_t *out)
 {
     uint8_t q[BLK];
-    int n = 0;
     memcpy(q, v, BLK);
     q[8] &= 0x7f;
     q[12] &= 0x7f;
+    /* EVP_Cipher: the provider's one-shot CTR, without EVP_EncryptUpdate's
+     * per-call bookkeeping (as in aead.c) */
     int ok = EVP_EncryptInit_ex2(c, NULL, NULL, q, NULL) == 1 &&
-             EVP_EncryptUpdate(c, out, &n, in, (int)len) == 1 && n == (int)len;
+             (len == 0 || EVP_Cipher(c, out, in, (unsigned)len) == (int)len);
     OPENSSL_cleanse(q, sizeof q);
     return ok ? 0 : -1;
 }
@@ -165,16 +173,17 @@ static void work_free(work *w)
     w->ctr = NULL;
 }
 
-/* An idle pair, or fresh copies of the templates. */
+/* An idle pair from this thread's slot, or fresh copies of the templates. */
 static int work_take(ph_siv_key *k, work *w)
 {
+    struct work_slot *sl = &k->slot[ph_tslot()];
     int have = 0;
-    pthread_mutex_lock(&k->lock);
-    if (k->n_idle > 0) {
-        *w = k->idle[--k->n_idle];
+    pthread_mutex_lock(&sl->lock);
+    if (sl->n_idle > 0) {
+        *w = sl->idle[--sl->n_idle];
         have = 1;
     }
-    pthread_mutex_unlock(&k->lock);
+    pthread_mutex_unlock(&sl->lock);
     if (have)
         return 0;
     w->mac = EVP_MAC_CTX_dup(k->tmpl.mac);
@@ -185,18 +194,19 @@ static int work_take(ph_siv_key *k, work *w)
     return -1;
 }
 
-/* Pools w after an operation whose OpenSSL calls all succeeded (ok), else
- * frees it. */
+/* Pools w in this thread's slot after an operation whose OpenSSL calls all
+ * succeeded (ok), else frees it. */
 static void work_give(ph_siv_key *k, work *w, int ok)
 {
     if (ok) {
-        pthread_mutex_lock(&k->lock);
-        if (k->n_idle < POOL_MAX) {
-            k->idle[k->n_idle++] = *w;
+        struct work_slot *sl = &k->slot[ph_tslot()];
+        pthread_mutex_lock(&sl->lock);
+        if (sl->n_idle < SLOT_MAX) {
+            sl->idle[sl->n_idle++] = *w;
             w->mac = NULL;
             w->ctr = NULL;
         }
-        pthread_mutex_unlock(&k->lock);
+        pthread_mutex_unlock(&sl->lock);
     }
     work_free(w);
 }
@@ -245,12 +255,10 @@ int ph_siv_init(ph_siv *s, const uint8_t *key, size_t key_len)
     ph_siv_key *k = calloc(1, sizeof *k);
     if (!k)
         return -1;
-    if (pthread_mutex_init(&k->lock, NULL) != 0) {
-        free(k);
-        return -1;
-    }
     s->k = k;
-    if (key_mac(k, cbc, key, key_len / 2) != 0 || key_ctr(k, ctr_name, key + key_len / 2) != 0 ||
+    while (k->nlocks < PH_TSLOTS && pthread_mutex_init(&k->slot[k->nlocks].lock, NULL) == 0)
+        k->nlocks++;
+    if (k->nlocks < PH_TSLOTS || key_mac(k, cbc, key, key_len / 2) != 0 || key_ctr(k, ctr_name, key + key_len / 2) != 0 ||
         key_d0(k) != 0) {
         ph_siv_clear(s);
         return -1;
@@ -263,11 +271,13 @@ void ph_siv_clear(ph_siv *s)
     ph_siv_key *k = s ? s->k : NULL;
     if (!k)
         return;
-    for (int i = 0; i < k->n_idle; i++)
-        work_free(&k->idle[i]);
+    for (int sl = 0; sl < k->nlocks; sl++) {
+        for (int i = 0; i < k->slot[sl].n_idle; i++)
+            work_free(&k->slot[sl].idle[i]);
+        pthread_mutex_destroy(&k->slot[sl].lock);
+    }
     work_free(&k->tmpl);
     free(k->fixed);
-    pthread_mutex_destroy(&k->lock);
     OPENSSL_clear_free(k, sizeof *k); /* d0, d1 */
     s->k = NULL;
 }

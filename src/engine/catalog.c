@@ -224,6 +224,7 @@ void eng_catalog_done(ph_session *s, bool ok)
         memset(&s->building, 0, sizeof s->building);
         s->cat_state = CAT_OK;
         s->cat_have = true;
+        s->cat_gen++;
         confirm_suspects(s);
         eng_plans_clear(s); /* INSERT plans used the old column lists */
     } else {

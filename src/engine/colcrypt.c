@@ -314,36 +314,48 @@ static int no_key(const ph_schema_column *col, eng_cc_err *err)
     return -1;
 }
 
-/* The key table to use now (held until ph_keysource_release: a refresh may
- * swap it meanwhile); NULL with the "keys are unavailable" error. */
 void eng_keyhold_end(const ph_keysource *ks, eng_keyhold *h)
 {
-    if (h && h->t) {
+    if (!h)
+        return;
+    if (h->uses) {
+        ph_metrics_add(PH_CTR_KEYS_HIT, h->uses);
+        h->uses = 0;
+    }
+    if (h->t) {
         ph_keysource_release(ks, h->t);
         h->t = NULL;
     }
 }
 
+/* The key table to use now: with a hold (who->hold), the message's table
+ * (acquired at its first value; the hold owns that reference), else one
+ * acquired for the caller, given back by keys_release (a refresh may swap
+ * the current table meanwhile). NULL with the "keys are unavailable" error. */
 static const ph_keysource *keys_acquire(const ph_keysource *ks, const eng_tenancy *who,
                                         eng_cc_err *err)
 {
     eng_keyhold *h = who ? who->hold : NULL;
     if (h && h->t) {
-        ph_keysource_retain(ks, h->t);
-        ph_metrics_inc(PH_CTR_KEYS_HIT); /* a use of the keys, as an acquire counts one */
+        h->uses++; /* a use of the keys, as an acquire counts one */
         return h->t;
     }
     const ph_keysource *t = ph_keysource_acquire(ks);
-    if (t && h) {
-        ph_keysource_retain(ks, t); /* the hold's own reference */
-        h->t = t;
-    }
     if (!t) {
         char m[sizeof err->message];
         ph_keysource_unavailable_message(ks, 1, m, sizeof m);
         eng_cc_errf(err, PH_KEYS_UNAVAILABLE_SQLSTATE, "%s", m);
+    } else if (h) {
+        h->t = t;
     }
     return t;
+}
+
+/* Gives back a table from keys_acquire (a held one stays with the hold). */
+static void keys_release(const ph_keysource *ks, const eng_tenancy *who, const ph_keysource *t)
+{
+    if (!who || !who->hold)
+        ph_keysource_release(ks, t);
 }
 
 /* ---- tenants ----------------------------------------------------------------------------- */
@@ -392,7 +404,7 @@ static const char *write_domain(const ph_keysource *ks, const ph_keysource **t,
     }
     if (ph_keysource_write_key(*t, buf))
         return buf;
-    ph_keysource_release(ks, *t);
+    keys_release(ks, who, *t);
     *t = NULL;
     char why[256] = "";
     int rc = ph_keysource_tenant_keys(ks, who->tenant, col->key_domain, 1, why, sizeof why);
@@ -481,7 +493,7 @@ static const ph_keysource *tenant_loaded(const ph_keysource *ks, const ph_keysou
         ph_keyring_tenant_domain(name, sizeof name, who->tenant, col->key_domain) != 0 ||
         ph_keysource_write_key(t, name) || ph_keysource_tenant_shredded(t, who->tenant))
         return t;
-    ph_keysource_release(ks, t);
+    keys_release(ks, who, t);
     char why[256];
     if (ph_keysource_tenant_keys(ks, who->tenant, col->key_domain, 0, why, sizeof why) !=
             PH_KS_TENANT_READY &&
@@ -510,8 +522,10 @@ const char *eng_col_domain_t(const ph_keysource *ks, const eng_tenancy *who,
         dom = buf;
     }
     if (!dom && *t) {
-        ph_keysource_release(ks, *t);
+        keys_release(ks, who, *t);
         *t = NULL;
+    } else if (dom && who && who->hold) {
+        ph_keysource_retain(ks, *t); /* the caller's own reference, whatever the hold does */
     }
     return dom;
 }
@@ -549,11 +563,11 @@ int eng_col_versions_t(const ph_keysource *ks, const eng_tenancy *who, const ph_
     if (ph_schema_column_tenant_keyed(col) && (!who || !who->tenant))
         return 1; /* the lookup itself is refused */
     eng_cc_err e;
-    const ph_keysource *t = ph_keysource_acquire(ks);
+    const ph_keysource *t = keys_acquire(ks, who, &e);
     char name[PH_KEYRING_MAX_DOMAIN + 1];
     const char *dom = t ? write_domain(ks, &t, who, col, name, sizeof name, &e) : NULL;
     size_t n = dom ? ph_keysource_domain_keys(t, dom, NULL, 0) : 0;
-    ph_keysource_release(ks, t);
+    keys_release(ks, who, t);
     return n < 1 ? 1 : n > 65535 ? 65535 : (int)n;
 }
 
@@ -606,7 +620,7 @@ static int encrypt_col(const ph_keysource *ks, const eng_tenancy *who, const ph_
     int n = dom ? encrypt_versions(t, dom, col, lookup, session, binary, in_type, v, len, out, lens,
                                    max, memo, err)
                 : -1;
-    ph_keysource_release(ks, t);
+    keys_release(ks, who, t);
     return counted(n, PH_CTR_FIELD_ENCRYPTED, PH_HIST_ENCRYPT, t0);
 }
 
@@ -707,12 +721,12 @@ int eng_col_decrypt_t(const ph_keysource *ks, const eng_tenancy *who, const ph_s
     if (!tab)
         return -1;
     if (ph_buf_reserve(&canon, len + 64) != 0) {
-        ph_keysource_release(ks, tab);
+        keys_release(ks, who, tab);
         eng_cc_errf(err, "53200", "phantom: out of memory");
         return -1;
     }
     int rc = open_envelope(tab, who, col, &o, env, len, memo, &canon, err);
-    ph_keysource_release(ks, tab);
+    keys_release(ks, who, tab);
     if (rc == 0) {
         ph_ltype t = eng_col_ltype(col);
         ph_enc_status st = binary ? ph_canon_to_binary(t, canon.data, canon.len, &o, out)

@@ -88,13 +88,16 @@ void eng_memo_clear(eng_memo *m);
 /*
  * One key table for the values of one message (a DataRow, a statement, a
  * Bind, a CopyData): the first value acquires it (lock, expiry check) and
- * the hold keeps a reference; each later value takes another reference to
- * the same table without the lock. Every user still releases its own
- * reference; eng_keyhold_end gives the hold's back. A load of a tenant's
- * keys ends the hold (later values see the table with those keys).
+ * the hold owns that reference; later values use the same table without a
+ * lock or a reference count of their own, so worker threads do not fight
+ * over the table for every value. eng_keyhold_end gives the reference back
+ * (the session calls it after each message). A load of a tenant's keys
+ * ends the hold (later values see the table with those keys); a table
+ * eng_col_domain_t hands out carries a reference of its own all the same.
  */
 typedef struct eng_keyhold {
     const struct ph_keysource *t; /* NULL: none held */
+    unsigned uses;                /* values served from t, counted at the end */
 } eng_keyhold;
 void eng_keyhold_end(const struct ph_keysource *ks, eng_keyhold *h);
 

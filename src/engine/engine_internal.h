@@ -265,7 +265,17 @@ struct ph_session {
     eng_ex *head, *tail;
     /* server -> client */
     eng_rdesc *cur; /* the current result's description, or NULL */
-    bool dropping;  /* a result failed: drop everything up to ReadyForQuery */
+    /* the last RowDescription worked out from the catalog alone, for the
+       next identical one (session_result.c) */
+    struct {
+        ph_buf msg;       /* the server's message */
+        ph_buf out;       /* what the client got instead (replaced), or empty */
+        eng_rdesc *d;     /* its description */
+        uint64_t cat_gen; /* the catalog it was worked out from */
+        bool replaced;
+    } rd_memo;
+    uint64_t cat_gen; /* counts catalogs installed (eng_catalog_done) */
+    bool dropping;    /* a result failed: drop everything up to ReadyForQuery */
     /* catalog */
     eng_catalog cat, building;
     eng_cat_state cat_state;
@@ -332,6 +342,7 @@ int eng_rw_lookup(void *ud, const ph_schema_column *col, const char *text_value,
                   ph_buf *out, char *err, size_t errlen);
 
 /* session_result.c: server messages */
+void eng_rd_memo_clear(ph_session *s);
 int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep);
 int eng_s2c_datarow(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep);
 int eng_s2c_paramdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep);

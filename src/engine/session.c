@@ -151,6 +151,7 @@ void ph_session_free(ph_session *s)
     eng_keyhold_end(s->e->keys, &s->keyhold);
     ph_buf_free(&s->env_scratch);
     free(s->cur);
+    eng_rd_memo_clear(s);
     eng_catalog_clear(&s->cat);
     eng_catalog_clear(&s->building);
     eng_copy_free(s);

@@ -155,7 +155,7 @@ static bool listed(const uint32_t *v, size_t n, uint32_t oid)
  */
 static const ph_schema_column *field_col(ph_session *s, const ph_rw_stmt *plan, uint16_t n,
                                          uint16_t i, const char *name, uint32_t tableoid,
-                                         int16_t attnum, uint32_t typoid, bool *stale)
+                                         int16_t attnum, uint32_t typoid, bool *stale, bool *by_cat)
 {
     if (tableoid && s->cat_have) {
         const ph_schema_column *c = eng_catalog_column(&s->cat, tableoid, attnum);
@@ -166,6 +166,7 @@ static const ph_schema_column *field_col(ph_session *s, const ph_rw_stmt *plan, 
             *stale |= attnum > t->max_attnum && storage_like(s->e->schema, typoid, name);
             return NULL;
         }
+        *by_cat = false;
         if (storage_like(s->e->schema, typoid, name) && name &&
             protected_name(s->e->schema, name) && !listed(s->plain_oids, s->n_plain, tableoid)) {
             if (!listed(s->suspect_oids, s->n_suspect, tableoid) &&
@@ -175,6 +176,7 @@ static const ph_schema_column *field_col(ph_session *s, const ph_rw_stmt *plan, 
             return NULL;
         }
     }
+    *by_cat = false;
     return plan_col(plan, n, i);
 }
 
@@ -232,8 +234,52 @@ static int rewrite_rowdesc(const uint8_t *msg, uint32_t total, const eng_rdesc *
     return 0;
 }
 
+void eng_rd_memo_clear(ph_session *s)
+{
+    ph_buf_free(&s->rd_memo.msg);
+    ph_buf_free(&s->rd_memo.out);
+    free(s->rd_memo.d);
+    s->rd_memo.d = NULL;
+}
+
+/* The answer to a RowDescription identical to the remembered one, worked
+ * out from the same catalog: PGF_KEEP / PGF_REPLACED, -1 (out of memory),
+ * or 0 when there is none to reuse. */
+static int rd_memo_reuse(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
+{
+    if (!s->rd_memo.d || !s->cat_have || s->rd_memo.cat_gen != s->cat_gen ||
+        s->rd_memo.msg.len != total || memcmp(s->rd_memo.msg.data, msg, total) != 0)
+        return 0;
+    eng_rdesc *d = eng_rdesc_copy(s->rd_memo.d);
+    if (!d ||
+        (s->rd_memo.replaced && ph_buf_append(rep, s->rd_memo.out.data, s->rd_memo.out.len))) {
+        free(d);
+        return -1;
+    }
+    store_desc(s, d);
+    return s->rd_memo.replaced ? PGF_REPLACED : PGF_KEEP;
+}
+
+/* Remembers a RowDescription's answer (d and, when replaced, rep from at). */
+static void rd_memo_keep(ph_session *s, const uint8_t *msg, uint32_t total, const eng_rdesc *d,
+                         const ph_buf *rep, size_t at, bool replaced)
+{
+    free(s->rd_memo.d);
+    s->rd_memo.msg.len = s->rd_memo.out.len = 0; /* the buffers are reused */
+    if (!(s->rd_memo.d = eng_rdesc_copy(d)) || ph_buf_append(&s->rd_memo.msg, msg, total) ||
+        (replaced && ph_buf_append(&s->rd_memo.out, rep->data + at, rep->len - at))) {
+        eng_rd_memo_clear(s); /* nothing remembered: the next one is worked out */
+        return;
+    }
+    s->rd_memo.cat_gen = s->cat_gen;
+    s->rd_memo.replaced = replaced;
+}
+
 int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep)
 {
+    int reused = rd_memo_reuse(s, msg, total, rep);
+    if (reused != 0)
+        return reused;
     const ph_rw_stmt *plan = head_plan(s);
     eng_rd r;
     eng_rd_init(&r, msg, total);
@@ -241,7 +287,7 @@ int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *r
     eng_rdesc *d = eng_rdesc_new(n);
     if (!d)
         return -1;
-    bool stale = false;
+    bool stale = false, by_cat = s->cat_have; /* every field resolved by the catalog alone */
     for (uint16_t i = 0; i < n; i++) {
         const char *fname = eng_rd_cstr(&r, NULL);
         uint32_t tableoid = eng_rd_u32(&r);
@@ -250,7 +296,7 @@ int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *r
         (void)eng_rd_bytes(&r, 6);
         int16_t fmt = (int16_t)eng_rd_u16(&r);
         const ph_schema_column *c =
-            field_col(s, plan, n, i, fname, tableoid, attnum, typoid, &stale);
+            field_col(s, plan, n, i, fname, tableoid, attnum, typoid, &stale, &by_cat);
         d->f[i].fmt = fmt;
         if (c && stored_type(c, typoid)) {
             d->f[i].col = c;
@@ -276,6 +322,7 @@ int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *r
                                "tables could not be loaded on this connection");
     }
     int v = PGF_KEEP;
+    size_t at = rep->len;
     if (d->any) {
         if (rewrite_rowdesc(msg, total, d, rep) != 0) {
             free(d);
@@ -283,6 +330,8 @@ int eng_s2c_rowdesc(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *r
         }
         v = PGF_REPLACED;
     }
+    if (by_cat)
+        rd_memo_keep(s, msg, total, d, rep, at, v == PGF_REPLACED);
     store_desc(s, d);
     return v;
 }

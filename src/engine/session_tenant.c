@@ -213,14 +213,26 @@ static bool mentions_tenant(const char *sql)
     return false;
 }
 
-/* Worth parsing: may name phantom.tenant, or starts with DISCARD / RESET. */
+/* Whether something other than blanks follows a ';' (a final ';' is common). */
+static bool more_statements(const char *sql)
+{
+    for (const char *p = strchr(sql, ';'); p; p = strchr(p + 1, ';'))
+        if (p[1 + strspn(p + 1, " \t\n\r\f\v;")] != '\0')
+            return true;
+    return false;
+}
+
+/* Worth parsing: starts with DISCARD / RESET, or may be a SET / SHOW of
+ * phantom.tenant — it starts with SET / SHOW (or a comment), or holds more
+ * than one statement, and names the tenant. */
 static bool may_be_tenant_cmd(const char *sql)
 {
-    if (mentions_tenant(sql))
+    const char *p = sql + strspn(sql, " \t\n\r\f\v");
+    if (strncasecmp(p, "discard", 7) == 0 || strncasecmp(p, "reset", 5) == 0)
         return true;
-    while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
-        sql++;
-    return strncasecmp(sql, "discard", 7) == 0 || strncasecmp(sql, "reset", 5) == 0;
+    bool may = strncasecmp(p, "set", 3) == 0 || strncasecmp(p, "show", 4) == 0 || *p == '/' ||
+               *p == '-' || more_statements(p);
+    return may && mentions_tenant(p);
 }
 
 eng_tenant_kind eng_tenant_classify(const char *sql, eng_tenant_cmd *c)

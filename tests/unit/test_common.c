@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -96,6 +97,23 @@ static void test_hex(void **state)
         }
     }
     assert_int_equal(digits, 22); /* 0-9, a-f, A-F */
+
+    /* every byte value round trip, lower and upper case, at every length
+     * (whole 16-digit blocks and the rest) */
+    uint8_t all[256], dec[256];
+    char enc[512];
+    for (int i = 0; i < 256; i++)
+        all[i] = (uint8_t)(i * 37 + 11);
+    ph_hex_encode(all, sizeof all, enc);
+    for (size_t n = 0; n <= sizeof all; n++) {
+        memset(dec, 0, sizeof dec);
+        assert_int_equal(ph_hex_decode(enc, 2 * n, dec), 0);
+        assert_memory_equal(dec, all, n);
+    }
+    for (size_t i = 0; i < sizeof enc; i++)
+        enc[i] = (char)toupper((unsigned char)enc[i]);
+    assert_int_equal(ph_hex_decode(enc, sizeof enc, dec), 0);
+    assert_memory_equal(dec, all, sizeof all);
 }
 
 /* ---- file.h ------------------------------------------------------------------ */

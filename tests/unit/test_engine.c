@@ -395,6 +395,67 @@ static void test_async_messages_pass(void **state)
 /* ---- catalog refresh and failure ---------------------------------------------------------------
  */
 
+/* SELECT email FROM customers answered with one encrypted row: the client's
+ * messages in down. */
+static void select_email(fx *f, const ph_buf *hex_email, ph_buf *down)
+{
+    ph_buf in = {0}, up = {0}, ans = {0};
+    put_query(&in, "SELECT email FROM customers");
+    fx_c2s(f, &in, &up);
+    fx_field fl[1] = {{"email", FX_CUST, 2, 17, -1, -1, 0}};
+    put_rowdesc(&ans, 1, fl);
+    fx_val row[1] = {{hex_email->data, hex_email->len}};
+    put_datarow(&ans, 1, row);
+    put_complete(&ans, "SELECT 1");
+    put_ready(&ans, 'I');
+    down->len = 0;
+    fx_s2c(f, &ans, down);
+    FREE_ALL(&in, &up, &ans);
+}
+
+/* A repeated RowDescription reuses the answer worked out for the first one,
+ * but never across a catalog reload: here customers was dropped meanwhile
+ * (the new catalog does not have it), so its field is stale, not decrypted. */
+static void test_rowdesc_memo(void **state)
+{
+    fx *f = *state;
+    fx_load_catalog(f);
+    ph_buf e = {0}, h = {0}, d1 = {0}, d2 = {0}, d3 = {0};
+    fx_det(f, "customers", "email", "alice@example.com", &e);
+    fx_hex(&e, &h, false);
+    select_email(f, &h, &d1);
+    select_email(f, &h, &d2);
+    fx_msgs ms;
+    fx_expect_types(&d1, &ms, "TDCZ");
+    fx_expect_field_str(&ms.m[1], 0, "alice@example.com");
+    assert_int_equal(d2.len, d1.len); /* the remembered answer is the same */
+    assert_memory_equal(d2.data, d1.data, d1.len);
+
+    ph_buf in = {0}, up = {0}, ans = {0}, down = {0};
+    put_query(&in, "ALTER TABLE payments ADD COLUMN note text");
+    fx_c2s(f, &in, &up);
+    fx_split(&up, &ms);
+    assert_int_equal(ms.n, 2);
+    assert_true(fx_is_catalog_query(&ms.m[1]));
+    put_complete(&ans, "ALTER TABLE");
+    put_ready(&ans, 'T');
+    fx_field cf[5] = {{"oid", 1259, -2, 26, 4, -1, 0},
+                      {"attnum", 1249, 6, 21, 2, -1, 0},
+                      {"nspname", 2615, 2, 19, 64, -1, 0},
+                      {"relname", 1259, 2, 19, 64, -1, 0},
+                      {"attname", 1249, 2, 19, 64, -1, 0}};
+    put_rowdesc(&ans, 5, cf);
+    fx_catalog_rows(&ans, FX_PAY, "payments", fx_pay_cols, 5);
+    put_complete(&ans, "SELECT 5");
+    put_ready(&ans, 'I');
+    fx_s2c(f, &ans, &down);
+
+    select_email(f, &h, &d3);
+    fx_expect_types(&d3, &ms, "EZ");
+    assert_string_equal(fx_error_field(&ms.m[0], 'C'), "55000");
+    FREE_ALL(&e, &h, &d1, &d2, &d3, &in, &up, &ans, &down);
+}
+
 static void test_ddl_refreshes_catalog(void **state)
 {
     fx *f = *state;
@@ -559,6 +620,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_catalog_injected_and_swallowed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_plain_traffic_untouched, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rowdesc_memo, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_query_literals_encrypted, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_query_refused_in_order, fx_setup, fx_teardown),
         cmocka_unit_test(test_refusal_sql_escaping),

@@ -267,6 +267,13 @@ static void test_set_refused_forms(void **state)
     expect_refusal(&up, "22023", "invalid value for phantom.tenant");
     query(f, "SET phantom.tenant = 'acme'; SELECT 1", &up);
     expect_refusal(&up, "0A000", "statement of its own");
+    /* every spelling the grammar accepts is seen, wherever it stands */
+    query(f, "SELECT 1; SET PHANTOM . Tenant = 'acme'", &up);
+    expect_refusal(&up, "0A000", "statement of its own");
+    query(f, "/* c */ SET LOCAL \"phantom\".\"tenant\" = 'acme'", &up);
+    expect_refusal(&up, "0A000", "SET LOCAL phantom.tenant is not supported");
+    query(f, "-- c\n  show phantom.tenant; SELECT 1", &up);
+    expect_refusal(&up, "0A000", "statement of its own");
     /* the session still has no tenant: a tenant-keyed write is refused */
     query(f, "INSERT INTO notes (body) VALUES ('hello')", &up);
     expect_refusal(&up, "42501", "notes.body is tenant-keyed and this session has no tenant");
