@@ -10,14 +10,7 @@
  * is re-armed for the next message by a new nonce (no copy at all). A
  * context that saw an error is freed, never pooled. Freeing
  * (EVP_CIPHER_CTX_free) wipes the provider state, pool and templates alike.
- *
- * The AAD, the text and the final step go through EVP_Cipher, the provider's
- * one-shot cipher function (AAD when out is NULL, the tag check or
- * computation when in is NULL; -1 on failure): the same GCM code as
- * EVP_CipherUpdate/Final without their per-call bookkeeping, which cost more
- * than the AES-GCM of a short field value itself. The tag is set and read
- * with the documented AEAD controls; the NIST vectors and tamper checks in
- * tests/unit/test_crypto_aead.c pin the behaviour.
+
  */
 #include "crypto/aead.h"
 
@@ -170,11 +163,12 @@ int ph_gcm_seal(const ph_gcm *g, const uint8_t nonce[PH_GCM_NONCE_LEN], const ui
     if (!keyed(g->pool, g->enc, g->dec) || aad_len > INT_MAX || len > INT_MAX)
         return -1;
     EVP_CIPHER_CTX *c = gcm_ctx(g->pool, 0, g->enc);
-    int rc = -1;
+    uint8_t fin[PH_AEAD_TAG_LEN]; /* AEAD finals output nothing; never ct + len (may be NULL) */
+    int n = 0, rc = -1;
     if (c && EVP_EncryptInit_ex2(c, NULL, NULL, nonce, NULL) == 1 &&
-        (aad_len == 0 || EVP_Cipher(c, NULL, aad, (unsigned)aad_len) >= 0) &&
-        (len == 0 || EVP_Cipher(c, ct, pt, (unsigned)len) >= 0) &&
-        EVP_Cipher(c, NULL, NULL, 0) >= 0 &&
+        (aad_len == 0 || EVP_EncryptUpdate(c, NULL, &n, aad, (int)aad_len) == 1) &&
+        (len == 0 || EVP_EncryptUpdate(c, ct, &n, pt, (int)len) == 1) &&
+        EVP_EncryptFinal_ex(c, fin, &n) == 1 &&
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, PH_AEAD_TAG_LEN, tag) == 1)
         rc = 0;
     pool_give(g->pool, 0, c, rc == 0);
@@ -189,13 +183,14 @@ int ph_gcm_open(const ph_gcm *g, const uint8_t nonce[PH_GCM_NONCE_LEN], const ui
         return -1;
     EVP_CIPHER_CTX *c = gcm_ctx(g->pool, 1, g->dec);
     uint8_t t[PH_AEAD_TAG_LEN];
-    int rc = -1;
+    uint8_t fin[PH_AEAD_TAG_LEN]; /* AEAD finals output nothing; never ct + len (may be NULL) */
+    int n = 0, rc = -1;
     memcpy(t, tag, sizeof t);
     if (c && EVP_DecryptInit_ex2(c, NULL, NULL, nonce, NULL) == 1 &&
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, PH_AEAD_TAG_LEN, t) == 1 &&
-        (aad_len == 0 || EVP_Cipher(c, NULL, aad, (unsigned)aad_len) >= 0) &&
-        (len == 0 || EVP_Cipher(c, pt, ct, (unsigned)len) >= 0) &&
-        EVP_Cipher(c, NULL, NULL, 0) >= 0)
+        (aad_len == 0 || EVP_DecryptUpdate(c, NULL, &n, aad, (int)aad_len) == 1) &&
+        (len == 0 || EVP_DecryptUpdate(c, pt, &n, ct, (int)len) == 1) &&
+        EVP_DecryptFinal_ex(c, fin, &n) == 1)
         rc = 0;
     pool_give(g->pool, 1, c, rc == 0);
     if (rc != 0 && len > 0)

@@ -155,10 +155,9 @@ static int ctr(EVP_CIPHER_CTX *c, const uint8_t v[BLK], const uint8_t *in, size_
     memcpy(q, v, BLK);
     q[8] &= 0x7f;
     q[12] &= 0x7f;
-    /* EVP_Cipher: the provider's one-shot CTR, without EVP_EncryptUpdate's
-     * per-call bookkeeping (as in aead.c) */
+    int n = 0;
     int ok = EVP_EncryptInit_ex2(c, NULL, NULL, q, NULL) == 1 &&
-             (len == 0 || EVP_Cipher(c, out, in, (unsigned)len) == (int)len);
+             EVP_EncryptUpdate(c, out, &n, in, (int)len) == 1 && n == (int)len;
     OPENSSL_cleanse(q, sizeof q);
     return ok ? 0 : -1;
 }
@@ -258,8 +257,8 @@ int ph_siv_init(ph_siv *s, const uint8_t *key, size_t key_len)
     s->k = k;
     while (k->nlocks < PH_TSLOTS && pthread_mutex_init(&k->slot[k->nlocks].lock, NULL) == 0)
         k->nlocks++;
-    if (k->nlocks < PH_TSLOTS || key_mac(k, cbc, key, key_len / 2) != 0 || key_ctr(k, ctr_name, key + key_len / 2) != 0 ||
-        key_d0(k) != 0) {
+    if (k->nlocks < PH_TSLOTS || key_mac(k, cbc, key, key_len / 2) != 0 ||
+        key_ctr(k, ctr_name, key + key_len / 2) != 0 || key_d0(k) != 0) {
         ph_siv_clear(s);
         return -1;
     }
