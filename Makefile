@@ -1,6 +1,6 @@
 # Phantom — build, test, demo and benchmark entry points.
 #
-#   make            build bin/phantom (release, -O2)
+#   make            build bin/phantom (release: -O3 with link-time optimization)
 #   make test       install missing Debian packages, build everything (release +
 #                   ASan/UBSan + unit tests + fuzzers), run unit tests, a short
 #                   fuzz run, and the integration tests against the sanitizer build
@@ -29,7 +29,10 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wvla -Wno-unused-parameter
 BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -MMD -MP
-CFLAGS  ?= -O2 -g
+# -O3 and LTO: the hot path is many small functions across files (wire readers,
+# buffer appends, codecs); inlining them took ~9 % of the instructions per
+# encrypted lookup and ~10 % of the proxy's user CPU (bench/encrypted).
+CFLAGS  ?= -O3 -g -flto=auto
 LDLIBS  := $(PKG_LIBS) -lpg_query -lpthread
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
