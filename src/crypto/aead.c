@@ -5,12 +5,12 @@
  * per key) that are only read after init, and a small pool of working
  * contexts: an operation takes one (or copies the template when the pool is
  * empty), uses it alone, and gives it back. The pool has one slot per
- * thread slot (common/tslot.h), each under its own mutex, so worker threads
- * neither contend for a lock nor pass contexts between cores. A GCM context
+ * thread slot (common/tslot.h), made when a thread of that slot first uses
+ * the key, each under its own mutex, so worker threads neither contend for a
+ * lock nor pass contexts between cores. A GCM context
  * is re-armed for the next message by a new nonce (no copy at all). A
  * context that saw an error is freed, never pooled. Freeing
  * (EVP_CIPHER_CTX_free) wipes the provider state, pool and templates alike.
-
  */
 #include "crypto/aead.h"
 
@@ -29,46 +29,48 @@ typedef struct pool_slot {
     pthread_mutex_t lock;
     EVP_CIPHER_CTX *idle[2][SLOT_MAX]; /* [0] encrypt, [1] decrypt */
     int n[2];
-    char pad[64]; /* keeps the next slot's lock off this one's cache line */
 } pool_slot;
 
 struct ph_aead_pool {
-    pool_slot slot[PH_TSLOTS];
-    int nlocks; /* slots whose mutex was initialized */
+    ph_tslots slots; /* pool_slot, one per thread slot that used the key */
 };
+
+static int slot_init(void *obj)
+{
+    return pthread_mutex_init(&((pool_slot *)obj)->lock, NULL) == 0 ? 0 : -1;
+}
+
+static void slot_fini(void *obj)
+{
+    pool_slot *sl = obj;
+    for (int d = 0; d < 2; d++)
+        for (int i = 0; i < sl->n[d]; i++)
+            EVP_CIPHER_CTX_free(sl->idle[d][i]);
+    pthread_mutex_destroy(&sl->lock);
+}
+
+static const ph_tslot_kind slot_kind = {sizeof(pool_slot), slot_init, slot_fini};
+
+static ph_aead_pool *pool_new(void)
+{
+    return calloc(1, sizeof(ph_aead_pool));
+}
 
 static void pool_free(ph_aead_pool *p)
 {
     if (!p)
         return;
-    for (int s = 0; s < p->nlocks; s++) {
-        pool_slot *sl = &p->slot[s];
-        for (int d = 0; d < 2; d++)
-            for (int i = 0; i < sl->n[d]; i++)
-                EVP_CIPHER_CTX_free(sl->idle[d][i]);
-        pthread_mutex_destroy(&sl->lock);
-    }
+    ph_tslots_free(&p->slots, &slot_kind);
     free(p);
-}
-
-static ph_aead_pool *pool_new(void)
-{
-    ph_aead_pool *p = calloc(1, sizeof *p);
-    while (p && p->nlocks < PH_TSLOTS) {
-        if (pthread_mutex_init(&p->slot[p->nlocks].lock, NULL) != 0) {
-            pool_free(p);
-            return NULL;
-        }
-        p->nlocks++;
-    }
-    return p;
 }
 
 /* An idle context of direction dir from this thread's slot, or NULL. */
 static EVP_CIPHER_CTX *pool_take(ph_aead_pool *p, int dir)
 {
-    pool_slot *sl = &p->slot[ph_tslot()];
+    pool_slot *sl = ph_tslots_mine(&p->slots, &slot_kind);
     EVP_CIPHER_CTX *c = NULL;
+    if (!sl)
+        return NULL; /* no pool: the caller copies the template */
     pthread_mutex_lock(&sl->lock);
     if (sl->n[dir] > 0)
         c = sl->idle[dir][--sl->n[dir]];
@@ -80,8 +82,8 @@ static EVP_CIPHER_CTX *pool_take(ph_aead_pool *p, int dir)
  * frees it. */
 static void pool_give(ph_aead_pool *p, int dir, EVP_CIPHER_CTX *c, int ok)
 {
-    if (c && ok) {
-        pool_slot *sl = &p->slot[ph_tslot()];
+    pool_slot *sl = c && ok ? ph_tslots_mine(&p->slots, &slot_kind) : NULL;
+    if (sl) {
         pthread_mutex_lock(&sl->lock);
         if (sl->n[dir] < SLOT_MAX) {
             sl->idle[dir][sl->n[dir]++] = c;

@@ -19,7 +19,8 @@
  * and optionally D after a fixed first associated-data component.
  *
  * The pool is aead.c's scheme: idle working pairs (CMAC, CTR) in one slot
- * per thread slot (common/tslot.h), each under its own mutex; an operation
+ * per thread slot (common/tslot.h) that used the key, each under its own
+ * mutex; an operation
  * takes one from its thread's slot (or duplicates the templates when none is
  * idle) and gives it back there; a pair that saw an OpenSSL error is freed. Pooled
  * contexts keep their key and the last message's final block state (as
@@ -53,14 +54,14 @@ struct ph_siv_key {
     uint8_t d1[BLK]; /* D after the fixed first AD component */
     uint8_t *fixed;  /* that component (public bytes), or NULL */
     size_t fixed_len;
-    struct work_slot {
-        pthread_mutex_t lock;
-        work idle[SLOT_MAX];
-        int n_idle;
-        char pad[64]; /* keeps the next slot's lock off this one's cache line */
-    } slot[PH_TSLOTS];
-    int nlocks; /* slots whose mutex was initialized */
+    ph_tslots slots; /* work_slot, one per thread slot that used the key */
 };
+
+typedef struct work_slot {
+    pthread_mutex_t lock;
+    work idle[SLOT_MAX];
+    int n_idle;
+} work_slot;
 
 /* ---- S2V glue (RFC 5297 §2.3, §2.4) -------------------------------------------- */
 
@@ -172,17 +173,34 @@ static void work_free(work *w)
     w->ctr = NULL;
 }
 
+static int slot_init(void *obj)
+{
+    return pthread_mutex_init(&((work_slot *)obj)->lock, NULL) == 0 ? 0 : -1;
+}
+
+static void slot_fini(void *obj)
+{
+    work_slot *sl = obj;
+    for (int i = 0; i < sl->n_idle; i++)
+        work_free(&sl->idle[i]);
+    pthread_mutex_destroy(&sl->lock);
+}
+
+static const ph_tslot_kind slot_kind = {sizeof(work_slot), slot_init, slot_fini};
+
 /* An idle pair from this thread's slot, or fresh copies of the templates. */
 static int work_take(ph_siv_key *k, work *w)
 {
-    struct work_slot *sl = &k->slot[ph_tslot()];
+    work_slot *sl = ph_tslots_mine(&k->slots, &slot_kind);
     int have = 0;
-    pthread_mutex_lock(&sl->lock);
-    if (sl->n_idle > 0) {
-        *w = sl->idle[--sl->n_idle];
-        have = 1;
+    if (sl) {
+        pthread_mutex_lock(&sl->lock);
+        if (sl->n_idle > 0) {
+            *w = sl->idle[--sl->n_idle];
+            have = 1;
+        }
+        pthread_mutex_unlock(&sl->lock);
     }
-    pthread_mutex_unlock(&sl->lock);
     if (have)
         return 0;
     w->mac = EVP_MAC_CTX_dup(k->tmpl.mac);
@@ -197,8 +215,8 @@ static int work_take(ph_siv_key *k, work *w)
  * succeeded (ok), else frees it. */
 static void work_give(ph_siv_key *k, work *w, int ok)
 {
-    if (ok) {
-        struct work_slot *sl = &k->slot[ph_tslot()];
+    work_slot *sl = ok ? ph_tslots_mine(&k->slots, &slot_kind) : NULL;
+    if (sl) {
         pthread_mutex_lock(&sl->lock);
         if (sl->n_idle < SLOT_MAX) {
             sl->idle[sl->n_idle++] = *w;
@@ -255,10 +273,8 @@ int ph_siv_init(ph_siv *s, const uint8_t *key, size_t key_len)
     if (!k)
         return -1;
     s->k = k;
-    while (k->nlocks < PH_TSLOTS && pthread_mutex_init(&k->slot[k->nlocks].lock, NULL) == 0)
-        k->nlocks++;
-    if (k->nlocks < PH_TSLOTS || key_mac(k, cbc, key, key_len / 2) != 0 ||
-        key_ctr(k, ctr_name, key + key_len / 2) != 0 || key_d0(k) != 0) {
+    if (key_mac(k, cbc, key, key_len / 2) != 0 || key_ctr(k, ctr_name, key + key_len / 2) != 0 ||
+        key_d0(k) != 0) {
         ph_siv_clear(s);
         return -1;
     }
@@ -270,11 +286,7 @@ void ph_siv_clear(ph_siv *s)
     ph_siv_key *k = s ? s->k : NULL;
     if (!k)
         return;
-    for (int sl = 0; sl < k->nlocks; sl++) {
-        for (int i = 0; i < k->slot[sl].n_idle; i++)
-            work_free(&k->slot[sl].idle[i]);
-        pthread_mutex_destroy(&k->slot[sl].lock);
-    }
+    ph_tslots_free(&k->slots, &slot_kind);
     work_free(&k->tmpl);
     free(k->fixed);
     OPENSSL_clear_free(k, sizeof *k); /* d0, d1 */

@@ -3,11 +3,13 @@
  * err.h (formatting, truncation, NULL buffers, "NAME:LINE: " prefix),
  * hex.h (round trip, both cases, rejects), file.h (whole-file reads, the
  * size cap at exactly max bytes, missing files, secret reads, ph_write_all)
- * and yaml_doc.h (load errors with FILE:LINE, scalars, null, node lines,
- * "NAME:LINE: " errors for a node).
+ * yaml_doc.h (load errors with FILE:LINE, scalars, null, node lines,
+ * "NAME:LINE: " errors for a node) and tslot.h (a fixed slot per thread, one
+ * object per slot made once even when threads of a slot race, all torn down).
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,12 +20,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "common/err.h"
 #include "common/file.h"
 #include "common/hex.h"
+#include "common/tslot.h"
 #include "common/yaml_doc.h"
 
 #include "test_keys_fixture.h"
@@ -114,6 +118,84 @@ static void test_hex(void **state)
         enc[i] = (char)toupper((unsigned char)enc[i]);
     assert_int_equal(ph_hex_decode(enc, sizeof enc, dec), 0);
     assert_memory_equal(dec, all, sizeof all);
+}
+
+/* ---- tslot.h ------------------------------------------------------------------ */
+
+#define TS_THREADS (3 * PH_TSLOTS) /* three threads per slot */
+
+static atomic_int g_inits, g_finis;
+static ph_tslots g_slots;
+static pthread_barrier_t g_start;
+
+typedef struct ts_obj {
+    int magic;
+    unsigned slot;
+} ts_obj;
+
+static int ts_init(void *obj)
+{
+    atomic_fetch_add(&g_inits, 1);
+    ((ts_obj *)obj)->magic = 0x5107;
+    return 0;
+}
+
+static void ts_fini(void *obj)
+{
+    assert_int_equal(((ts_obj *)obj)->magic, 0x5107);
+    atomic_fetch_add(&g_finis, 1);
+}
+
+static const ph_tslot_kind ts_kind = {sizeof(ts_obj), ts_init, ts_fini};
+
+typedef struct ts_seen {
+    unsigned slot, again;
+    ts_obj *obj, *obj_again;
+} ts_seen;
+
+static void *ts_thread(void *arg)
+{
+    ts_seen *r = arg;
+    pthread_barrier_wait(&g_start); /* all at once: threads of a slot race for it */
+    r->slot = ph_tslot();
+    r->obj = ph_tslots_mine(&g_slots, &ts_kind);
+    r->again = ph_tslot();
+    r->obj_again = ph_tslots_mine(&g_slots, &ts_kind);
+    return NULL;
+}
+
+static void test_tslot(void **state)
+{
+    (void)state;
+    pthread_t t[TS_THREADS];
+    ts_seen r[TS_THREADS];
+    memset(r, 0, sizeof r);
+    assert_int_equal(pthread_barrier_init(&g_start, NULL, TS_THREADS), 0);
+    for (int i = 0; i < TS_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, ts_thread, &r[i]), 0);
+    for (int i = 0; i < TS_THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    pthread_barrier_destroy(&g_start);
+    int per_slot[PH_TSLOTS] = {0};
+    ts_obj *of_slot[PH_TSLOTS] = {0};
+    for (int i = 0; i < TS_THREADS; i++) {
+        assert_true(r[i].slot < PH_TSLOTS);
+        assert_int_equal(r[i].again, r[i].slot); /* fixed for the thread */
+        assert_non_null(r[i].obj);
+        assert_ptr_equal(r[i].obj_again, r[i].obj);
+        if (of_slot[r[i].slot])
+            assert_ptr_equal(r[i].obj, of_slot[r[i].slot]); /* one object per slot */
+        of_slot[r[i].slot] = r[i].obj;
+        per_slot[r[i].slot]++;
+    }
+    for (int k = 0; k < PH_TSLOTS; k++)
+        assert_int_equal(per_slot[k], 3); /* round-robin */
+    /* losers of a race were set up and torn down at once: what is left is one per slot */
+    assert_int_equal(atomic_load(&g_inits) - atomic_load(&g_finis), PH_TSLOTS);
+    ph_tslots_free(&g_slots, &ts_kind);
+    assert_int_equal(atomic_load(&g_inits), atomic_load(&g_finis));
+    for (int k = 0; k < PH_TSLOTS; k++)
+        assert_null(atomic_load(&g_slots.slot[k]));
 }
 
 /* ---- file.h ------------------------------------------------------------------ */
@@ -282,6 +364,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errf),
         cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_tslot),
         cmocka_unit_test_setup_teardown(test_file_read, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_file_read_mib_message, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_write_all, setup_dir, teardown_dir),
