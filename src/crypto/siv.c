@@ -20,11 +20,11 @@
  *
  * The pool is aead.c's scheme: idle working pairs (CMAC, CTR) in one slot
  * per thread slot (common/tslot.h) that used the key, each under its own
- * mutex; an operation
- * takes one from its thread's slot (or duplicates the templates when none is
- * idle) and gives it back there; a pair that saw an OpenSSL error is freed. Pooled
- * contexts keep their key and the last message's final block state (as
- * OpenSSL's own contexts do) until reused; freeing wipes them.
+ * mutex; an operation takes one from its thread's slot (or duplicates the
+ * templates when none is idle) and gives it back there; a pair that saw an
+ * OpenSSL error is freed. Pooled contexts keep their key and the last
+ * message's final block state (as OpenSSL's own contexts do) until reused;
+ * freeing wipes them.
  */
 #include "crypto/siv.h"
 
