@@ -100,7 +100,10 @@ def fields(body):
 class Raw:
     def __init__(self, port, app):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        # Not below the loopback MSS (64 KiB MTU): with a smaller window the
+        # sender's silly-window avoidance sends only at persist-timer probes,
+        # and draining the megabytes queued for a blocked reader took minutes.
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 262144)
         self.buf, self.how = b"", None
         body = (struct.pack("!I", 196608) + b"user\0phantom_trust\0database\0phantom\0"
                 + b"application_name\0" + app.encode() + b"\0\0")
