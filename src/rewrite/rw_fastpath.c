@@ -13,22 +13,9 @@
  * created earlier over a protected table — is a documented limitation.
  */
 #include "rewrite/rewrite.h"
+#include "rewrite/rw_internal.h"
 
 #include <string.h>
-
-/* Bytes that continue an identifier token (PostgreSQL's ident_cont). */
-static int ident_cont(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '_' || ch == '$' || ch >= 0x80;
-}
-
-/* Bytes that, before a name, make it part of a longer identifier. A digit
- * or '$' may also end a number or parameter, so they do not block a match. */
-static int ident_before(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch >= 0x80;
-}
 
 static unsigned char fold(unsigned char ch)
 {
@@ -45,7 +32,7 @@ static int matches_at(const char *sql, size_t len, size_t i, const char *name)
             return 0;
     if (n >= PH_SCHEMA_MAX_IDENT)
         return 1;
-    return i + n == len || !ident_cont((unsigned char)sql[i + n]);
+    return i + n == len || !rw_ident_cont((unsigned char)sql[i + n]);
 }
 
 int ph_rewrite_mentions_protected(const ph_schema *s, const char *sql, size_t len)
@@ -56,7 +43,9 @@ int ph_rewrite_mentions_protected(const ph_schema *s, const char *sql, size_t le
         unsigned char ch = (unsigned char)sql[i];
         if ((ch == 'u' || ch == 'U') && i + 2 < len && sql[i + 1] == '&' && sql[i + 2] == '"')
             return 1;
-        if (!s->first_byte[ch] || (i > 0 && ident_before((unsigned char)sql[i - 1])))
+        /* a letter, _ or byte >= 0x80 before it makes the name part of a longer
+         * identifier; a digit or $ may end a number or parameter: no block */
+        if (!s->first_byte[ch] || (i > 0 && rw_ident_start((unsigned char)sql[i - 1])))
             continue;
         for (size_t t = 0; t < s->ntables; t++)
             if (matches_at(sql, len, i, s->tables[t]->name))

@@ -22,6 +22,22 @@
 
 typedef PgQuery__Node rw_node;
 
+/* ---- identifier characters (table in rw_shape.c) -------------------------- */
+
+/* Bit 1: may start an identifier (letters, _, bytes >= 0x80); bit 2: may
+ * continue one (those, digits, $) — PostgreSQL's ident_start/ident_cont. */
+extern const unsigned char rw_ident_class[256];
+
+static inline int rw_ident_start(unsigned char ch)
+{
+    return rw_ident_class[ch] & 1;
+}
+
+static inline int rw_ident_cont(unsigned char ch)
+{
+    return rw_ident_class[ch] & 2;
+}
+
 /* ---- arena --------------------------------------------------------------- */
 
 typedef struct rw_block rw_block;

@@ -76,10 +76,9 @@ struct ph_rw_shape {
 
 /* ---- the key scanner ------------------------------------------------------------------ */
 
-/* Identifier characters: bit 1 may start one (letters, _, bytes >= 0x80),
- * bit 2 may continue one (those, digits, $). A table: every byte of every
- * statement on a protected table goes through here. */
-static const unsigned char ident_class[256] = {
+/* rw_internal.h's identifier classes (a table: every byte of every
+ * statement goes through it, here and in rw_fastpath.c). */
+const unsigned char rw_ident_class[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0,
     0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 3,
@@ -89,16 +88,6 @@ static const unsigned char ident_class[256] = {
     3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
     3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
 };
-
-static int ident_start(unsigned char ch)
-{
-    return ident_class[ch] & 1;
-}
-
-static int ident_cont(unsigned char ch)
-{
-    return ident_class[ch] & 2;
-}
 
 static int is_digit(unsigned char ch)
 {
@@ -228,7 +217,7 @@ static size_t scan_token(sh_scan *sc, const char *s, size_t len, size_t i)
     unsigned char ch = (unsigned char)s[i];
     size_t e;
     if (ch == '\'') {
-        if (i > 0 && ident_cont((unsigned char)s[i - 1])) /* E'', B'', date'...' */
+        if (i > 0 && rw_ident_cont((unsigned char)s[i - 1])) /* E'', B'', date'...' */
             return 0;
         if (!(e = quoted_end(s, len, i, '\'')) || string_continues(s, len, e))
             return 0;
@@ -243,13 +232,13 @@ static size_t scan_token(sh_scan *sc, const char *s, size_t len, size_t i)
             ;
     } else if (comment_at(s, len, i)) {
         e = comment_end(s, len, i);
-    } else if (ident_start(ch)) {
-        for (e = i + 1; e < len && ident_cont((unsigned char)s[e]); e++)
+    } else if (rw_ident_start(ch)) {
+        for (e = i + 1; e < len && rw_ident_cont((unsigned char)s[e]); e++)
             ;
         if (e - i == 1 && (ch == 'u' || ch == 'U') && e < len && s[e] == '&')
             return 0; /* U&'...' and U&"..." */
     } else if (is_digit(ch) || (ch == '.' && i + 1 < len && is_digit((unsigned char)s[i + 1]))) {
-        for (e = i + 1; e < len && (ident_cont((unsigned char)s[e]) || s[e] == '.'); e++)
+        for (e = i + 1; e < len && (rw_ident_cont((unsigned char)s[e]) || s[e] == '.'); e++)
             ;
         return scan_number(sc, s, i, e) ? 0 : e;
     } else {
