@@ -28,6 +28,7 @@
 #include "common/err.h"
 #include "common/file.h"
 #include "common/hex.h"
+#include "common/mem.h"
 #include "keys/audit.h"
 #include "keys/kek.h"
 #include "keys/kek_factory.h"
@@ -479,7 +480,7 @@ static int missing_domains(kctx *c, ph_schema **schema, char ***out, int *n)
     size_t cap = 0;
     for (size_t t = 0; t < s->ntables; t++)
         cap += s->tables[t]->ncolumns;
-    *out = calloc(cap ? cap : 1, sizeof **out);
+    *out = ph_calloc(cap ? cap : 1, sizeof **out);
     if (!*out)
         return errorf(c, "out of memory");
     for (size_t t = 0; t < s->ntables; t++)

@@ -27,6 +27,7 @@
 #include "common/err.h"
 #include "common/file.h"
 #include "common/hex.h"
+#include "common/mem.h"
 #include "crypto/field.h"
 #include "keys/kek_tenant.h"
 #include "keys/secmem.h"
@@ -253,7 +254,7 @@ static int unwrap_all(kctx *c, dek_set *d)
             n += c->kr->domains[i].versions[j].state == PH_DEK_ACTIVE;
     d->keys = n ? ph_secure_alloc(n * PH_DEK_LEN) : NULL;
     d->cap = d->keys ? n : 0;
-    d->owner = calloc(n + 1, sizeof *d->owner);
+    d->owner = ph_calloc(n + 1, sizeof *d->owner);
     if ((n && !d->keys) || !d->owner)
         return errorf(c, "out of memory");
     for (size_t i = 0; i < c->kr->n_domains; i++) {

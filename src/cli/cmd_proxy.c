@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/setup.h"
 #include "common/log.h"
+#include "common/mem.h"
 #include "config/config.h"
 #include "proxy/proxy.h"
 
@@ -244,7 +245,7 @@ static int load_setup(const proxy_args *a, int reloading, ph_setup **out, char *
     *out = NULL;
     if (!a->config_path)
         return 0;
-    ph_setup *s = calloc(1, sizeof *s);
+    ph_setup *s = ph_calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return -1;

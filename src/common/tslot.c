@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "common/mem.h"
+
 static atomic_uint g_next;
 static _Thread_local unsigned t_slot; /* slot + 1; 0 = not assigned yet */
 
@@ -29,7 +31,7 @@ void *ph_tslots_mine(ph_tslots *t, const ph_tslot_kind *k)
     void *obj = atomic_load_explicit(at, memory_order_acquire);
     if (obj)
         return obj;
-    if (!(obj = calloc(1, k->size)))
+    if (!(obj = ph_calloc(1, k->size)))
         return NULL;
     if (k->init && k->init(obj) != 0) {
         free(obj);

@@ -21,6 +21,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/mem.h"
 #include "common/tslot.h"
 
 #define SLOT_MAX 4 /* idle contexts kept per key, direction and thread slot */
@@ -53,7 +54,7 @@ static const ph_tslot_kind slot_kind = {sizeof(pool_slot), slot_init, slot_fini}
 
 static ph_aead_pool *pool_new(void)
 {
-    return calloc(1, sizeof(ph_aead_pool));
+    return ph_calloc(1, sizeof(ph_aead_pool));
 }
 
 static void pool_free(ph_aead_pool *p)

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "common/mem.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
 #include "crypto/ope.h"
@@ -85,7 +86,7 @@ ph_field_key *ph_field_key_new(const uint8_t dek[PH_FIELD_DEK_LEN], uint32_t key
     size_t dl = strnlen(domain, PH_FIELD_MAX_DOMAIN + 1);
     if (dl == 0 || dl > PH_FIELD_MAX_DOMAIN)
         return NULL;
-    ph_field_key *k = calloc(1, sizeof *k);
+    ph_field_key *k = ph_calloc(1, sizeof *k);
     if (!k)
         return NULL;
     k->key_id = key_id;

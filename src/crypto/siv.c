@@ -38,6 +38,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "common/mem.h"
 #include "common/tslot.h"
 
 #define BLK      16 /* AES block = CMAC output = V */
@@ -269,7 +270,7 @@ int ph_siv_init(ph_siv *s, const uint8_t *key, size_t key_len)
     s->k = NULL;
     if (!cbc || !key)
         return -1;
-    ph_siv_key *k = calloc(1, sizeof *k);
+    ph_siv_key *k = ph_calloc(1, sizeof *k);
     if (!k)
         return -1;
     s->k = k;

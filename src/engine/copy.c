@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mem.h"
+
 static const uint8_t empty_value[1] = {0};
 
 int cp_oom(char *err, size_t errlen)
@@ -142,15 +144,15 @@ ph_copy_xform *ph_copy_xform_new(const ph_copy_options *o, ph_copy_direction dir
     const char *null_s = o->null_s ? o->null_s : def.null_s;
     if (!options_valid(o, null_s))
         return NULL;
-    ph_copy_xform *x = calloc(1, sizeof *x);
+    ph_copy_xform *x = ph_calloc(1, sizeof *x);
     if (!x)
         return NULL;
     x->o = *o;
     x->null_len = strlen(null_s);
     x->null_s = strdup(null_s);
-    x->transform = calloc((size_t)ncols + 1, sizeof *x->transform);
-    x->text = calloc((size_t)ncols + 1, sizeof *x->text);
-    x->fields = calloc((size_t)ncols + 1, sizeof *x->fields);
+    x->transform = ph_calloc((size_t)ncols + 1, sizeof *x->transform);
+    x->text = ph_calloc((size_t)ncols + 1, sizeof *x->text);
+    x->fields = ph_calloc((size_t)ncols + 1, sizeof *x->fields);
     if (!x->null_s || !x->transform || !x->text || !x->fields) {
         ph_copy_xform_free(x);
         return NULL;

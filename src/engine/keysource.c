@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
+#include "common/mem.h"
 #include "engine/keysource_internal.h"
 #include "keys/dek_cache.h"
 #include "keys/kek_factory.h"
@@ -33,7 +34,7 @@
 
 ph_keysource *ph_keysource_new(void)
 {
-    return calloc(1, sizeof(ph_keysource));
+    return ph_calloc(1, sizeof(ph_keysource));
 }
 
 static void key_drop(ks_key *k)
@@ -162,7 +163,7 @@ int ks_add_entry(ph_keysource *ks, const char *domain, uint32_t version, uint32_
         return -1;
     ks_key *k = NULL;
     if (dek) {
-        if (!(k = calloc(1, sizeof *k)) || !(k->key = ph_field_key_new(dek, key_id, domain))) {
+        if (!(k = ph_calloc(1, sizeof *k)) || !(k->key = ph_field_key_new(dek, key_id, domain))) {
             free(k);
             return -1;
         }
@@ -859,7 +860,7 @@ ph_keysource *ph_keysource_open_live(const ph_keys_config *kc, const ph_schema *
 {
     if (need_keyring(kc, err, errlen) != 0)
         return NULL;
-    ks_loader *l = calloc(1, sizeof *l);
+    ks_loader *l = ph_calloc(1, sizeof *l);
     if (!l) {
         snprintf(err, errlen, "out of memory");
         return NULL;

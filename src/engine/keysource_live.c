@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/mem.h"
 #include "engine/keysource_internal.h"
 #include "ops/metrics.h"
 
@@ -120,7 +121,7 @@ ph_keysource *ph_keysource_live_new(const ph_keysource_live_opts *o, char *err, 
         snprintf(err, errlen, "live key source: a loader and a TTL are required");
         return NULL;
     }
-    ks_live *l = calloc(1, sizeof *l);
+    ks_live *l = ph_calloc(1, sizeof *l);
     if (!l || init_sync(l) != 0) {
         free(l);
         snprintf(err, errlen, "out of memory");

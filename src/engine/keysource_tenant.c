@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/mem.h"
 #include "engine/keysource_internal.h"
 #include "keys/audit.h"
 #include "keys/kek.h"
@@ -32,7 +33,7 @@
 static const char **bases_of(const ph_schema *schema, size_t *n)
 {
     *n = ks_tenant_bases(schema, NULL, 0);
-    const char **v = *n ? calloc(*n, sizeof *v) : NULL;
+    const char **v = *n ? ph_calloc(*n, sizeof *v) : NULL;
     if (v)
         ks_tenant_bases(schema, v, *n);
     else
@@ -179,7 +180,7 @@ int ks_tenant_load(void *arg, const char *tenant, int create, ph_keysource **out
         rc = PH_KS_TENANT_SHREDDED;
         goto out;
     }
-    unsigned char *made = create ? calloc(nb, 1) : NULL;
+    unsigned char *made = create ? ph_calloc(nb, 1) : NULL;
     if (create && (!made || create_missing(l, kr, tenant, bases, nb, made, err, errlen) != 0)) {
         if (!made)
             snprintf(err, errlen, "out of memory");

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/mem.h"
 #include "engine/wire.h"
 #include "protocol/pg/pgproto.h"
 #include "token/token.h"
@@ -56,7 +57,7 @@ static int open_tokens(ph_engine *e, char *err, size_t errlen)
 ph_engine *ph_engine_open(const ph_schema *schema, const ph_keysource *keys, char *err,
                           size_t errlen)
 {
-    ph_engine *e = calloc(1, sizeof *e);
+    ph_engine *e = ph_calloc(1, sizeof *e);
     if (!e) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -126,7 +127,7 @@ static void free_shape(void *sh)
 
 ph_session *ph_session_new(const ph_engine *e)
 {
-    ph_session *s = calloc(1, sizeof *s);
+    ph_session *s = ph_calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->e = e;
@@ -162,7 +163,7 @@ void ph_session_free(ph_session *s)
 
 eng_ex *eng_ex_push(ph_session *s, eng_ex_kind kind)
 {
-    eng_ex *x = calloc(1, sizeof *x);
+    eng_ex *x = ph_calloc(1, sizeof *x);
     if (!x)
         return NULL;
     x->kind = kind;

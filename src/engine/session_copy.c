@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mem.h"
 #include "engine/colcrypt.h"
 #include "engine/wire.h"
 
@@ -173,7 +174,7 @@ static int copy_columns(ph_session *s, const ph_rw_stmt *p, const ph_schema_colu
     }
     if (n > 65535)
         return -1;
-    const ph_schema_column **cols = calloc(n + 1, sizeof *cols);
+    const ph_schema_column **cols = ph_calloc(n + 1, sizeof *cols);
     if (!cols)
         return -1;
     for (size_t i = 0; i < n; i++)
@@ -209,7 +210,7 @@ static int copy_arm(ph_session *s, const ph_rw_stmt *p, bool in, int ncols, cons
         *why = COPY_NEEDS_COLUMNS;
         return 1;
     }
-    bool *tr = calloc((size_t)n + 1, sizeof *tr);
+    bool *tr = ph_calloc((size_t)n + 1, sizeof *tr);
     bool any = false;
     for (int i = 0; tr && i < n; i++)
         any |= tr[i] = cols[i] != NULL;

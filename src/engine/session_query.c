@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mem.h"
 #include "engine/colcrypt.h"
 #include "engine/wire.h"
 #include "ops/metrics.h"
@@ -213,7 +214,7 @@ static eng_plan *plan_for(ph_session *s, const char *sql, size_t len, char *m, s
         p->refs++;
         return p;
     }
-    if (!(p = calloc(1, sizeof *p))) {
+    if (!(p = ph_calloc(1, sizeof *p))) {
         snprintf(m, mlen, "phantom: out of memory");
         memcpy(code, "53200", 6);
         return NULL;
@@ -349,7 +350,7 @@ static uint32_t *upstream_types(const eng_stmt *st, uint16_t *n)
             count = i + 1;
     if (count > 65535)
         return NULL;
-    uint32_t *t = calloc((size_t)count + 1, sizeof *t);
+    uint32_t *t = ph_calloc((size_t)count + 1, sizeof *t);
     if (!t)
         return NULL;
     for (int i = 0; i < count; i++) {
@@ -443,7 +444,7 @@ int eng_c2s_parse(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep
         return eng_refuse_extended(s, rep, code, m) ? -1 : PGF_REPLACED;
     }
     eng_stmt *st = eng_stmt_new();
-    if (!st || (nt && !(st->ptype = calloc(nt, sizeof *st->ptype)))) {
+    if (!st || (nt && !(st->ptype = ph_calloc(nt, sizeof *st->ptype)))) {
         eng_stmt_unref(st);
         return -1;
     }
@@ -713,7 +714,7 @@ static int bind_encrypted(ph_session *s, const eng_stmt *st, const bind_msg *b, 
         return -2;
     }
     ph_buf vals = {0};
-    uint8_t *codes = calloc((size_t)b->np + 1, 2);
+    uint8_t *codes = ph_calloc((size_t)b->np + 1, 2);
     int rc = codes ? encrypt_params(s, st, b, &vals, codes, err) : -1;
     size_t at;
     if (rc == 0)
@@ -734,7 +735,7 @@ static int record_portal(ph_session *s, const bind_msg *b, eng_stmt *st)
 {
     eng_portal *p = eng_portal_new();
     eng_ex *x = NULL;
-    if (!p || (b->nr && !(p->resfmt = calloc(b->nr, sizeof *p->resfmt))))
+    if (!p || (b->nr && !(p->resfmt = ph_calloc(b->nr, sizeof *p->resfmt))))
         goto oom;
     p->nres = b->nr;
     for (uint16_t i = 0; i < b->nr; i++)

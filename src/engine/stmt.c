@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mem.h"
+
 /* ---- result descriptions --------------------------------------------------------- */
 
 eng_rdesc *eng_rdesc_new(uint16_t n)
 {
-    eng_rdesc *d = calloc(1, sizeof *d + (size_t)n * sizeof d->f[0]);
+    eng_rdesc *d = ph_calloc(1, sizeof *d + (size_t)n * sizeof d->f[0]);
     if (d)
         d->n = n;
     return d;
@@ -45,7 +47,7 @@ void eng_plans_clear(ph_session *s)
 
 eng_stmt *eng_stmt_new(void)
 {
-    eng_stmt *st = calloc(1, sizeof *st);
+    eng_stmt *st = ph_calloc(1, sizeof *st);
     if (st)
         st->refs = 1;
     return st;
@@ -64,7 +66,7 @@ void eng_stmt_unref(eng_stmt *st)
 
 eng_portal *eng_portal_new(void)
 {
-    eng_portal *p = calloc(1, sizeof *p);
+    eng_portal *p = ph_calloc(1, sizeof *p);
     if (p)
         p->refs = 1;
     return p;
@@ -147,7 +149,7 @@ void *eng_map_get(const eng_map *m, const char *name)
 static int grow(eng_map *m)
 {
     size_t nb = m->nb ? m->nb * 2 : 16;
-    eng_map_ent **b = calloc(nb, sizeof *b);
+    eng_map_ent **b = ph_calloc(nb, sizeof *b);
     if (!b)
         return -1;
     for (size_t i = 0; i < m->nb; i++) {

@@ -24,6 +24,7 @@
 #include "common/err.h"
 #include "common/file.h"
 #include "common/hex.h"
+#include "common/mem.h"
 
 #define HASH_HEX    64
 #define HASH_SUFFIX ",\"hash\":\""
@@ -82,7 +83,7 @@ ph_audit *ph_audit_open(const char *path, char *err, size_t errlen)
         close(fd);
         return NULL;
     }
-    ph_audit *a = calloc(1, sizeof *a);
+    ph_audit *a = ph_calloc(1, sizeof *a);
     if (!a || !(a->path = strdup(path))) {
         free(a);
         close(fd);

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "common/err.h"
+#include "common/mem.h"
 #include "keys/audit.h"
 #include "keys/secmem.h"
 
@@ -75,7 +76,7 @@ ph_dek_cache *ph_dek_cache_new(const ph_dek_cache_opts *o, char *err, size_t err
         ph_errf(err, errlen, "DEK cache: capacity above %u", MAX_CAPACITY);
         return NULL;
     }
-    ph_dek_cache *c = calloc(1, sizeof *c);
+    ph_dek_cache *c = ph_calloc(1, sizeof *c);
     if (!c) {
         ph_errf(err, errlen, "out of memory");
         return NULL;
@@ -85,7 +86,7 @@ ph_dek_cache *ph_dek_cache_new(const ph_dek_cache_opts *o, char *err, size_t err
     if (!c->o.now_ms)
         c->o.now_ms = mono_ms;
     c->nbuckets = cap;
-    c->buckets = calloc(cap, sizeof *c->buckets);
+    c->buckets = ph_calloc(cap, sizeof *c->buckets);
     c->free_slots = malloc(cap * sizeof *c->free_slots);
     c->keys = ph_secure_alloc(cap * PH_DEK_LEN);
     if (!c->buckets || !c->free_slots || !c->keys) {
@@ -229,7 +230,7 @@ static int load_entry(ph_dek_cache *c, const char *domain, uint32_t version, ph_
     size_t slot = take_slot(c, now);
     if (slot == NO_SLOT)
         return ph_errf(err, errlen, "DEK cache full (%zu keys in use)", c->o.capacity);
-    entry *e = calloc(1, sizeof *e);
+    entry *e = ph_calloc(1, sizeof *e);
     char *dom = strdup(domain);
     if (!e || !dom) {
         free(e);

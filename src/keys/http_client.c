@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/mem.h"
 
 #define DEFAULT_TIMEOUT_MS 10000u
 
@@ -110,7 +111,7 @@ ph_http *ph_http_new(const char *ca_file, unsigned timeout_ms, char *err, size_t
         ph_errf(err, errlen, "libcurl initialisation failed");
         return NULL;
     }
-    ph_http *h = calloc(1, sizeof(*h));
+    ph_http *h = ph_calloc(1, sizeof(*h));
     if (!h) {
         ph_errf(err, errlen, "out of memory");
         return NULL;

@@ -22,6 +22,7 @@
 #include "common/err.h"
 #include "common/file.h"
 #include "common/hex.h"
+#include "common/mem.h"
 #include "keys/atomic_file.h"
 #include "keys/secmem.h"
 
@@ -422,7 +423,7 @@ static const ph_kek_ops file_ops = {
 
 static file_kek *fk_new(const char *id, char *err, size_t errlen)
 {
-    file_kek *f = calloc(1, sizeof *f);
+    file_kek *f = ph_calloc(1, sizeof *f);
     if (!f || keyset_init(&f->ks) != 0) {
         free(f);
         ph_errf(err, errlen, "out of memory");

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/mem.h"
+
 #define MAX_ADDRESS    512
 #define MAX_NAME       128
 #define MAX_URL        (MAX_ADDRESS + 3 * MAX_NAME + 64)
@@ -697,7 +699,7 @@ ph_kek *ph_kek_openbao_open(const ph_keys_openbao_cfg *cfg, char *err, size_t er
         ph_errf(err, errlen, "openbao: no settings");
         return NULL;
     }
-    ob_kek *k = calloc(1, sizeof(*k));
+    ob_kek *k = ph_calloc(1, sizeof(*k));
     if (!k) {
         ph_errf(err, errlen, "out of memory");
         return NULL;

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mem.h"
+
 #define TOKEN_LABEL_LEN 32
 #define MAX_KEY_LABEL   120
 #define MAX_LABEL_ATTR  256
@@ -143,7 +145,7 @@ static p11_module *module_load(const char *real, char *err, size_t errlen)
         rv_err(err, errlen, "open", "C_Initialize", rv);
         return NULL;
     }
-    p11_module *m = calloc(1, sizeof(*m));
+    p11_module *m = ph_calloc(1, sizeof(*m));
     char *p = strdup(real);
     if (!m || !p) {
         if (rv == CKR_OK)
@@ -235,7 +237,7 @@ static int find_slot(p11_kek *k, CK_SLOT_ID *out, char *err, size_t errlen)
         if (rv != CKR_OK)
             break;
         free(slots);
-        slots = calloc(n ? n : 1, sizeof(*slots));
+        slots = ph_calloc(n ? n : 1, sizeof(*slots));
         if (!slots) {
             ph_errf(err, errlen, "out of memory");
             return -1;
@@ -842,7 +844,7 @@ static p11_kek *p11_connect(const ph_keys_pkcs11_cfg *cfg, char *err, size_t err
     }
     if (check_names(cfg, err, errlen) != 0)
         return NULL;
-    p11_kek *k = calloc(1, sizeof(*k));
+    p11_kek *k = ph_calloc(1, sizeof(*k));
     if (!k) {
         ph_errf(err, errlen, "out of memory");
         return NULL;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/mem.h"
 #include "keys/kek_openbao.h"
 #include "keys/keyring.h"
 
@@ -73,7 +74,7 @@ struct ph_kek_set {
 
 ph_kek_set *ph_kek_set_new(const ph_keys_config *kc)
 {
-    ph_kek_set *s = calloc(1, sizeof *s);
+    ph_kek_set *s = ph_calloc(1, sizeof *s);
     if (s)
         s->kc = kc;
     return s;

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "common/err.h"
+#include "common/mem.h"
 #include "keys/atomic_file.h"
 
 /* ---- memory -------------------------------------------------------------- */
@@ -52,7 +53,7 @@ static void domain_clear(ph_key_domain *d)
 
 ph_keyring *ph_keyring_new(void)
 {
-    ph_keyring *kr = calloc(1, sizeof *kr);
+    ph_keyring *kr = ph_calloc(1, sizeof *kr);
     if (kr)
         kr->next_key_id = 1;
     return kr;
@@ -371,7 +372,7 @@ static int parse_version(pctx *c, json_t *j, ph_dek_version *v)
     if (n > 64)
         return ph_errf(c->err, c->errlen, "%s v%u: too many wrappings", c->where,
                        (unsigned)v->version);
-    if (n && !(v->wrapped = calloc(n, sizeof *v->wrapped)))
+    if (n && !(v->wrapped = ph_calloc(n, sizeof *v->wrapped)))
         return ph_errf(c->err, c->errlen, "out of memory");
     for (size_t i = 0; i < n; i++) {
         v->n_wrapped = i + 1;
@@ -412,7 +413,7 @@ static int parse_domain(pctx *c, ph_keyring *kr, const char *name, json_t *j)
         return ph_errf(c->err, c->errlen, "%s: needs \"active\" and a non-empty \"versions\"",
                        name);
     size_t n = json_array_size(vs);
-    if (!(d->versions = calloc(n, sizeof *d->versions)))
+    if (!(d->versions = ph_calloc(n, sizeof *d->versions)))
         return ph_errf(c->err, c->errlen, "out of memory");
     for (size_t i = 0; i < n; i++) {
         d->n_versions = i + 1;

@@ -19,6 +19,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "common/mem.h"
 #include "config/config.h"
 
 #define OPS_MAX_HEADERS 8192
@@ -205,7 +206,7 @@ static int make_http(ph_ops_server *s)
 ph_ops_server *ph_ops_server_start(const char *listen_addr, const ph_ops_hooks *hooks, char *err,
                                    size_t errlen)
 {
-    ph_ops_server *s = calloc(1, sizeof *s);
+    ph_ops_server *s = ph_calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;

@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
+#include "common/mem.h"
 #include "engine/session.h"
 #include "ops/metrics.h"
 #include "protocol/pg/pgproto.h"
@@ -682,7 +683,7 @@ static void arm_timer(ph_conn *c, unsigned ms)
 
 ph_conn *ph_conn_new(ph_worker_ctx *w, int fd, const char *peer, ph_conn_gone_cb gone, void *owner)
 {
-    ph_conn *c = calloc(1, sizeof *c);
+    ph_conn *c = ph_calloc(1, sizeof *c);
     ph_gen *g = c ? ph_gen_acquire(w->rt) : NULL;
     if (!g) {
         free(c);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "common/mem.h"
 #include "proxy/tls.h"
 
 int ph_runtime_init(ph_runtime *rt)
@@ -63,7 +64,7 @@ static int build(ph_gen *g, char *err, size_t errlen)
 
 ph_gen *ph_gen_new(ph_runtime *rt, ph_proxy_conf *c, char *err, size_t errlen)
 {
-    ph_gen *g = calloc(1, sizeof *g);
+    ph_gen *g = ph_calloc(1, sizeof *g);
     if (!g) {
         snprintf(err, errlen, "out of memory");
         ph_proxy_conf_free(c);

@@ -25,6 +25,7 @@
 #include <openssl/ssl.h>
 
 #include "common/log.h"
+#include "common/mem.h"
 #include "ops/health.h"
 #include "ops/http.h"
 #include "ops/metrics.h"
@@ -395,7 +396,7 @@ static void log_listening(const proxy *p, const ph_gen *g)
 int ph_proxy_run(ph_proxy_conf *first, ph_proxy_loader reload_fn, void *reload_arg)
 {
     char err[512] = "";
-    proxy *p = calloc(1, sizeof *p);
+    proxy *p = ph_calloc(1, sizeof *p);
     if (!p || ph_runtime_init(&p->rt) != 0) {
         free(p);
         ph_proxy_conf_free(first);

@@ -19,6 +19,7 @@
 #include <event2/util.h>
 
 #include "common/bytes.h"
+#include "common/mem.h"
 #include "protocol/pg/pgproto.h"
 #include "proxy/gen.h"
 #include "proxy/tls.h"
@@ -292,7 +293,7 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
 
 ph_upstream *ph_upstream_connect(ph_worker_ctx *w, ph_gen *g, ph_upstream_cb cb, void *ud)
 {
-    ph_upstream *u = calloc(1, sizeof *u);
+    ph_upstream *u = ph_calloc(1, sizeof *u);
     if (!u)
         return NULL;
     u->w = w;

@@ -22,6 +22,7 @@
 
 #include "common/bytes.h"
 #include "common/log.h"
+#include "common/mem.h"
 #include "ops/metrics.h"
 #include "protocol/pg/pgproto.h"
 #include "proxy/conn.h"
@@ -261,7 +262,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 ph_worker *ph_worker_new(ph_runtime *rt, int id, int listen_fd)
 {
-    ph_worker *w = calloc(1, sizeof *w);
+    ph_worker *w = ph_calloc(1, sizeof *w);
     if (!w)
         return NULL;
     w->id = id;

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/mem.h"
+
 /* The argument as defGetString renders it; NULL when absent or not a scalar. */
 static const char *arg_string(rw_ctx *c, const PgQuery__DefElem *d)
 {
@@ -227,7 +229,7 @@ static int copy_columns(rw_ctx *c, const PgQuery__CopyStmt *cp, const ph_schema_
         return 0;
     if (cp->n_attlist > 32767)
         return rw_refuse(c, cp->relation->location, "phantom: too many columns in COPY");
-    st->copy_cols = calloc(cp->n_attlist, sizeof *st->copy_cols);
+    st->copy_cols = ph_calloc(cp->n_attlist, sizeof *st->copy_cols);
     if (!st->copy_cols)
         return rw_oom(c);
     st->copy_ncols = (int)cp->n_attlist;

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mem.h"
+
 #define RW_MAX_PARAM 65535 /* the protocol's Int16 parameter count */
 
 /* ---- arena ------------------------------------------------------------------ */
@@ -551,7 +553,7 @@ static int copy_outputs(rw_ctx *c, ph_rw_stmt *st, const rw_cols *outs)
 {
     if (!outs->n)
         return 0;
-    st->outputs = calloc(outs->n, sizeof *st->outputs);
+    st->outputs = ph_calloc(outs->n, sizeof *st->outputs);
     if (!st->outputs)
         return rw_oom(c);
     st->noutputs = outs->n;
@@ -567,7 +569,7 @@ static int finish_params(rw_ctx *c)
     ph_rw_result *r = c->res;
     if (r->nparams == 0)
         return 0;
-    r->params = calloc((size_t)r->nparams, sizeof *r->params);
+    r->params = ph_calloc((size_t)r->nparams, sizeof *r->params);
     if (!r->params)
         return rw_oom(c);
     int multi = 0, lookup = 0;
@@ -578,7 +580,7 @@ static int finish_params(rw_ctx *c)
             c->params[i].col && c->params[i].col->mode == PH_MODE_TOKEN && !c->params[i].stored;
     }
     if (lookup) {
-        if (!(r->param_lookup = calloc((size_t)r->nparams, 1)))
+        if (!(r->param_lookup = ph_calloc((size_t)r->nparams, 1)))
             return rw_oom(c);
         for (int i = 0; i < r->nparams; i++)
             r->param_lookup[i] =
@@ -586,7 +588,7 @@ static int finish_params(rw_ctx *c)
     }
     if (!multi)
         return 0;
-    if (!(r->param_multi = calloc((size_t)r->nparams, 1)))
+    if (!(r->param_multi = ph_calloc((size_t)r->nparams, 1)))
         return rw_oom(c);
     for (int i = 0; i < r->nparams; i++)
         r->param_multi[i] = c->params[i].multi ? 1 : 0;
@@ -602,8 +604,8 @@ static int finish_param_tenants(rw_ctx *c)
         any |= c->params[i].tenant_set;
     if (!any)
         return 0;
-    r->param_tenant_ref = calloc((size_t)r->nparams, sizeof *r->param_tenant_ref);
-    r->param_tenant_lit = calloc((size_t)r->nparams, sizeof *r->param_tenant_lit);
+    r->param_tenant_ref = ph_calloc((size_t)r->nparams, sizeof *r->param_tenant_ref);
+    r->param_tenant_lit = ph_calloc((size_t)r->nparams, sizeof *r->param_tenant_lit);
     if (!r->param_tenant_ref || !r->param_tenant_lit)
         return rw_oom(c);
     for (int i = 0; i < r->nparams; i++) {
@@ -618,7 +620,7 @@ static int analyze(rw_ctx *c, PgQuery__ParseResult *tree)
 {
     ph_rw_result *r = c->res;
     if (tree->n_stmts) {
-        r->stmts = calloc(tree->n_stmts, sizeof *r->stmts);
+        r->stmts = ph_calloc(tree->n_stmts, sizeof *r->stmts);
         if (!r->stmts)
             return rw_oom(c);
     }

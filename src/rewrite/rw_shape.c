@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mem.h"
+
 typedef enum { LIT_STR = 0, LIT_INT, LIT_NUM } lit_class;
 
 typedef struct sh_lit {
@@ -455,7 +457,7 @@ static int capture_plan(ph_rw_shape *sh, const ph_rw_result *r)
             return -1;
         memcpy(sh->param_lookup, r->param_lookup, (size_t)r->nparams);
     }
-    if (!(sh->stmts = calloc(r->nstmts ? r->nstmts : 1, sizeof *sh->stmts)))
+    if (!(sh->stmts = ph_calloc(r->nstmts ? r->nstmts : 1, sizeof *sh->stmts)))
         return -1;
     sh->nstmts = r->nstmts;
     for (size_t i = 0; i < r->nstmts; i++) {
@@ -483,8 +485,8 @@ ph_rw_shape *rw_shape_capture(const rw_ctx *c)
     const sh_scan *sc = scan_of(c, &own);
     if (!sc)
         return NULL;
-    ph_rw_shape *sh = calloc(1, sizeof *sh);
-    if (!sh || (c->nedits && !(sh->edits = calloc(c->nedits, sizeof *sh->edits))))
+    ph_rw_shape *sh = ph_calloc(1, sizeof *sh);
+    if (!sh || (c->nedits && !(sh->edits = ph_calloc(c->nedits, sizeof *sh->edits))))
         goto fail;
     for (size_t i = 0; i < c->nedits; i++, sh->nedits++)
         if (capture_edit(c, sc, &c->edits[i], &sh->edits[i]) != 0)
@@ -524,7 +526,7 @@ static int replay_plan(rw_ctx *c, const ph_rw_shape *sh)
             return rw_oom(c);
         memcpy(r->param_lookup, sh->param_lookup, (size_t)sh->nparams);
     }
-    if (sh->nstmts && !(r->stmts = calloc(sh->nstmts, sizeof *r->stmts)))
+    if (sh->nstmts && !(r->stmts = ph_calloc(sh->nstmts, sizeof *r->stmts)))
         return rw_oom(c);
     for (size_t i = 0; i < sh->nstmts; i++, r->nstmts++) {
         const ph_rw_stmt *st = &sh->stmts[i];

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/mem.h"
+
 static const char *const mode_names[] = {"randomized", "deterministic", "ope", "token"};
 
 const char *ph_enc_mode_name(ph_enc_mode m)
@@ -216,7 +218,7 @@ const ph_schema_column *ph_schema_lookup(const ph_schema *s, const char *schema,
 
 ph_schema *ph_schema_new_empty(void)
 {
-    return calloc(1, sizeof(ph_schema));
+    return ph_calloc(1, sizeof(ph_schema));
 }
 
 void ph_schema_index(ph_schema *s)

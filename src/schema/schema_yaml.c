@@ -22,6 +22,8 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "common/mem.h"
+
 typedef struct {
     yaml_document_t *doc;
     ph_yaml_src src;
@@ -268,7 +270,7 @@ static int add_column(loader *ld, ph_schema_table *t, const col_spec *cs, key_re
     if (dup)
         return ph_yaml_fail(&ld->src, cs->at, "duplicate column %s (first at line %zu)",
                             dup->qualified, dup->line);
-    ph_schema_column *c = calloc(1, sizeof *c);
+    ph_schema_column *c = ph_calloc(1, sizeof *c);
     if (!c || !(c->name = strdup(name)) ||
         !(c->qualified = qualified_name(t->schema, t->name, name))) {
         if (c) {
@@ -393,7 +395,7 @@ static int new_table(loader *ld, const yaml_node_t *kn, ph_schema_table **out)
     if (dup)
         return ph_yaml_fail(&ld->src, kn, "table %s.%s is listed twice (first at line %zu)", schema,
                             table, dup->line);
-    ph_schema_table *t = calloc(1, sizeof *t);
+    ph_schema_table *t = ph_calloc(1, sizeof *t);
     if (!t || !(t->schema = strdup(schema)) || !(t->name = strdup(table)) ||
         add_table_ptr(ld->s, t) != 0) {
         ph_schema_table_free(t);

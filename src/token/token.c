@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/mem.h"
 #include "token/token_cache.h"
 
 #define LOOKUP_LEN    32 /* SHA-256 */
@@ -52,7 +53,7 @@ static int oom(ph_token_err *e)
 
 ph_tokens *ph_tokens_new(ph_vault *vault, size_t cache_size)
 {
-    ph_tokens *t = calloc(1, sizeof *t);
+    ph_tokens *t = ph_calloc(1, sizeof *t);
     if (!t || pthread_mutex_init(&t->mu, NULL) != 0) {
         free(t);
         ph_vault_close(vault);

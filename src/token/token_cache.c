@@ -17,6 +17,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "common/mem.h"
+
 typedef struct tc_ent {
     struct tc_ent *next;         /* bucket chain */
     struct tc_ent *prev, *newer; /* recency list: prev = older */
@@ -36,14 +38,14 @@ struct ph_tcache {
 
 ph_tcache *ph_tcache_new(size_t capacity)
 {
-    ph_tcache *c = calloc(1, sizeof *c);
+    ph_tcache *c = ph_calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->cap = capacity;
     c->nb = 16;
     while (c->nb < capacity && c->nb < ((size_t)1 << 30))
         c->nb <<= 1;
-    if (!(c->b = calloc(c->nb, sizeof *c->b)) || pthread_mutex_init(&c->mu, NULL) != 0) {
+    if (!(c->b = ph_calloc(c->nb, sizeof *c->b)) || pthread_mutex_init(&c->mu, NULL) != 0) {
         free(c->b);
         free(c);
         return NULL;

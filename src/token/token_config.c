@@ -12,6 +12,7 @@
 #include <yaml.h>
 
 #include "common/err.h"
+#include "common/mem.h"
 #include "common/yaml_doc.h"
 
 const char *ph_vault_kind_name(ph_vault_kind k)
@@ -128,7 +129,7 @@ int ph_token_config_load_node(ph_token_config **out, struct yaml_document_s *doc
     if (!node || node->type != YAML_MAPPING_NODE)
         return ph_yaml_fail(&src, node ? node : key,
                             "tokens: expected a mapping (vault, path, dsn, cache_size)");
-    ph_token_config *c = calloc(1, sizeof *c);
+    ph_token_config *c = ph_calloc(1, sizeof *c);
     if (!c)
         return ph_errf(err, errlen, "%s: out of memory", src.name);
     c->vault = PH_VAULT_SQLITE;

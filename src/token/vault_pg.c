@@ -27,6 +27,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/mem.h"
 
 typedef struct pg_vault {
     ph_vault base;
@@ -211,7 +212,7 @@ static const ph_vault_ops pg_ops = {"postgres", pg_find_lookup, pg_find_token, p
 
 ph_vault *ph_vault_pg_open(const char *dsn, int connect_now, char *err, size_t errlen)
 {
-    pg_vault *v = calloc(1, sizeof *v);
+    pg_vault *v = ph_calloc(1, sizeof *v);
     if (!v || !dsn || !(v->dsn = strdup(dsn))) {
         ph_errf(err, errlen, dsn ? "token vault: out of memory" : "token vault (postgres): no dsn");
         free(v);

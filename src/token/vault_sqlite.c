@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "common/err.h"
+#include "common/mem.h"
 
 #define VAULT_FORMAT "phantom-token-vault-1"
 
@@ -185,7 +186,7 @@ ph_vault *ph_vault_sqlite_open(const char *path, char *err, size_t errlen)
     }
     if (precreate(path, err, errlen) != 0)
         return NULL;
-    sq_vault *v = calloc(1, sizeof *v);
+    sq_vault *v = ph_calloc(1, sizeof *v);
     if (!v) {
         ph_errf(err, errlen, "token vault: out of memory");
         return NULL;

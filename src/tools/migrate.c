@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/bytes.h"
+#include "common/mem.h"
 #include "engine/colcrypt.h"
 #include "tools/pgarray.h"
 #include "tools/progress.h"
@@ -95,8 +96,8 @@ static int write_batch(mg_run *r, const PGresult *res)
 {
     mg_table *m = r->m;
     size_t nk = m->t.npk, np = nk + m->ncols;
-    ph_pgarray *arr = calloc(np, sizeof *arr);
-    const char **params = calloc(np, sizeof *params);
+    ph_pgarray *arr = ph_calloc(np, sizeof *arr);
+    const char **params = ph_calloc(np, sizeof *params);
     ph_buf sql = {0};
     int rc = !arr || !params ? -1 : 0;
     for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
@@ -342,8 +343,8 @@ static int drain(mg_run *r, int limit, int64_t *consumed)
     char piece[512];
     ph_buf sql = {0};
     PGresult *taken = NULL, *rows = NULL;
-    ph_pgarray *keys = calloc(nk, sizeof *keys);
-    const char **params = calloc(nk, sizeof *params);
+    ph_pgarray *keys = ph_calloc(nk, sizeof *keys);
+    const char **params = ph_calloc(nk, sizeof *params);
     int rc = keys && params ? 0 : -1;
     snprintf(piece, sizeof piece,
              "DELETE FROM phantom.changes WHERE id IN (SELECT id FROM phantom.changes WHERE tbl "

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mem.h"
 #include "crypto/envelope.h"
 
 static void refuse(mg_table *m, const ph_migrate_opts *o, const char *fmt, ...)
@@ -199,7 +200,7 @@ static int plan_fkeys(ph_db *db, const ph_schema *schema, mg_table *m, const ph_
     if (!r)
         return -1;
     int n = PQntuples(r), rc = 0;
-    if (n && !(m->fk = calloc((size_t)n, sizeof *m->fk)))
+    if (n && !(m->fk = ph_calloc((size_t)n, sizeof *m->fk)))
         rc = -1;
     for (int i = 0; rc == 0 && i < n; i++) {
         const ph_schema_column *a = deterministic(schema, r, i, 4);
@@ -238,7 +239,7 @@ static const mg_col *converted(const mg_table *m, const char *quoted)
 static char *index_columns(const mg_table *m, const char *names, const char *options)
 {
     size_t cap = strlen(names) * 2 + 256, o = 0;
-    char *out = calloc(1, cap);
+    char *out = ph_calloc(1, cap);
     char *list = strdup(names);
     if (!out || !list) {
         free(out);
@@ -342,7 +343,7 @@ static int plan_indexes(ph_db *db, mg_table *m, const ph_migrate_opts *o, char *
     if (!r)
         return -1;
     int n = PQntuples(r), rc = 0;
-    if (n && !(m->idx = calloc((size_t)n, sizeof *m->idx)))
+    if (n && !(m->idx = ph_calloc((size_t)n, sizeof *m->idx)))
         rc = -1;
     for (int i = 0; rc == 0 && i < n; i++)
         rc = plan_index(m, o, r, i);
@@ -374,7 +375,7 @@ int mg_plan(ph_db *db, const ph_schema *schema, const ph_schema_table *st, const
     memset(m, 0, sizeof *m);
     if (ph_table_load(db, st, &m->t, err, errlen) != 0)
         return -1;
-    if (!(m->cols = calloc(m->t.ncols ? m->t.ncols : 1, sizeof *m->cols))) {
+    if (!(m->cols = ph_calloc(m->t.ncols ? m->t.ncols : 1, sizeof *m->cols))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "common/err.h"
+#include "common/mem.h"
 #include "crypto/field.h"
 #include "tools/pgarray.h"
 #include "tools/progress.h"
@@ -137,7 +138,7 @@ static void job_free(rjob *j)
 /* Selects the bytea, non-token columns of the loaded table; notes the others. */
 static int pick_columns(rjob *j, char *err, size_t errlen)
 {
-    if (!(j->cols = calloc(j->t.ncols ? j->t.ncols : 1, sizeof *j->cols)))
+    if (!(j->cols = ph_calloc(j->t.ncols ? j->t.ncols : 1, sizeof *j->cols)))
         return ph_errf(err, errlen, "out of memory");
     int rc = ph_buf_printf(&j->sig, "keys=");
     for (size_t i = 0; i < j->t.ncols; i++) {
@@ -158,7 +159,7 @@ static int pick_columns(rjob *j, char *err, size_t errlen)
         c->idx = i;
         c->col = tc->col;
         c->sql = update_sql(&j->t, tc->ident);
-        c->keys = calloc(j->t.npk, sizeof *c->keys);
+        c->keys = ph_calloc(j->t.npk, sizeof *c->keys);
         rc |= ph_buf_printf(&j->sig, "%s%u", j->ncols > 1 ? "," : "", (unsigned)ph_field_key_id(k));
         if (!c->sql || !c->keys)
             rc = -1;
@@ -233,7 +234,7 @@ static int apply_column(rjob *j, rcol *c, char *err, size_t errlen)
     if (c->n == 0)
         return 0;
     size_t np = j->t.npk + 2;
-    const char **p = calloc(np, sizeof *p);
+    const char **p = ph_calloc(np, sizeof *p);
     if (!p)
         return ph_errf(err, errlen, "out of memory");
     int bad = 0;

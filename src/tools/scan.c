@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/bytes.h"
+#include "common/mem.h"
 
 int ph_scan_prepare_db(ph_db *db, char *err, size_t errlen)
 {
@@ -84,7 +85,7 @@ static int load_position(ph_scan *sc, char *err, size_t errlen)
                          "%zu: the table changed since the job started (phantom %s --restart)",
                          sc->t->display, n, sc->t->npk, sc->job);
                 rc = -1;
-            } else if (!(sc->last = calloc(sc->t->npk, sizeof *sc->last))) {
+            } else if (!(sc->last = ph_calloc(sc->t->npk, sizeof *sc->last))) {
                 rc = -1;
             }
             for (int i = 0; rc == 0 && i < n; i++)
@@ -165,7 +166,7 @@ static int save_position(ph_scan *sc, char *err, size_t errlen)
         rc |= ph_buf_printf(&sql, "%s$%zu", i ? ", " : "", i + 4);
     rc |= ph_buf_printf(&sql, "]::text[]) ON CONFLICT (job, tbl) DO UPDATE SET rows_done = "
                               "EXCLUDED.rows_done, last_key = EXCLUDED.last_key, updated = now()");
-    const char **p = calloc(np, sizeof *p);
+    const char **p = ph_calloc(np, sizeof *p);
     char done[32];
     snprintf(done, sizeof done, "%lld", (long long)sc->done);
     if (rc || !p) {
@@ -194,7 +195,7 @@ int ph_scan_advance(ph_scan *sc, const PGresult *r, char *err, size_t errlen)
     if (n <= 0)
         return 0;
     free_last(sc);
-    if (!(sc->last = calloc(sc->t->npk, sizeof *sc->last))) {
+    if (!(sc->last = ph_calloc(sc->t->npk, sizeof *sc->last))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mem.h"
+
 static char *join2(const char *a, const char *sep, const char *b)
 {
     size_t n = strlen(a) + strlen(sep) + strlen(b) + 1;
@@ -61,8 +63,8 @@ static int load_pk(ph_db *db, ph_table *t, char *err, size_t errlen)
         PQclear(r);
         return -1;
     }
-    t->pk = calloc((size_t)n, sizeof *t->pk);
-    t->pk_types = calloc((size_t)n, sizeof *t->pk_types);
+    t->pk = ph_calloc((size_t)n, sizeof *t->pk);
+    t->pk_types = ph_calloc((size_t)n, sizeof *t->pk_types);
     if (!t->pk || !t->pk_types)
         rc = -1;
     for (int i = 0; rc == 0 && i < n; i++) {
@@ -130,7 +132,7 @@ int ph_table_load(ph_db *db, const ph_schema_table *st, ph_table *t, char *err, 
     }
     if (load_oid(db, t, err, errlen) != 0 || load_pk(db, t, err, errlen) != 0)
         return -1;
-    if (!(t->cols = calloc(st->ncolumns ? st->ncolumns : 1, sizeof *t->cols))) {
+    if (!(t->cols = ph_calloc(st->ncolumns ? st->ncolumns : 1, sizeof *t->cols))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

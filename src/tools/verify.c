@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/mem.h"
 #include "engine/colcrypt.h"
 #include "keys/keyring.h"
 #include "tools/progress.h"
@@ -210,7 +211,7 @@ static int scan_table(tscan *ts, char *err, size_t errlen)
 {
     if (ph_table_load(ts->db, ts->cols[0].col->table, &ts->t, err, errlen) != 0)
         return -1;
-    if (!(ts->sel = calloc(ts->t.ncols, sizeof *ts->sel)))
+    if (!(ts->sel = ph_calloc(ts->t.ncols, sizeof *ts->sel)))
         return ph_errf(err, errlen, "out of memory");
     for (size_t i = 0; i < ts->t.ncols; i++) {
         ph_vcol *c = &ts->cols[i];
@@ -256,7 +257,7 @@ int ph_verify_scan(ph_db *db, const ph_tool_env *env, const ph_verify_opts *o, p
         return ph_errf(err, errlen, "no configured table %s (encrypt: section)", o->table);
     if (n == 0)
         return ph_errf(err, errlen, "the encrypt: section protects no column");
-    if (!(rep->cols = calloc(n, sizeof *rep->cols)))
+    if (!(rep->cols = ph_calloc(n, sizeof *rep->cols)))
         return ph_errf(err, errlen, "out of memory");
     for (size_t i = 0; i < s->ntables; i++) {
         const ph_schema_table *st = s->tables[i];
@@ -321,7 +322,7 @@ static int cmp_kcount_version(const ph_kcount *a, const ph_kcount *b, const ph_k
 static void print_versions(const ph_vcol *c, const ph_keyring *kr, FILE *out)
 {
     /* nkeys is small (live versions of one domain): selection order by version. */
-    int *done = calloc(c->nkeys ? c->nkeys : 1, sizeof *done);
+    int *done = ph_calloc(c->nkeys ? c->nkeys : 1, sizeof *done);
     if (!done)
         return;
     for (size_t n = 0; n < c->nkeys; n++) {
@@ -510,8 +511,8 @@ static int report_recorded(const ph_tool_env *env, const ph_keyring *kr, const c
 int ph_verify_record_usage(const ph_vreport *rep, const ph_tool_env *env, const char *by, FILE *out,
                            char *err, size_t errlen)
 {
-    const char **all = calloc(rep->ncols ? rep->ncols : 1, sizeof *all);
-    const char **ok = calloc(rep->ncols ? rep->ncols : 1, sizeof *ok);
+    const char **all = ph_calloc(rep->ncols ? rep->ncols : 1, sizeof *all);
+    const char **ok = ph_calloc(rep->ncols ? rep->ncols : 1, sizeof *ok);
     size_t nall = all && ok ? report_domains(rep, all) : 0, nok = 0;
     int rc = all && ok ? 0 : ph_errf(err, errlen, "out of memory");
     for (size_t i = 0; rc == 0 && i < nall; i++) {
