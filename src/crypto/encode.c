@@ -224,6 +224,20 @@ ph_enc_status ph_canon_to_binary(ph_ltype t, const uint8_t *c, size_t len, const
     return PH_ENC_EINVAL;
 }
 
+bool ph_canon_is_output(ph_ltype t, int binary)
+{
+    if (t == PH_LT_TEXT || t == PH_LT_JSON)
+        return true;
+    return binary ? t == PH_LT_BYTEA : t == PH_LT_JSONB;
+}
+
+ph_enc_status ph_canon_check_output(ph_ltype t, const uint8_t *c, size_t len)
+{
+    if ((!c && len) || !is_string(t))
+        return PH_ENC_EINVAL;
+    return ph_enc_text_check(t, c ? c : (const uint8_t *)"", len);
+}
+
 ph_enc_status ph_canon_to_ope(ph_ltype t, const uint8_t *c, size_t len, const ph_enc_opts *o,
                               int64_t *v, bool *inexact)
 {

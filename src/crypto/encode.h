@@ -103,6 +103,16 @@ ph_enc_status ph_canon_to_text(ph_ltype t, const uint8_t *c, size_t len, const p
 ph_enc_status ph_canon_to_binary(ph_ltype t, const uint8_t *c, size_t len, const ph_enc_opts *o,
                                  ph_buf *out);
 
+/* True when the canonical bytes of a t are, once ph_canon_check_output
+ * accepts them, exactly what ph_canon_to_text (binary 0) or
+ * ph_canon_to_binary (binary 1) would append: text and json in both formats,
+ * jsonb in text, bytea in binary. A caller may then decrypt straight into its
+ * output instead of through a scratch buffer. */
+bool ph_canon_is_output(ph_ltype t, int binary);
+/* The check the formatting functions make (valid UTF-8 without NUL for the
+ * textual types; none for bytea): PH_ENC_OK or PH_ENC_EINVAL. */
+ph_enc_status ph_canon_check_output(ph_ltype t, const uint8_t *c, size_t len);
+
 /* OPE bridge: canonical → int64 and back. Numeric needs o->numeric_scale in
  * 0..18; a value with more fractional digits is rounded half away from zero
  * (PostgreSQL's numeric rounding) and *inexact is set — callers that

@@ -60,6 +60,8 @@ ph_enc_status ph_enc_bool_to_binary(const uint8_t *c, size_t len, ph_buf *out);
 /* encode_text.c */
 ph_enc_status ph_enc_text_from_text(ph_ltype t, const char *s, size_t len, ph_buf *out);
 ph_enc_status ph_enc_text_from_binary(ph_ltype t, const uint8_t *p, size_t len, ph_buf *out);
+/* The check a string type's canonical bytes pass before they are output. */
+ph_enc_status ph_enc_text_check(ph_ltype t, const uint8_t *c, size_t len);
 ph_enc_status ph_enc_text_to_text(ph_ltype t, const uint8_t *c, size_t len, ph_buf *out);
 ph_enc_status ph_enc_text_to_binary(ph_ltype t, const uint8_t *c, size_t len, ph_buf *out);
 ph_enc_status ph_enc_bytea_from_text(const char *s, size_t len, ph_buf *out);

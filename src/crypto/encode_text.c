@@ -92,6 +92,11 @@ ph_enc_status ph_enc_text_from_binary(ph_ltype t, const uint8_t *p, size_t len, 
     return append_utf8(p, len, out);
 }
 
+ph_enc_status ph_enc_text_check(ph_ltype t, const uint8_t *c, size_t len)
+{
+    return t == PH_LT_BYTEA || valid_utf8(c, len) ? PH_ENC_OK : PH_ENC_EINVAL;
+}
+
 ph_enc_status ph_enc_text_to_text(ph_ltype t, const uint8_t *c, size_t len, ph_buf *out)
 {
     if (t == PH_LT_BYTEA)

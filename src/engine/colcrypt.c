@@ -708,29 +708,43 @@ static int open_envelope(const ph_keysource *ks, const eng_tenancy *who,
     return 0;
 }
 
-int eng_col_decrypt_t(const ph_keysource *ks, const eng_tenancy *who, const ph_schema_column *col,
-                      const ph_enc_opts *session, const uint8_t *env, size_t len, int binary,
-                      ph_buf *out, const eng_memo *memo, eng_cc_err *err)
+/* Text-like values whose canonical bytes are their output: opened straight
+ * into out, checked there; on failure what was written is wiped and cut. */
+static int open_into(const ph_keysource *tab, const eng_tenancy *who, const ph_schema_column *col,
+                     const ph_enc_opts *o, const uint8_t *env, size_t len, ph_buf *out,
+                     const eng_memo *memo, eng_cc_err *err)
 {
-    ph_enc_opts o = eng_col_opts(col, session);
+    size_t at = out->len;
+    int rc = open_envelope(tab, who, col, o, env, len, memo, out, err);
+    if (rc == 0 &&
+        ph_canon_check_output(eng_col_ltype(col), out->data + at, out->len - at) != PH_ENC_OK) {
+        eng_cc_errf(err, "XX001", "phantom: cannot format a decrypted value of %s: %s",
+                    col->qualified, ph_enc_strerror(PH_ENC_EINVAL));
+        rc = -1;
+    }
+    if (rc != 0 && out->len > at) {
+        OPENSSL_cleanse(out->data + at, out->len - at);
+        out->len = at;
+    }
+    return rc;
+}
+
+/* Other values: opened into a scratch buffer holding the canonical form,
+ * formatted into out, the scratch wiped. */
+static int open_format(const ph_keysource *tab, const eng_tenancy *who, const ph_schema_column *col,
+                       const ph_enc_opts *o, const uint8_t *env, size_t len, int binary,
+                       ph_buf *out, const eng_memo *memo, eng_cc_err *err)
+{
     ph_buf canon = {0};
-    uint64_t t0 = ph_metrics_sample_start();
-    const ph_keysource *tab = keys_acquire(ks, who, err);
-    if (tab)
-        tab = tenant_loaded(ks, tab, who, col, err);
-    if (!tab)
-        return -1;
     if (ph_buf_reserve(&canon, len + 64) != 0) {
-        keys_release(ks, who, tab);
         eng_cc_errf(err, "53200", "phantom: out of memory");
         return -1;
     }
-    int rc = open_envelope(tab, who, col, &o, env, len, memo, &canon, err);
-    keys_release(ks, who, tab);
+    int rc = open_envelope(tab, who, col, o, env, len, memo, &canon, err);
     if (rc == 0) {
         ph_ltype t = eng_col_ltype(col);
-        ph_enc_status st = binary ? ph_canon_to_binary(t, canon.data, canon.len, &o, out)
-                                  : ph_canon_to_text(t, canon.data, canon.len, &o, out);
+        ph_enc_status st = binary ? ph_canon_to_binary(t, canon.data, canon.len, o, out)
+                                  : ph_canon_to_text(t, canon.data, canon.len, o, out);
         if (st != PH_ENC_OK) {
             eng_cc_errf(err, "XX001", "phantom: cannot format a decrypted value of %s: %s",
                         col->qualified, ph_enc_strerror(st));
@@ -738,6 +752,24 @@ int eng_col_decrypt_t(const ph_keysource *ks, const eng_tenancy *who, const ph_s
         }
     }
     eng_buf_wipe(&canon);
+    return rc;
+}
+
+int eng_col_decrypt_t(const ph_keysource *ks, const eng_tenancy *who, const ph_schema_column *col,
+                      const ph_enc_opts *session, const uint8_t *env, size_t len, int binary,
+                      ph_buf *out, const eng_memo *memo, eng_cc_err *err)
+{
+    ph_enc_opts o = eng_col_opts(col, session);
+    uint64_t t0 = ph_metrics_sample_start();
+    const ph_keysource *tab = keys_acquire(ks, who, err);
+    if (tab)
+        tab = tenant_loaded(ks, tab, who, col, err);
+    if (!tab)
+        return -1;
+    int rc = col->mode != PH_MODE_OPE && ph_canon_is_output(eng_col_ltype(col), binary)
+                 ? open_into(tab, who, col, &o, env, len, out, memo, err)
+                 : open_format(tab, who, col, &o, env, len, binary, out, memo, err);
+    keys_release(ks, who, tab);
     return counted(rc, PH_CTR_FIELD_DECRYPTED, PH_HIST_DECRYPT, t0);
 }
 

@@ -2,8 +2,10 @@
  * test_engine_colcrypt.c — one column value in and out (src/engine/colcrypt.c):
  * the memo of deterministic seals (used only for an envelope sealed in the
  * same key domain, never for another domain or mode, wiped by
- * eng_memo_clear), the typmod a client is shown, and bytea text decoding (hex with blanks between
- * digit pairs, escape format, malformed input refused).
+ * eng_memo_clear), the typmod a client is shown, text-like values opened straight
+ * into the caller's buffer (appended after what it holds; a value that fails
+ * its check or its tag is wiped and cut off), and bytea text decoding (hex
+ * with blanks between digit pairs, escape format, malformed input refused).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +16,10 @@
 
 #include "test_engine_fixture.h"
 
+#include "crypto/encode.h"
+#include "crypto/field.h"
 #include "engine/colcrypt.h"
+#include "engine/keysource.h"
 
 static const ph_schema_column *column(const fx *f, const char *table, const char *name)
 {
@@ -111,6 +116,66 @@ static void test_memo(void **state)
     ph_buf_free(&env);
 }
 
+/* Appends a randomized envelope of raw bytes (not checked as text) under c's key. */
+static void seal_raw(const fx *f, const ph_schema_column *c, const void *pt, size_t len,
+                     ph_buf *env)
+{
+    const ph_field_key *k = ph_keysource_write_key(f->ks, c->key_domain);
+    assert_non_null(k);
+    assert_int_equal(ph_field_encrypt_buf(k, PH_FIELD_RANDOMIZED, pt, len, env), PH_FIELD_OK);
+}
+
+static void test_decrypt_into(void **state)
+{
+    fx *f = *state;
+    const ph_schema_column *phone = column(f, "customers", "phone");
+    const ph_schema_column *address = column(f, "customers", "address");
+    ph_enc_opts o = PH_ENC_OPTS_DEFAULT;
+    eng_cc_err e = {{0}, {0}};
+    ph_buf out = {0}, env = {0};
+    assert_true(ph_canon_is_output(PH_LT_TEXT, 0) && ph_canon_is_output(PH_LT_JSONB, 0));
+    assert_false(ph_canon_is_output(PH_LT_JSONB, 1) || ph_canon_is_output(PH_LT_BYTEA, 0));
+    assert_false(ph_canon_is_output(PH_LT_INT8, 0));
+
+    /* appended after what the buffer holds, in both formats */
+    assert_int_equal(ph_buf_append(&out, "row:", 4), 0);
+    encrypt_text(f, phone, "+49 30 1234", NULL, &env);
+    assert_int_equal(eng_col_decrypt(f->ks, phone, &o, env.data, env.len, 0, &out, NULL, &e), 0);
+    assert_int_equal(eng_col_decrypt(f->ks, phone, &o, env.data, env.len, 1, &out, NULL, &e), 0);
+    assert_int_equal(out.len, 4 + 2 * 11);
+    assert_memory_equal(out.data, "row:+49 30 1234+49 30 1234", out.len);
+    /* jsonb in binary goes through formatting: version byte 1, then the text */
+    ph_buf_free(&env);
+    encrypt_text(f, address, "{\"city\": \"Berlin\"}", NULL, &env);
+    out.len = 4;
+    assert_int_equal(eng_col_decrypt(f->ks, address, &o, env.data, env.len, 1, &out, NULL, &e), 0);
+    assert_int_equal(out.len, 4 + 1 + 18);
+    assert_int_equal(out.data[4], 1);
+    assert_memory_equal(out.data + 5, "{\"city\": \"Berlin\"}", 18);
+
+    /* a plaintext that is not valid text (a NUL byte): refused, wiped, cut off */
+    static const char bad[] = "secretvalue\0tail";
+    ph_buf_free(&env);
+    seal_raw(f, phone, bad, sizeof bad - 1, &env);
+    out.len = 4;
+    assert_int_equal(eng_col_decrypt(f->ks, phone, &o, env.data, env.len, 0, &out, NULL, &e), -1);
+    assert_string_equal(e.sqlstate, "XX001");
+    assert_non_null(strstr(e.message, "customers.phone"));
+    assert_int_equal(out.len, 4);
+    assert_true(out.cap >= 4 + sizeof bad - 1);
+    assert_null(memmem(out.data, out.cap, "secretvalue", 11)); /* wiped, not only cut */
+
+    /* a damaged tag: refused, nothing appended */
+    ph_buf_free(&env);
+    encrypt_text(f, phone, "+49 30 1234", NULL, &env);
+    env.data[env.len - 1] ^= 0x01;
+    assert_int_equal(eng_col_decrypt(f->ks, phone, &o, env.data, env.len, 0, &out, NULL, &e), -1);
+    assert_int_equal(out.len, 4);
+    assert_null(memmem(out.data, out.cap, "+49 30", 6));
+    ph_buf_free(&env);
+    ph_buf_free(&out);
+}
+
 static void test_typmod(void **state)
 {
     fx *f = *state;
@@ -162,6 +227,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_memo, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_decrypt_into, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_typmod, fx_setup, fx_teardown),
         cmocka_unit_test(test_bytea_text),
     };
