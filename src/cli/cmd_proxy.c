@@ -36,7 +36,7 @@ void ph_cmd_proxy_usage(void *stream)
         "                                check it first with `phantom check-config --keys FILE`.\n"
         "                                While the KEK provider is unreachable the proxy fails\n"
         "                                closed (SQLSTATE 58000; keys.when_unavailable)\n"
-        "  -w, --workers N               event-loop threads (default: one per CPU core)\n"
+        "  -w, --workers N               event-loop threads (default 0: one per two CPU cores)\n"
         "      --sslmode MODE            TLS to the target: disable, prefer (default), require,\n"
         "                                verify-ca, verify-full (libpq semantics)\n"
         "      --sslrootcert FILE        CA bundle to verify the target (default: system store)\n"

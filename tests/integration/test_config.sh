@@ -206,6 +206,19 @@ grep -q '^ts=.* level=info' "$CP_LOG" || fail "--log-format text did not overrid
 ok "--log-format text overrides the file's json"
 phx_stop $CP_STOP || fail "proxy (overrides) did not stop cleanly"
 
+# workers: 0 (the default) is one event loop per two usable cores, at least one.
+cores=$(nproc)
+want=$((cores / 2 > 0 ? cores / 2 : 1))
+for w in 0 3; do
+    LPORT=$(pgh_free_port)
+    cfg_proxy "$T/phantom.yaml" --listen "127.0.0.1:$LPORT" --workers "$w" --log-format text
+    assert_eq "1" "$(q "$LPORT" "select 1")" "proxy with --workers $w relays"
+    got=$(grep -o 'event=listening.* workers=[0-9]*' "$CP_LOG" | grep -o 'workers=[0-9]*$')
+    [ "$w" -eq 0 ] && exp=$want || exp=$w
+    assert_eq "workers=$exp" "$got" "--workers $w starts $exp event loop(s) ($cores usable cores)"
+    phx_stop $CP_STOP || fail "proxy (--workers $w) did not stop cleanly"
+done
+
 # --- help ---------------------------------------------------------------------------
 run_phantom --help
 [ "$RC" -eq 0 ] || fail "phantom --help: exit $RC"
