@@ -35,21 +35,38 @@ static int matches_at(const char *sql, size_t len, size_t i, const char *name)
     return i + n == len || !rw_ident_cont((unsigned char)sql[i + n]);
 }
 
+static int any_table_at(const ph_schema *s, const char *sql, size_t len, size_t i)
+{
+    for (size_t t = 0; t < s->ntables; t++)
+        if (matches_at(sql, len, i, s->tables[t]->name))
+            return 1;
+    return 0;
+}
+
+/* A name is tried where a protected name's first byte stands and the byte
+ * before is not a letter, _ or byte >= 0x80 (which would make it part of a
+ * longer identifier; a digit or $ may end a number or parameter: no block).
+ * The rest of a run of such bytes is skipped with one table lookup each. */
 int ph_rewrite_mentions_protected(const ph_schema *s, const char *sql, size_t len)
 {
     if (!s || s->ntables == 0 || !sql)
         return 0;
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+    while (i < len) {
         unsigned char ch = (unsigned char)sql[i];
-        if ((ch == 'u' || ch == 'U') && i + 2 < len && sql[i + 1] == '&' && sql[i + 2] == '"')
-            return 1;
-        /* a letter, _ or byte >= 0x80 before it makes the name part of a longer
-         * identifier; a digit or $ may end a number or parameter: no block */
-        if (!s->first_byte[ch] || (i > 0 && rw_ident_start((unsigned char)sql[i - 1])))
-            continue;
-        for (size_t t = 0; t < s->ntables; t++)
-            if (matches_at(sql, len, i, s->tables[t]->name))
+        if (rw_ident_start(ch)) { /* the first byte of a run */
+            if (s->first_byte[ch] && any_table_at(s, sql, len, i))
                 return 1;
+            for (i++; i < len && rw_ident_start((unsigned char)sql[i]); i++)
+                ;
+            continue;
+        }
+        if (ch == '&' && i > 0 && (sql[i - 1] | 0x20) == 'u' && i + 1 < len && sql[i + 1] == '"')
+            return 1; /* U&"...": a Unicode-escaped identifier */
+        if (s->first_byte[ch] && (i == 0 || !rw_ident_start((unsigned char)sql[i - 1])) &&
+            any_table_at(s, sql, len, i))
+            return 1; /* a name that does not start with a letter (quoted) */
+        i++;
     }
     return 0;
 }

@@ -8,10 +8,12 @@
  * internal errors. Expected texts write ciphertext as {table.column:value}
  * (see test_rewrite_fixture.h).
  */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <strings.h>
 
 #include <cmocka.h>
 
@@ -775,6 +777,70 @@ static void test_fast_path_truncation(void **state)
     ph_schema_free(s);
 }
 
+/* The fast path's answer must equal that of the plain definition: try a
+ * protected name (63-byte prefix rule included) at every position whose
+ * byte before is not a letter, _ or byte >= 0x80; U&" anywhere answers yes. */
+static int table_at(const ph_schema *s, const char *sql, size_t len, size_t i)
+{
+    for (size_t t = 0; t < s->ntables; t++) {
+        const char *n = s->tables[t]->name;
+        size_t k = strlen(n);
+        if (k > len - i || strncasecmp(sql + i, n, k) != 0)
+            continue;
+        unsigned char after = i + k < len ? (unsigned char)sql[i + k] : 0;
+        if (k >= PH_SCHEMA_MAX_IDENT || i + k == len ||
+            !(isalnum(after) || after == '_' || after == '$' || after >= 0x80))
+            return 1;
+    }
+    return 0;
+}
+
+static int mentions_reference(const ph_schema *s, const char *sql, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char prev = i ? (unsigned char)sql[i - 1] : ' ';
+        if ((sql[i] == 'u' || sql[i] == 'U') && i + 2 < len && sql[i + 1] == '&' &&
+            sql[i + 2] == '"')
+            return 1;
+        if (!(isalpha(prev) || prev == '_' || prev >= 0x80) && table_at(s, sql, len, i))
+            return 1;
+    }
+    return 0;
+}
+
+static void test_fast_path_equivalence(void **state)
+{
+    (void)state;
+    /* table names starting with a letter, _ and (quoted) a digit */
+    const char *y = "encrypt:\n  customers:\n    - a\n  _t9:\n    - a\n  '\"9lives\"':\n    - a\n";
+    ph_schema *s = NULL;
+    char err[200];
+    assert_int_equal(ph_schema_load_buffer(&s, y, strlen(y), "t", err, sizeof err), 0);
+    static const char *pieces[] = {"customers", "CUSTOMERS", "_t9",  "9lives",     "custom", "x",
+                                   "1",         "$",         "_",    " ",          "\"",     "u",
+                                   "U",         "&",         "\xc3", "customers2", ".",      "9"};
+    const size_t np = sizeof pieces / sizeof pieces[0];
+    unsigned seed = 12345;
+    int yes = 0, no = 0;
+    for (int n = 0; n < 200000; n++) {
+        char sql[128] = "";
+        size_t len = 0;
+        int parts = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 6;
+        for (int k = 0; k < parts; k++) {
+            const char *pc = pieces[((seed = seed * 1103515245u + 12345u) >> 16) % np];
+            size_t l = strlen(pc);
+            memcpy(sql + len, pc, l);
+            len += l;
+        }
+        int want = mentions_reference(s, sql, len);
+        if (ph_rewrite_mentions_protected(s, sql, len) != want)
+            fail_msg("fast path differs from the definition on [%.*s]", (int)len, sql);
+        want ? yes++ : no++;
+    }
+    assert_true(yes > 10000 && no > 10000); /* both answers were exercised */
+    ph_schema_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -807,6 +873,7 @@ int main(void)
         cmocka_unit_test(test_scs_off),
         cmocka_unit_test(test_fast_path),
         cmocka_unit_test(test_fast_path_truncation),
+        cmocka_unit_test(test_fast_path_equivalence),
     };
     return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }
