@@ -222,17 +222,40 @@ static bool more_statements(const char *sql)
     return false;
 }
 
+/* Whether p starts with the lower-case keyword w, in any case. */
+static bool starts_with_word(const char *p, const char *w)
+{
+    for (; *w; p++, w++)
+        if ((*p | 0x20) != *w) /* maps only A-Z onto a-z */
+            return false;
+    return true;
+}
+
 /* Worth parsing: starts with DISCARD / RESET, or may be a SET / SHOW of
  * phantom.tenant — it starts with SET / SHOW (or a comment), or holds more
  * than one statement, and names the tenant. */
 static bool may_be_tenant_cmd(const char *sql)
 {
     const char *p = sql + strspn(sql, " \t\n\r\f\v");
-    if (strncasecmp(p, "discard", 7) == 0 || strncasecmp(p, "reset", 5) == 0)
-        return true;
-    bool may = strncasecmp(p, "set", 3) == 0 || strncasecmp(p, "show", 4) == 0 || *p == '/' ||
-               *p == '-' || more_statements(p);
-    return may && mentions_tenant(p);
+    bool may = false;
+    switch (*p | 0x20) {
+    case 'd':
+        return starts_with_word(p, "discard");
+    case 'r':
+        if (starts_with_word(p, "reset"))
+            return true;
+        break;
+    case 's':
+        may = starts_with_word(p, "set") || starts_with_word(p, "show");
+        break;
+    case '/': /* a comment first (also reached by the control bytes 0x0F, 0x0D) */
+    case '-':
+        may = *p == '/' || *p == '-';
+        break;
+    default:
+        break;
+    }
+    return (may || more_statements(p)) && mentions_tenant(p);
 }
 
 eng_tenant_kind eng_tenant_classify(const char *sql, eng_tenant_cmd *c)
