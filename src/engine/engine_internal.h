@@ -133,16 +133,22 @@ const ph_rw_stmt *eng_stmt_plan(const eng_stmt *st);
 bool eng_stmt_protected_params(const eng_stmt *st);
 
 /* Name -> object maps (values are refcounted stmts or portals). */
+#define ENG_SHORT_NAME 24 /* names shorter than this are kept inline */
+
 typedef struct eng_map_ent {
-    char *name;
+    char *name; /* inl, or its own allocation */
     void *val;
     struct eng_map_ent *next;
+    char inl[ENG_SHORT_NAME];
 } eng_map_ent;
 
 typedef struct eng_map {
     eng_map_ent **b;
     size_t nb, n;
     void (*unref)(void *);
+    eng_map_ent *spare; /* removed entries kept for reuse: the unnamed portal
+                         * comes and goes with every extended-protocol query */
+    unsigned nspare;
 } eng_map;
 
 void eng_map_init(eng_map *m, void (*unref)(void *));
@@ -185,7 +191,8 @@ typedef struct eng_ex {
     size_t cur_stmt; /* statement of the string whose results are arriving */
     uint64_t gen;    /* EX_QUERY / EX_SYNC: Syncs+Queries sent up to and with it */
     /* EX_PARSE: the name, the new statement, and what it replaced */
-    char *name;
+    char *name; /* name_buf, or its own allocation (eng_ex_name) */
+    char name_buf[ENG_SHORT_NAME];
     eng_stmt *stmt; /* also EX_DESC_STMT */
     eng_stmt *prev;
     bool had_prev;
@@ -263,6 +270,8 @@ struct ph_session {
     ph_buf env_scratch; /* a result field's envelope decoded from bytea text */
     /* expected answers */
     eng_ex *head, *tail;
+    eng_ex *spare; /* answered entries kept for reuse (ENG_EX_SPARE at most) */
+    unsigned nspare;
     /* server -> client */
     eng_rdesc *cur; /* the current result's description, or NULL */
     /* the last RowDescription worked out from the catalog alone, for the
@@ -309,8 +318,9 @@ struct ph_session {
 
 /* session.c: the expected-answer queue */
 eng_ex *eng_ex_push(ph_session *s, eng_ex_kind kind);
+/* Sets x->name to a copy of name; 0, or -1 when out of memory. */
+int eng_ex_name(eng_ex *x, const char *name);
 void eng_ex_pop(ph_session *s);
-void eng_ex_free(eng_ex *x);
 void eng_set_cur(ph_session *s, eng_rdesc *d);
 
 /* session_query.c: client messages (verdicts as pgf_hooks.on_message) */

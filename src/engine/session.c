@@ -145,6 +145,11 @@ void ph_session_free(ph_session *s)
         return;
     while (s->head)
         eng_ex_pop(s);
+    while (s->spare) {
+        eng_ex *x = s->spare;
+        s->spare = x->next;
+        free(x);
+    }
     eng_map_clear(&s->stmts);
     eng_map_clear(&s->portals);
     eng_plans_clear(s);
@@ -161,11 +166,21 @@ void ph_session_free(ph_session *s)
 
 /* ---- expected answers ------------------------------------------------------------------- */
 
+/* A pipelined extended-protocol query expects five answers (Parse, Bind,
+ * Describe, Execute, Sync): entries are reused rather than allocated for
+ * each one. */
+#define ENG_EX_SPARE 16
+
 eng_ex *eng_ex_push(ph_session *s, eng_ex_kind kind)
 {
-    eng_ex *x = ph_calloc(1, sizeof *x);
-    if (!x)
+    eng_ex *x = s->spare;
+    if (x) {
+        s->spare = x->next;
+        s->nspare--;
+        memset(x, 0, sizeof *x);
+    } else if (!(x = ph_calloc(1, sizeof *x))) {
         return NULL;
+    }
     x->kind = kind;
     if (s->tail)
         s->tail->next = x;
@@ -175,14 +190,32 @@ eng_ex *eng_ex_push(ph_session *s, eng_ex_kind kind)
     return x;
 }
 
-void eng_ex_free(eng_ex *x)
+int eng_ex_name(eng_ex *x, const char *name)
+{
+    size_t n = strlen(name);
+    if (n < sizeof x->name_buf) {
+        memcpy(x->name_buf, name, n + 1);
+        x->name = x->name_buf;
+        return 0;
+    }
+    return (x->name = strdup(name)) ? 0 : -1;
+}
+
+/* Gives up what x holds; x itself stays allocated. */
+static void ex_release(eng_ex *x)
 {
     eng_plan_unref(x->plan);
-    free(x->name);
+    if (x->name != x->name_buf)
+        free(x->name);
     eng_stmt_unref(x->stmt);
     eng_stmt_unref(x->prev);
     eng_portal_unref(x->portal);
     free(x->show);
+}
+
+static void eng_ex_free(eng_ex *x)
+{
+    ex_release(x);
     free(x);
 }
 
@@ -196,7 +229,14 @@ void eng_ex_pop(ph_session *s)
         s->tail = NULL;
     if (x->kind == EX_CATALOG && s->cat_state == CAT_PENDING)
         eng_catalog_done(s, false);
-    eng_ex_free(x);
+    if (s->nspare >= ENG_EX_SPARE) {
+        eng_ex_free(x);
+        return;
+    }
+    ex_release(x);
+    x->next = s->spare;
+    s->spare = x;
+    s->nspare++;
 }
 
 void eng_set_cur(ph_session *s, eng_rdesc *d)

@@ -318,20 +318,12 @@ int eng_c2s_query(ph_session *s, const uint8_t *msg, uint32_t total, ph_buf *rep
 static int install_stmt(ph_session *s, const char *name, eng_stmt *st)
 {
     eng_ex *x = eng_ex_push(s, EX_PARSE);
-    char *dup = strdup(name);
-    if (!x || !dup) {
-        free(dup);
-        eng_stmt_unref(st);
-        return -1;
-    }
     void *prev = NULL;
-    if (eng_map_put(&s->stmts, name, st, &prev) != 0) {
-        free(dup);
+    if (!x || eng_ex_name(x, name) != 0 || eng_map_put(&s->stmts, name, st, &prev) != 0) {
         eng_stmt_unref(st);
         return -1;
     }
     st->refs++;
-    x->name = dup;
     x->stmt = st;
     x->prev = prev;
     x->had_prev = prev != NULL;
@@ -745,7 +737,7 @@ static int record_portal(ph_session *s, const bind_msg *b, eng_stmt *st)
         p->stmt = st;
     }
     p->gen = s->gen;
-    if (!(x = eng_ex_push(s, EX_BIND)) || !(x->name = strdup(b->portal)))
+    if (!(x = eng_ex_push(s, EX_BIND)) || eng_ex_name(x, b->portal) != 0)
         goto oom;
     if (eng_map_put(&s->portals, b->portal, p, NULL) != 0)
         goto oom;

@@ -113,6 +113,43 @@ void eng_map_init(eng_map *m, void (*unref)(void *))
     m->unref = unref;
 }
 
+#define ENG_MAP_SPARE 8
+
+/* An entry named name (a spare one when there is one), or NULL. */
+static eng_map_ent *ent_new(eng_map *m, const char *name)
+{
+    eng_map_ent *e = m->spare;
+    if (e) {
+        m->spare = e->next;
+        m->nspare--;
+    } else if (!(e = malloc(sizeof *e))) {
+        return NULL;
+    }
+    size_t n = strlen(name);
+    if (n < sizeof e->inl) {
+        memcpy(e->inl, name, n + 1);
+        e->name = e->inl;
+    } else if (!(e->name = strdup(name))) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* Frees e's name and keeps e as a spare (or frees it). Not its value. */
+static void ent_free(eng_map *m, eng_map_ent *e)
+{
+    if (e->name != e->inl)
+        free(e->name);
+    if (m->nspare >= ENG_MAP_SPARE) {
+        free(e);
+        return;
+    }
+    e->next = m->spare;
+    m->spare = e;
+    m->nspare++;
+}
+
 void eng_map_clear(eng_map *m)
 {
     for (size_t i = 0; i < m->nb; i++) {
@@ -120,7 +157,8 @@ void eng_map_clear(eng_map *m)
         while (e) {
             eng_map_ent *next = e->next;
             m->unref(e->val);
-            free(e->name);
+            if (e->name != e->inl)
+                free(e->name);
             free(e);
             e = next;
         }
@@ -128,6 +166,12 @@ void eng_map_clear(eng_map *m)
     free(m->b);
     m->b = NULL;
     m->nb = m->n = 0;
+    while (m->spare) {
+        eng_map_ent *e = m->spare;
+        m->spare = e->next;
+        free(e);
+    }
+    m->nspare = 0;
 }
 
 static eng_map_ent **find(const eng_map *m, const char *name)
@@ -183,15 +227,10 @@ int eng_map_put(eng_map *m, const char *name, void *val, void **prev)
     }
     if ((m->n + 1 > m->nb * 2 || !m->nb) && grow(m) != 0)
         return -1;
-    eng_map_ent *e = malloc(sizeof *e);
-    char *dup = strdup(name);
-    if (!e || !dup) {
-        free(e);
-        free(dup);
+    eng_map_ent *e = ent_new(m, name);
+    if (!e)
         return -1;
-    }
     size_t k = hash(name) & (m->nb - 1);
-    e->name = dup;
     e->val = val;
     e->next = m->b[k];
     m->b[k] = e;
@@ -212,8 +251,7 @@ void eng_map_del(eng_map *m, const char *name, void **prev)
         *prev = e->val;
     else
         m->unref(e->val);
-    free(e->name);
-    free(e);
+    ent_free(m, e);
     m->n--;
 }
 
@@ -229,8 +267,7 @@ void eng_map_filter(eng_map *m, bool (*drop)(void *val, void *arg), void *arg)
             }
             *pp = e->next;
             m->unref(e->val);
-            free(e->name);
-            free(e);
+            ent_free(m, e);
             m->n--;
         }
     }
