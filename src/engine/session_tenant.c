@@ -240,9 +240,8 @@ static bool may_be_tenant_cmd(const char *sql)
     bool may = false;
     switch (*p | 0x20) {
     case 'd':
-        return starts_with_word(p, "discard");
     case 'r':
-        if (starts_with_word(p, "reset"))
+        if (starts_with_word(p, "discard") || starts_with_word(p, "reset"))
             return true;
         break;
     case 's':

@@ -274,6 +274,17 @@ static void test_set_refused_forms(void **state)
     expect_refusal(&up, "0A000", "SET LOCAL phantom.tenant is not supported");
     query(f, "-- c\n  show phantom.tenant; SELECT 1", &up);
     expect_refusal(&up, "0A000", "statement of its own");
+    /* whatever the first statement's first letter */
+    static const char *mixed[] = {"DELETE FROM t WHERE false; SET phantom.tenant = 'acme'",
+                                  "drop table if exists t; set phantom.tenant = 'acme'",
+                                  "REINDEX TABLE t; SET phantom.tenant = 'acme'",
+                                  "values (1); SET phantom.tenant = 'acme'",
+                                  "(select 1); SET phantom.tenant = 'acme'"};
+    for (size_t i = 0; i < sizeof mixed / sizeof mixed[0]; i++) {
+        query(f, mixed[i], &up);
+        expect_refusal(&up, "0A000", "statement of its own");
+        assert_null(strstr(up_query(&up), "acme"));
+    }
     /* the session still has no tenant: a tenant-keyed write is refused */
     query(f, "INSERT INTO notes (body) VALUES ('hello')", &up);
     expect_refusal(&up, "42501", "notes.body is tenant-keyed and this session has no tenant");
