@@ -708,6 +708,13 @@ static int open_envelope(const ph_keysource *ks, const eng_tenancy *who,
     return 0;
 }
 
+static int format_failed(const ph_schema_column *col, ph_enc_status st, eng_cc_err *err)
+{
+    eng_cc_errf(err, "XX001", "phantom: cannot format a decrypted value of %s: %s", col->qualified,
+                ph_enc_strerror(st));
+    return -1;
+}
+
 /* Text-like values whose canonical bytes are their output: opened straight
  * into out, checked there; on failure what was written is wiped and cut. */
 static int open_into(const ph_keysource *tab, const eng_tenancy *who, const ph_schema_column *col,
@@ -716,12 +723,11 @@ static int open_into(const ph_keysource *tab, const eng_tenancy *who, const ph_s
 {
     size_t at = out->len;
     int rc = open_envelope(tab, who, col, o, env, len, memo, out, err);
-    if (rc == 0 &&
-        ph_canon_check_output(eng_col_ltype(col), out->data + at, out->len - at) != PH_ENC_OK) {
-        eng_cc_errf(err, "XX001", "phantom: cannot format a decrypted value of %s: %s",
-                    col->qualified, ph_enc_strerror(PH_ENC_EINVAL));
-        rc = -1;
-    }
+    ph_enc_status st =
+        rc == 0 ? ph_canon_check_output(eng_col_ltype(col), out->data + at, out->len - at)
+                : PH_ENC_OK;
+    if (st != PH_ENC_OK)
+        rc = format_failed(col, st, err);
     if (rc != 0 && out->len > at) {
         OPENSSL_cleanse(out->data + at, out->len - at);
         out->len = at;
@@ -745,11 +751,8 @@ static int open_format(const ph_keysource *tab, const eng_tenancy *who, const ph
         ph_ltype t = eng_col_ltype(col);
         ph_enc_status st = binary ? ph_canon_to_binary(t, canon.data, canon.len, o, out)
                                   : ph_canon_to_text(t, canon.data, canon.len, o, out);
-        if (st != PH_ENC_OK) {
-            eng_cc_errf(err, "XX001", "phantom: cannot format a decrypted value of %s: %s",
-                        col->qualified, ph_enc_strerror(st));
-            rc = -1;
-        }
+        if (st != PH_ENC_OK)
+            rc = format_failed(col, st, err);
     }
     eng_buf_wipe(&canon);
     return rc;

@@ -157,9 +157,7 @@ void eng_map_clear(eng_map *m)
         while (e) {
             eng_map_ent *next = e->next;
             m->unref(e->val);
-            if (e->name != e->inl)
-                free(e->name);
-            free(e);
+            ent_free(m, e);
             e = next;
         }
     }
