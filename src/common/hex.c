@@ -26,17 +26,46 @@ int ph_hex_val(int c)
     return c >= 0 && c < 256 && hexval[c] < 16 ? (int)hexval[c] : -1;
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* 16 nibbles (0-15 per byte) to their lowercase digits. */
+static __m128i digits16(__m128i n)
+{
+    __m128i over9 = _mm_cmpgt_epi8(n, _mm_set1_epi8(9));
+    __m128i add = _mm_add_epi8(_mm_set1_epi8('0'), _mm_and_si128(over9, _mm_set1_epi8('a' - '0' - 10)));
+    return _mm_add_epi8(n, add);
+}
+
+/* 16 bytes to 32 digits. */
+static void encode16(const uint8_t *in, char *out)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)in);
+    __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
+    /* the first digit of each byte is its high nibble */
+    _mm_storeu_si128((__m128i *)(void *)out, digits16(_mm_unpacklo_epi8(hi, lo)));
+    _mm_storeu_si128((__m128i *)(void *)(out + 16), digits16(_mm_unpackhi_epi8(hi, lo)));
+}
+#endif
+
 void ph_hex_encode(const uint8_t *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
+    if (n == 0)
+        return; /* in may be NULL */
+    const uint8_t *end = in + n;
+#if defined(__SSE2__)
+    for (; end - in >= 16; in += 16, out += 32)
+        encode16(in, out);
+#endif
+    for (; in < end; in++) {
+        *out++ = digits[*in >> 4];
+        *out++ = digits[*in & 15];
     }
 }
 
 #if defined(__SSE2__)
-#include <emmintrin.h>
 
 /* a <= k for each unsigned byte: all ones, else zero. */
 static __m128i le_u8(__m128i a, unsigned char k)

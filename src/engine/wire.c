@@ -3,6 +3,7 @@
  */
 #include "engine/wire.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "protocol/pg/pgproto.h"
@@ -101,7 +102,8 @@ int eng_msg_put(ph_buf *b, uint8_t type, const void *body, size_t n)
 int eng_put_query(ph_buf *b, const char *sql, size_t len)
 {
     size_t st;
-    if (eng_msg_begin(b, 'Q', &st) || ph_buf_append(b, sql, len) || ph_buf_append_u8(b, 0))
+    if (len > SIZE_MAX - 6 || ph_buf_reserve(b, len + 6) || eng_msg_begin(b, 'Q', &st) ||
+        ph_buf_append(b, sql, len) || ph_buf_append_u8(b, 0))
         return -1;
     return eng_msg_end(b, st);
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "common/mem.h"
 
 #define RW_MAX_PARAM 65535 /* the protocol's Int16 parameter count */
@@ -29,6 +30,12 @@ struct rw_block {
 void *rw_alloc(rw_ctx *c, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
+    if (!c->arena && c->inl && RW_INLINE_ARENA - c->inl_used >= n) {
+        void *p = c->inl + c->inl_used;
+        c->inl_used += n;
+        memset(p, 0, n);
+        return p;
+    }
     if (!c->arena || c->arena->cap - c->arena->used < n) {
         size_t cap = n > 16384 ? n : 16384;
         rw_block *b = malloc(sizeof *b + cap);
@@ -47,8 +54,13 @@ void *rw_alloc(rw_ctx *c, size_t n)
     return p;
 }
 
+/* Frees the heap blocks; the stack block is wiped (it may hold literals'
+ * plaintext copies and ciphertext). */
 static void arena_free(rw_ctx *c)
 {
+    if (c->inl)
+        OPENSSL_cleanse(c->inl, c->inl_used);
+    c->inl_used = 0;
     while (c->arena) {
         rw_block *next = c->arena->next;
         free(c->arena);
@@ -171,10 +183,16 @@ const char *rw_last_name(rw_node **names, size_t n)
 
 int rw_add_edit(rw_ctx *c, const rw_edit *e)
 {
-    rw_edit *grown = ph_array_grow(c->edits, c->nedits, &c->capedits, sizeof *grown, 8);
-    if (!grown)
-        return rw_oom(c);
-    c->edits = grown;
+    if (c->nedits == c->capedits) {
+        size_t ncap = c->capedits ? c->capedits * 2 : 8;
+        rw_edit *grown = ncap < SIZE_MAX / sizeof *grown ? rw_alloc(c, ncap * sizeof *grown) : NULL;
+        if (!grown)
+            return rw_oom(c);
+        if (c->nedits)
+            memcpy(grown, c->edits, c->nedits * sizeof *grown);
+        c->edits = grown;
+        c->capedits = ncap;
+    }
     c->edits[c->nedits++] = *e;
     return 0;
 }
@@ -237,12 +255,11 @@ static rw_param *param_slot(rw_ctx *c, int n, int location)
         int ncap = c->capparams ? c->capparams : 8;
         while (ncap < n)
             ncap *= 2;
-        rw_param *grown = realloc(c->params, (size_t)ncap * sizeof *grown);
-        if (!grown) {
-            rw_oom(c);
+        rw_param *grown = rw_alloc(c, (size_t)ncap * sizeof *grown); /* zeroed */
+        if (!grown)
             return NULL;
-        }
-        memset(grown + c->capparams, 0, (size_t)(ncap - c->capparams) * sizeof *grown);
+        if (c->capparams)
+            memcpy(grown, c->params, (size_t)c->capparams * sizeof *grown);
         c->params = grown;
         c->capparams = ncap;
     }
@@ -373,13 +390,9 @@ static int is_ident_byte(unsigned char ch)
 /* Writes '\x<hex>'::bytea for ct[0..len) at p; returns the end. */
 static char *put_bytea(char *p, const uint8_t *ct, size_t len)
 {
-    static const char hexd[] = "0123456789abcdef";
     memcpy(p, "'\\x", 3);
-    p += 3;
-    for (size_t i = 0; i < len; i++) {
-        *p++ = hexd[ct[i] >> 4];
-        *p++ = hexd[ct[i] & 15];
-    }
+    ph_hex_encode(ct, len, p + 3);
+    p += 3 + 2 * len;
     memcpy(p, "'::bytea", 8);
     return p + 8;
 }
@@ -721,11 +734,11 @@ static ph_rw_status parse_and_analyze(rw_ctx *c)
 
 /* A NUL-terminated copy of the text in c (or the outcome for a text that
  * cannot be analyzed); 0 when c is ready. */
-static int ctx_init(rw_ctx *c, const ph_schema *s, const char *sql, size_t len,
-                    const ph_rw_options *opt, ph_rw_result *res)
+static int ctx_init(rw_ctx *c, unsigned char *inl, const ph_schema *s, const char *sql,
+                    size_t len, const ph_rw_options *opt, ph_rw_result *res)
 {
     memset(res, 0, sizeof *res);
-    *c = (rw_ctx){.schema = s, .opt = opt, .len = len, .res = res, .sql = ""};
+    *c = (rw_ctx){.schema = s, .opt = opt, .len = len, .res = res, .sql = "", .inl = inl};
     if (opt && opt->shape_out)
         *opt->shape_out = NULL;
     if (!sql || memchr(sql, '\0', len)) {
@@ -735,7 +748,7 @@ static int ctx_init(rw_ctx *c, const ph_schema *s, const char *sql, size_t len,
         snprintf(res->message, sizeof res->message, "phantom: the statement contains a NUL byte");
         return -1;
     }
-    char *copy = malloc(len + 1);
+    char *copy = len < SIZE_MAX - 16 ? rw_alloc(c, len + 1) : NULL;
     if (!copy) {
         c->len = 0;
         res->status = PH_RW_INTERNAL_ERROR;
@@ -764,13 +777,9 @@ static ph_rw_status ctx_finish(rw_ctx *c)
     }
     if (c->scan)
         pg_query__scan_result__free_unpacked(c->scan, NULL);
-    free(c->edits);
-    free(c->params);
-    arena_free(c);
-    if (c->own_sql) {
+    if (c->own_sql)
         OPENSSL_cleanse((char *)c->sql, c->len);
-        free((char *)c->sql);
-    }
+    arena_free(c); /* edits, parameters and the copy live there */
     return res->status;
 }
 
@@ -778,7 +787,8 @@ ph_rw_status ph_rewrite(const ph_schema *s, const char *sql, size_t len, const p
                         ph_rw_result *res)
 {
     rw_ctx c;
-    if (ctx_init(&c, s, sql, len, opt, res) != 0)
+    _Alignas(16) unsigned char inl[RW_INLINE_ARENA];
+    if (ctx_init(&c, inl, s, sql, len, opt, res) != 0)
         return res->status;
     if (opt && opt->standard_conforming_strings_off && memchr(c.sql, '\\', len))
         rw_refuse(&c, -1,
@@ -794,7 +804,8 @@ ph_rw_status ph_rewrite_shaped(const ph_rw_shape *sh, const char *sql, size_t le
                                const ph_rw_options *opt, ph_rw_result *res)
 {
     rw_ctx c;
-    if (ctx_init(&c, NULL, sql, len, opt, res) != 0)
+    _Alignas(16) unsigned char inl[RW_INLINE_ARENA];
+    if (ctx_init(&c, inl, NULL, sql, len, opt, res) != 0)
         return res->status;
     if (!sh || (opt && opt->standard_conforming_strings_off))
         rw_internal(&c, "phantom: the statement does not have the expected shape");

@@ -42,6 +42,10 @@ static inline int rw_ident_cont(unsigned char ch)
 
 typedef struct rw_block rw_block;
 
+/* The arena's first block lives on the stack of the call (most statements
+ * fit in it, so a rewrite needs no heap block at all). */
+#define RW_INLINE_ARENA 4096
+
 /* ---- values -------------------------------------------------------------- */
 
 typedef enum {
@@ -184,11 +188,13 @@ typedef struct rw_param {
 typedef struct rw_ctx {
     const ph_schema *schema;
     const ph_rw_options *opt;
-    const char *sql; /* NUL-terminated copy */
-    int own_sql;     /* sql is that copy (wiped and freed at the end) */
+    const char *sql; /* NUL-terminated copy (in the arena) */
+    int own_sql;     /* sql is that copy (wiped at the end) */
     size_t len;
     ph_rw_result *res;
-    rw_block *arena;
+    unsigned char *inl; /* the arena's first block, on the caller's stack */
+    size_t inl_used;
+    rw_block *arena; /* further blocks, on the heap */
     PgQuery__ScanResult *scan; /* lazily computed */
     rw_edit *edits;
     size_t nedits, capedits;

@@ -108,6 +108,19 @@ static void test_hex(void **state)
     char enc[512];
     for (int i = 0; i < 256; i++)
         all[i] = (uint8_t)(i * 37 + 11);
+    /* every length and offset (whole 16-byte blocks and the rest) against
+     * the digits written one byte at a time, and nothing past 2 * n */
+    for (size_t off = 0; off < 16; off++)
+        for (size_t n = 0; off + n <= sizeof all; n++) {
+            char got[514], want[514];
+            memset(got, '#', sizeof got);
+            memset(want, '#', sizeof want);
+            for (size_t i = 0; i < n; i++)
+                snprintf(want + 2 * i, 3, "%02x", all[off + i]);
+            want[2 * n] = '#';
+            ph_hex_encode(all + off, n, got);
+            assert_memory_equal(got, want, sizeof got);
+        }
     ph_hex_encode(all, sizeof all, enc);
     for (size_t n = 0; n <= sizeof all; n++) {
         memset(dec, 0, sizeof dec);
