@@ -33,7 +33,8 @@ int ph_hex_val(int c)
 static __m128i digits16(__m128i n)
 {
     __m128i over9 = _mm_cmpgt_epi8(n, _mm_set1_epi8(9));
-    __m128i add = _mm_add_epi8(_mm_set1_epi8('0'), _mm_and_si128(over9, _mm_set1_epi8('a' - '0' - 10)));
+    __m128i add =
+        _mm_add_epi8(_mm_set1_epi8('0'), _mm_and_si128(over9, _mm_set1_epi8('a' - '0' - 10)));
     return _mm_add_epi8(n, add);
 }
 

@@ -734,8 +734,8 @@ static ph_rw_status parse_and_analyze(rw_ctx *c)
 
 /* A NUL-terminated copy of the text in c (or the outcome for a text that
  * cannot be analyzed); 0 when c is ready. */
-static int ctx_init(rw_ctx *c, unsigned char *inl, const ph_schema *s, const char *sql,
-                    size_t len, const ph_rw_options *opt, ph_rw_result *res)
+static int ctx_init(rw_ctx *c, unsigned char *inl, const ph_schema *s, const char *sql, size_t len,
+                    const ph_rw_options *opt, ph_rw_result *res)
 {
     memset(res, 0, sizeof *res);
     *c = (rw_ctx){.schema = s, .opt = opt, .len = len, .res = res, .sql = "", .inl = inl};

@@ -194,7 +194,7 @@ typedef struct rw_ctx {
     ph_rw_result *res;
     unsigned char *inl; /* the arena's first block, on the caller's stack */
     size_t inl_used;
-    rw_block *arena; /* further blocks, on the heap */
+    rw_block *arena;           /* further blocks, on the heap */
     PgQuery__ScanResult *scan; /* lazily computed */
     rw_edit *edits;
     size_t nedits, capedits;
