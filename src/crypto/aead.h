@@ -1,17 +1,17 @@
 /*
- * aead.h — internal AEAD building blocks over OpenSSL 3 EVP: AES-256-GCM
+ * aead.h — internal AEAD building blocks over OpenSSL 3: AES-256-GCM
  * with an explicit nonce (here), and AES-SIV (RFC 5297) with several
  * associated-data components (siv.h, included for field.c). Not the public
  * API (that is field.h): these take raw keys and, for GCM, a caller-chosen
  * nonce, which only field.c (random nonces) and the known-answer tests may
  * supply.
  *
- * Owns: the GCM EVP contexts that hold expanded keys. A key's templates are
- * keyed once (ph_gcm_init) and read-only afterwards; every seal/open works
- * on a context of its own taken from the key's pool (see aead.c), so one key
- * may be used by several threads at once. ph_gcm_clear frees (and thereby
- * wipes) the templates and the pooled contexts; it must not run while
- * another thread uses the key.
+ * Owns: the contexts that hold a GCM key's expanded form. A key's AES
+ * template is keyed once (ph_gcm_init) and read-only afterwards; every
+ * seal/open works on objects of its own taken from the key's pool (see
+ * aead.c), so one key may be used by several threads at once. ph_gcm_clear
+ * frees (and thereby wipes) the template and the pooled objects; it must not
+ * run while another thread uses the key.
  */
 #ifndef PHANTOM_CRYPTO_AEAD_H
 #define PHANTOM_CRYPTO_AEAD_H
@@ -30,8 +30,7 @@
 typedef struct ph_aead_pool ph_aead_pool; /* idle working contexts (aead.c) */
 
 typedef struct ph_gcm {
-    EVP_CIPHER_CTX *enc; /* keyed templates, never used directly */
-    EVP_CIPHER_CTX *dec;
+    EVP_CIPHER_CTX *ecb; /* AES-256-ECB under the key: the template, never used directly */
     ph_aead_pool *pool;
 } ph_gcm;
 

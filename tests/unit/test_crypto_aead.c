@@ -1,8 +1,9 @@
 /*
- * test_crypto_aead.c — known-answer tests of the AEAD building blocks over
- * OpenSSL EVP (src/crypto/aead.c, kdf.c): AES-256-GCM test cases 13–16 of
- * McGrew & Viega's GCM specification (the AES-256 vectors NIST's CAVP also
- * carries), RFC 5869 HKDF test cases 1 and 3, and GCM and SIV keys reused
+ * test_crypto_aead.c — known-answer tests of the AEAD building blocks
+ * (src/crypto/aead.c, kdf.c): AES-256-GCM test cases 13–16 of McGrew &
+ * Viega's GCM specification (the AES-256 vectors NIST's CAVP also carries),
+ * differential tests of the GCM composition and of ctr.c against OpenSSL's
+ * EVP AES-256-GCM and AES-256-CTR, RFC 5869 HKDF test cases 1 and 3, and GCM and SIV keys reused
  * by several threads. AES-SIV itself (RFC 5297 vectors, the differential
  * test against OpenSSL's AES-SIV) is test_crypto_siv.c.
  */
@@ -16,7 +17,10 @@
 
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+
 #include "crypto/aead.h"
+#include "crypto/ctr.h"
 #include "crypto/kdf.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -112,8 +116,135 @@ static void test_gcm_vectors(void **state)
         iv[11] ^= 1;
         assert_int_equal(ph_gcm_open(&g, iv, aad, al, ct, cl, tag, back), -1);
         ph_gcm_clear(&g);
-        assert_null(g.enc);
+        assert_null(g.ecb);
     }
+}
+
+/* ph_gcm (OpenSSL's GCM128 over an ECB key stream, aead.c) against OpenSSL's
+ * EVP AES-256-GCM: random keys, nonces, AAD and every plaintext length around
+ * the block size and the cached key stream's end (512 bytes), plus long
+ * values; each sealed by both must be byte-identical, each opens the other's,
+ * and a flipped bit anywhere is refused with the output wiped. */
+static uint32_t rng_state = 0x2545F491u;
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+static void fill(uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)rnd();
+}
+
+static void evp_seal(const uint8_t *key, const uint8_t *iv, const uint8_t *aad, size_t al,
+                     const uint8_t *pt, size_t pl, uint8_t *ct, uint8_t *tag)
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n = 0;
+    uint8_t fin[16];
+    assert_non_null(c);
+    assert_int_equal(EVP_EncryptInit_ex2(c, EVP_aes_256_gcm(), key, iv, NULL), 1);
+    if (al)
+        assert_int_equal(EVP_EncryptUpdate(c, NULL, &n, aad, (int)al), 1);
+    if (pl)
+        assert_int_equal(EVP_EncryptUpdate(c, ct, &n, pt, (int)pl), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(c, fin, &n), 1);
+    assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, 16, tag), 1);
+    EVP_CIPHER_CTX_free(c);
+}
+
+static void gcm_compare(const ph_gcm *g, const uint8_t *key, size_t pl, size_t al, uint8_t *buf)
+{
+    uint8_t iv[12], aad[80], tag[16], tag2[16];
+    uint8_t *pt = buf, *ct = buf + pl, *ct2 = buf + 2 * pl, *back = buf + 3 * pl;
+    fill(iv, sizeof iv);
+    fill(aad, al);
+    fill(pt, pl);
+    evp_seal(key, iv, aad, al, pt, pl, ct, tag);
+    assert_int_equal(ph_gcm_seal(g, iv, aad, al, pt, pl, ct2, tag2), 0);
+    assert_memory_equal(ct2, ct, pl);
+    assert_memory_equal(tag2, tag, 16);
+    assert_int_equal(ph_gcm_open(g, iv, aad, al, ct, pl, tag, back), 0);
+    assert_memory_equal(back, pt, pl);
+    /* one flipped bit in the tag, the ciphertext, the AAD or the nonce */
+    size_t where = rnd() % 4;
+    if (where == 1 && pl)
+        ct[rnd() % pl] ^= (uint8_t)(1u << (rnd() % 8));
+    else if (where == 2 && al)
+        aad[rnd() % al] ^= (uint8_t)(1u << (rnd() % 8));
+    else if (where == 3)
+        iv[rnd() % 12] ^= (uint8_t)(1u << (rnd() % 8));
+    else
+        tag[rnd() % 16] ^= (uint8_t)(1u << (rnd() % 8));
+    memset(back, 0xA5, pl);
+    assert_int_equal(ph_gcm_open(g, iv, aad, al, ct, pl, tag, back), -1);
+    assert_true(all_zero(back, pl));
+}
+
+static void test_gcm_differential(void **state)
+{
+    (void)state;
+    uint8_t *buf = malloc(4 * 70000);
+    assert_non_null(buf);
+    for (int k = 0; k < 6; k++) {
+        uint8_t key[32];
+        fill(key, sizeof key);
+        ph_gcm g;
+        assert_int_equal(ph_gcm_init(&g, key), 0);
+        for (size_t pl = 0; pl <= 600; pl++)
+            gcm_compare(&g, key, pl, rnd() % 81, buf);
+        const size_t long_lens[] = {1023, 1024, 1025, 3071, 3072, 3089, 65536, 70000};
+        for (size_t i = 0; i < sizeof long_lens / sizeof long_lens[0]; i++)
+            gcm_compare(&g, key, long_lens[i], rnd() % 81, buf);
+        ph_gcm_clear(&g);
+    }
+    free(buf);
+}
+
+/* ctr.c against OpenSSL's AES-256-CTR (which counts in 128 bits: the same
+ * while the last 32 bits do not wrap), every length up to 300 and a few
+ * chunks long, in place too; at the wrap, inc32 goes back to 0 without a
+ * carry (SP 800-38D), checked block by block with AES-ECB. */
+static void test_ctr32(void **state)
+{
+    (void)state;
+    uint8_t key[32], iv[16], in[3000], out[3000], want[3000], blk[16];
+    fill(key, sizeof key);
+    EVP_CIPHER_CTX *ecb = EVP_CIPHER_CTX_new(), *ref = EVP_CIPHER_CTX_new();
+    assert_int_equal(EVP_EncryptInit_ex2(ecb, EVP_aes_256_ecb(), key, NULL, NULL), 1);
+    assert_int_equal(EVP_CIPHER_CTX_set_padding(ecb, 0), 1);
+    for (size_t len = 0; len <= 3000; len += len < 300 ? 1 : 677) {
+        int n = 0;
+        fill(iv, sizeof iv);
+        iv[12] = 0x7f; /* no wrap within 3000 bytes */
+        fill(in, len);
+        assert_int_equal(EVP_EncryptInit_ex2(ref, EVP_aes_256_ctr(), key, iv, NULL), 1);
+        if (len)
+            assert_int_equal(EVP_EncryptUpdate(ref, want, &n, in, (int)len), 1);
+        assert_int_equal(ph_ctr32_xor(ecb, iv, in, out, len), 0);
+        assert_memory_equal(out, want, len);
+        memcpy(out, in, len);
+        assert_int_equal(ph_ctr32_xor(ecb, iv, out, out, len), 0);
+        assert_memory_equal(out, want, len);
+    }
+    memset(iv + 12, 0xff, 4); /* ...ffffffff, then ...00000000 with word 3 unchanged */
+    memset(in, 0, 48);
+    assert_int_equal(ph_ctr32_xor(ecb, iv, in, out, 48), 0);
+    for (uint32_t j = 0; j < 3; j++) {
+        uint8_t cb[16];
+        int n = 0;
+        memcpy(cb, iv, 12);
+        cb[12] = cb[13] = cb[14] = cb[15] = (uint8_t)(j == 0 ? 0xff : 0);
+        cb[15] = (uint8_t)(j == 0 ? 0xff : j - 1);
+        assert_int_equal(EVP_EncryptUpdate(ecb, blk, &n, cb, 16), 1);
+        assert_memory_equal(out + 16 * j, blk, 16);
+    }
+    EVP_CIPHER_CTX_free(ecb);
+    EVP_CIPHER_CTX_free(ref);
 }
 
 /* One key, many messages: the pooled working contexts (re-armed by a new
@@ -217,8 +348,8 @@ static void test_hkdf_rfc5869(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gcm_vectors),
-        cmocka_unit_test(test_hkdf_rfc5869),
+        cmocka_unit_test(test_gcm_vectors),     cmocka_unit_test(test_gcm_differential),
+        cmocka_unit_test(test_ctr32),           cmocka_unit_test(test_hkdf_rfc5869),
         cmocka_unit_test(test_contexts_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
