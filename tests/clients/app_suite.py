@@ -1075,6 +1075,40 @@ def tamper(app):
     return [detail]
 
 
+def large_values(app):
+    """Multi-megabyte protected values (the key stream beyond what the proxy
+    caches per value): stored with parameters (text and binary results) and
+    literals, read back exactly, 34 bytes of envelope each, then deleted."""
+    rnd = random.Random(20261126)
+    def text(n):
+        return "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz ÄÖÜéß0123456789") for _ in range(n))
+    big, big2 = cv(text(3_000_000)), cv(text(1_048_583))
+    email = ce("large.values@example.test")
+    cid = uuid.uuid5(uuid.NAMESPACE_URL, "phantom-large-values")
+    try:
+        app.both("INSERT a 3 MB full_name (parameters)",
+                 "INSERT INTO customers (id, email, full_name, plan_tier, created_at, country_code) "
+                 "VALUES (%s, %s, %s, 'pro', '2024-03-01T00:00:00Z', 'DE') RETURNING id",
+                 [cid, email, big], prepare=True)
+        for binary in (False, True):
+            rows = app.both(f"read it back ({'binary' if binary else 'text'})",
+                            "SELECT full_name FROM customers WHERE email = %s", [email], binary=binary)
+            check(rows[0][0] == big, "the 3 MB value read back differs")
+        app.both("UPDATE to a 1 MB value (literals)",
+                 "UPDATE customers SET full_name = %s WHERE email = %s", [big2, email],
+                 client=True, min_rows=0)
+        rows = app.both("read the 1 MB value back", "SELECT full_name FROM customers WHERE email = %s",
+                        [email])
+        check(rows[0][0] == big2, "the 1 MB value read back differs")
+        if app.E:
+            n = app.E.execute("SELECT octet_length(full_name) FROM customers WHERE id = %s",
+                              [cid]).fetchone()[0]
+            check_eq(len(big2.encode()) + 34, n, "stored envelope of the 1 MB value (bytes)")
+    finally:
+        app.both("DELETE it", "DELETE FROM customers WHERE email = %s", [email], min_rows=0)
+    return ["3 MB and 1 MB values, parameters and literals, text and binary"]
+
+
 def stale_catalog(app):
     """Another session re-creates and alters a protected table: this session
     (whose catalog map was loaded before) must return plaintext or an error,
@@ -1287,6 +1321,7 @@ def main():
     run("concurrent sessions", concurrent_sessions, app)
     run("the encrypted database holds only envelopes", stored, app)
     run("a ciphertext moved to another column fails to decrypt", tamper, app)
+    run("multi-megabyte protected values", large_values, app)
     run("DDL in another session: plaintext or an error, never ciphertext", stale_catalog, app)
     run("invalid values: rejected like PostgreSQL does (class 22) or stored alike", invalid_values, app)
     canary.record(*sorted(TOKENS))

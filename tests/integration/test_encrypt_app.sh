@@ -303,6 +303,7 @@ leaks=$("$PY" - "$T/secrets.txt" "$T/direct.dump" "$T/plain.dump" "$PGH_DATA/log
 import csv, glob, os, sys
 secrets_file, direct_dump, plain_dump, logdirs, proxy_log = sys.argv[1:]
 secrets = sorted({s for s in open(secrets_file, encoding="utf-8").read().splitlines() if s})
+csv.field_size_limit(sys.maxsize)  # statements with multi-megabyte values are logged whole
 direct = open(direct_dump, encoding="utf-8").read()
 plain = open(plain_dump, encoding="utf-8").read()
 records, plain_records = [], []
