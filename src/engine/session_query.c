@@ -706,11 +706,17 @@ static int bind_encrypted(ph_session *s, const eng_stmt *st, const bind_msg *b, 
         return -2;
     }
     ph_buf vals = {0};
+    /* room for the values grown by their envelopes (~40 bytes each, more for
+     * an array of key versions) and for the message, so neither is regrown */
+    size_t room = b->params_len + (size_t)b->np * 64 + 64;
     uint8_t *codes = ph_calloc((size_t)b->np + 1, 2);
-    int rc = codes ? encrypt_params(s, st, b, &vals, codes, err) : -1;
+    int rc = codes && ph_buf_reserve(&vals, room) == 0 ? encrypt_params(s, st, b, &vals, codes, err)
+                                                       : -1;
     size_t at;
     if (rc == 0)
-        rc = eng_msg_begin(rep, 'B', &at) || ph_buf_append_cstr(rep, b->portal) ||
+        rc = ph_buf_reserve(rep, strlen(b->portal) + strlen(b->stmt) + vals.len +
+                                     (size_t)(b->np + b->nr) * 2 + 16) ||
+                     eng_msg_begin(rep, 'B', &at) || ph_buf_append_cstr(rep, b->portal) ||
                      ph_buf_append_cstr(rep, b->stmt) || ph_buf_append_u16(rep, b->np) ||
                      ph_buf_append(rep, codes, (size_t)b->np * 2) ||
                      ph_buf_append_u16(rep, b->np) || ph_buf_append(rep, vals.data, vals.len) ||

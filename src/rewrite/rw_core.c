@@ -54,8 +54,8 @@ void *rw_alloc(rw_ctx *c, size_t n)
     return p;
 }
 
-/* Frees the heap blocks; the stack block is wiped (it may hold literals'
- * plaintext copies and ciphertext). */
+/* Wipes the arena (it holds the statement's copy, i.e. its literals'
+ * plaintext, and ciphertext) and frees its heap blocks. */
 static void arena_free(rw_ctx *c)
 {
     if (c->inl)
@@ -63,6 +63,7 @@ static void arena_free(rw_ctx *c)
     c->inl_used = 0;
     while (c->arena) {
         rw_block *next = c->arena->next;
+        OPENSSL_cleanse(c->arena->data, c->arena->used);
         free(c->arena);
         c->arena = next;
     }
@@ -759,7 +760,6 @@ static int ctx_init(rw_ctx *c, unsigned char *inl, const ph_schema *s, const cha
     memcpy(copy, sql, len);
     copy[len] = '\0';
     c->sql = copy;
-    c->own_sql = 1;
     return 0;
 }
 
@@ -777,9 +777,7 @@ static ph_rw_status ctx_finish(rw_ctx *c)
     }
     if (c->scan)
         pg_query__scan_result__free_unpacked(c->scan, NULL);
-    if (c->own_sql)
-        OPENSSL_cleanse((char *)c->sql, c->len);
-    arena_free(c); /* edits, parameters and the copy live there */
+    arena_free(c); /* edits, parameters and the copy live there: all wiped */
     return res->status;
 }
 

@@ -188,8 +188,7 @@ typedef struct rw_param {
 typedef struct rw_ctx {
     const ph_schema *schema;
     const ph_rw_options *opt;
-    const char *sql; /* NUL-terminated copy (in the arena) */
-    int own_sql;     /* sql is that copy (wiped at the end) */
+    const char *sql; /* NUL-terminated copy (in the arena, wiped at the end) */
     size_t len;
     ph_rw_result *res;
     unsigned char *inl; /* the arena's first block, on the caller's stack */
