@@ -16,8 +16,9 @@
  * in GF(2^128) (§2.3), xor, xorend, padding, and clearing two bits of the
  * counter (§2.5, §2.6). AES and CMAC (RFC 4493) are OpenSSL's, the counter
  * blocks ctr.c's. Nothing branches on secret values; every intermediate (D,
- * T, computed V, the CTR IV) is wiped. Per key, D's first step, CMAC(K1, <zero>), is precomputed,
- * and optionally D after a fixed first associated-data component.
+ * T, computed V, the CTR IV) is wiped. Per key, D's first step, CMAC(K1,
+ * <zero>), is precomputed, and optionally D after a fixed first
+ * associated-data component.
  *
  * The pool is aead.c's scheme: idle working pairs (CMAC, CTR) in one slot
  * per thread slot (common/tslot.h) that used the key, each under its own
