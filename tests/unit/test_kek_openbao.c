@@ -51,28 +51,6 @@ static struct {
 /* ------------------------------------------------------------------------ */
 /* Fixture                                                                   */
 
-static const char *python(void)
-{
-    return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
-static const char *double_script(void)
-{
-    static const char *const cands[] = {"tests/doubles/openbao_transit.py",
-                                        "../tests/doubles/openbao_transit.py",
-                                        "../../tests/doubles/openbao_transit.py"};
-    const char *root = getenv("PHANTOM_ROOT");
-    static char buf[512];
-    if (root) {
-        snprintf(buf, sizeof(buf), "%s/tests/doubles/openbao_transit.py", root);
-        return buf;
-    }
-    for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++)
-        if (access(cands[i], R_OK) == 0)
-            return cands[i];
-    return cands[0];
-}
-
 static int make_certs(void)
 {
     char cmd[4096];
@@ -111,8 +89,8 @@ static pid_t start_double(int tls, int *port)
         close(fds[1]);
         const char *argv[24];
         int a = 0;
-        argv[a++] = python();
-        argv[a++] = double_script();
+        argv[a++] = fx_python();
+        argv[a++] = fx_openbao_double();
         argv[a++] = "--token";
         argv[a++] = ROOT_TOKEN;
         argv[a++] = "--k8s-role";
@@ -177,7 +155,8 @@ static int group_setup(void **state)
     g.https_pid = start_double(1, &g.https_port);
     g.http_pid = start_double(0, &g.http_port);
     if (g.https_pid < 0 || g.http_pid < 0) {
-        fprintf(stderr, "cannot start the Transit double (%s %s)\n", python(), double_script());
+        fprintf(stderr, "cannot start the Transit double (%s %s)\n", fx_python(),
+                fx_openbao_double());
         return -1;
     }
     snprintf(g.https_addr, sizeof(g.https_addr), "https://localhost:%d", g.https_port);

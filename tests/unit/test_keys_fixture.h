@@ -4,7 +4,10 @@
  * test_keys_keyring.c; test_common.c uses the directory helpers): a private
  * temporary directory and its removal,
  * writing a small text file, checking an error's text, and several threads
- * round-tripping DEKs through one KEK provider.
+ * round-tripping DEKs through one KEK provider; for the key-source and
+ * tenant tests, adding a DEK version to a keyring file and counting audit
+ * lines; for the OpenBao tests, the interpreter and path of the Transit
+ * double.
  *
  * Header-only (static inline) because every tests/unit/test_*.c is its own
  * binary. Include it after <cmocka.h>.
@@ -20,9 +23,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "keys/kek.h"
+#include "keys/kek_file.h"
+#include "keys/keyring.h"
 
 /* Makes /tmp/<prefix>.XXXXXX into dir[n]; 0 or -1. */
 static inline int fx_mkdtemp(char *dir, size_t n, const char *prefix)
@@ -119,6 +125,67 @@ static inline void fx_kek_threads(ph_kek *k, int rounds, int use_generate)
         pthread_join(th[i], NULL);
         assert_int_equal(args[i].failures, 0);
     }
+}
+
+/* How many lines of the file at path contain needle (0 if it cannot be read). */
+static inline size_t fx_count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    size_t n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Adds a DEK version of key domain `domain` to the keyring file, wrapped by
+ * the file KEK at master: the domain's first (create 1, what `keys create`
+ * does) or its next, active one (create 0, `keys rotate`). */
+static inline void fx_keyring_add_dek(const char *keyring, const char *master, const char *domain,
+                                      int create)
+{
+    char err[256];
+    ph_kek *kek = ph_kek_file_open(master, err, sizeof err);
+    assert_non_null(kek);
+    ph_keyring *kr = NULL;
+    assert_int_equal(ph_keyring_load(keyring, 1, &kr, err, sizeof err), 0);
+    uint8_t dek[PH_DEK_LEN], *blob = NULL;
+    size_t blen = 0;
+    assert_int_equal(ph_kek_generate(kek, dek, &blob, &blen, err, sizeof err), 0);
+    assert_int_equal(
+        ph_keyring_add_version(kr, domain, create, kek->id, blob, blen, NULL, err, sizeof err), 0);
+    assert_int_equal(ph_keyring_save(kr, keyring, err, sizeof err), 0);
+    OPENSSL_cleanse(dek, sizeof dek);
+    free(blob);
+    ph_keyring_free(kr);
+    ph_kek_destroy(kek);
+}
+
+/* The Python that has the test doubles' modules: Debian's, else PATH's. */
+static inline const char *fx_python(void)
+{
+    return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
+/* The OpenBao Transit double: under $PHANTOM_ROOT, else found from the
+ * usual working directories of a test. */
+static inline const char *fx_openbao_double(void)
+{
+    static const char *const cands[] = {"tests/doubles/openbao_transit.py",
+                                        "../tests/doubles/openbao_transit.py",
+                                        "../../tests/doubles/openbao_transit.py"};
+    static char buf[512];
+    const char *root = getenv("PHANTOM_ROOT");
+    if (root) {
+        snprintf(buf, sizeof buf, "%s/tests/doubles/openbao_transit.py", root);
+        return buf;
+    }
+    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++)
+        if (access(cands[i], R_OK) == 0)
+            return cands[i];
+    return cands[0];
 }
 
 #endif

@@ -495,32 +495,7 @@ typedef struct real_fx {
 
 static void add_dek(real_fx *r, int create)
 {
-    char err[256];
-    ph_kek *kek = ph_kek_file_open(r->master, err, sizeof err);
-    assert_non_null(kek);
-    ph_keyring *kr = NULL;
-    assert_int_equal(ph_keyring_load(r->keyring, 1, &kr, err, sizeof err), 0);
-    uint8_t dek[PH_DEK_LEN], *blob = NULL;
-    size_t blen = 0;
-    assert_int_equal(ph_kek_generate(kek, dek, &blob, &blen, err, sizeof err), 0);
-    assert_int_equal(
-        ph_keyring_add_version(kr, DOMAIN, create, kek->id, blob, blen, NULL, err, sizeof err), 0);
-    assert_int_equal(ph_keyring_save(kr, r->keyring, err, sizeof err), 0);
-    free(blob);
-    ph_keyring_free(kr);
-    ph_kek_destroy(kek);
-}
-
-static size_t count_in_file(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    size_t n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return n;
+    fx_keyring_add_dek(r->keyring, r->master, DOMAIN, create);
 }
 
 static int real_setup(void **state)
@@ -601,11 +576,11 @@ static void test_loader_refresh_calls_kek_and_pins(void **state)
     ph_keysource *ks = ph_keysource_open_live(&r->kc, r->schema, err, sizeof err);
     assert_non_null(ks);
     assert_int_equal(stats(ks).available, 1);
-    size_t loads = count_in_file(r->audit_path, "\"event\":\"dek.load\",\"outcome\":\"ok\"");
+    size_t loads = fx_count_lines(r->audit_path, "\"event\":\"dek.load\",\"outcome\":\"ok\"");
     assert_int_equal(loads, 1);
     add_dek(r, 0); /* keys rotate: version 2 (key id 2) becomes active in the keyring */
     assert_int_equal(ph_keysource_refresh_now(ks, err, sizeof err), 0);
-    assert_int_equal(count_in_file(r->audit_path, "\"event\":\"dek.load\",\"outcome\":\"ok\""),
+    assert_int_equal(fx_count_lines(r->audit_path, "\"event\":\"dek.load\",\"outcome\":\"ok\""),
                      2); /* the refresh unwrapped again, through the KEK */
     const ph_keysource *t = ph_keysource_acquire(ks);
     assert_int_equal(ph_keysource_count(t), 1); /* still exactly version 1: pinned */

@@ -50,35 +50,10 @@ static const char enc[] = "encrypt:\n"
                           "    customers: tenant_id\n"
                           "    notes: {tenant: required}\n";
 
-static size_t count_in_file(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    size_t n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
-
 /* Adds version 1 of a plain key domain (what `keys create` would). */
 static void create_plain(tfx *r, const char *domain)
 {
-    char err[256];
-    ph_kek *kek = ph_kek_file_open(r->master, err, sizeof err);
-    assert_non_null(kek);
-    ph_keyring *kr = NULL;
-    assert_int_equal(ph_keyring_load(r->keyring, 1, &kr, err, sizeof err), 0);
-    uint8_t dek[PH_DEK_LEN], *blob = NULL;
-    size_t blen = 0;
-    assert_int_equal(ph_kek_generate(kek, dek, &blob, &blen, err, sizeof err), 0);
-    assert_int_equal(
-        ph_keyring_add_version(kr, domain, 1, kek->id, blob, blen, NULL, err, sizeof err), 0);
-    assert_int_equal(ph_keyring_save(kr, r->keyring, err, sizeof err), 0);
-    free(blob);
-    ph_keyring_free(kr);
-    ph_kek_destroy(kek);
+    fx_keyring_add_dek(r->keyring, r->master, domain, 1);
 }
 
 static int setup(void **state)
@@ -170,8 +145,8 @@ static void test_created_on_first_use(void **state)
     /* every tenant-keyed domain of the tenant at once, saved and audited */
     assert_int_equal(versions_in_keyring(r, "acme", "customers.email"), 1);
     assert_int_equal(versions_in_keyring(r, "acme", "notes.body"), 1);
-    assert_int_equal(count_in_file(r->audit_path, "\"event\":\"dek.create\""), 2);
-    assert_int_equal(count_in_file(r->audit_path, "tenant acme, first use"), 2);
+    assert_int_equal(fx_count_lines(r->audit_path, "\"event\":\"dek.create\""), 2);
+    assert_int_equal(fx_count_lines(r->audit_path, "tenant acme, first use"), 2);
     t = ph_keysource_acquire(ks);
     const ph_field_key *k = tenant_key(t, "acme", "customers.email");
     assert_non_null(k);
@@ -188,7 +163,7 @@ static void test_created_on_first_use(void **state)
     ph_keysource_release(ks, t);
     /* a second first use finds it */
     assert_int_equal(tenant_keys(ks, "acme", 1), PH_KS_TENANT_READY);
-    assert_int_equal(count_in_file(r->audit_path, "\"event\":\"dek.create\""), 2);
+    assert_int_equal(fx_count_lines(r->audit_path, "\"event\":\"dek.create\""), 2);
     /* a refresh keeps the tenant */
     char err[512];
     assert_int_equal(ph_keysource_refresh_now(ks, err, sizeof err), 0);
@@ -226,7 +201,7 @@ static void test_single_flight(void **state)
         assert_int_equal(x[i].rc, PH_KS_TENANT_READY);
     }
     assert_int_equal(versions_in_keyring(r, "beta", "notes.body"), 1); /* made once */
-    assert_int_equal(count_in_file(r->audit_path, "tenant beta, first use"), 2);
+    assert_int_equal(fx_count_lines(r->audit_path, "tenant beta, first use"), 2);
     ph_keysource_free(ks);
 }
 

@@ -43,28 +43,6 @@ static struct {
     int port;
 } g;
 
-static const char *python(void)
-{
-    return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
-static const char *double_script(void)
-{
-    static const char *const cands[] = {"tests/doubles/openbao_transit.py",
-                                        "../tests/doubles/openbao_transit.py",
-                                        "../../tests/doubles/openbao_transit.py"};
-    static char buf[512];
-    const char *root = getenv("PHANTOM_ROOT");
-    if (root) {
-        snprintf(buf, sizeof buf, "%s/tests/doubles/openbao_transit.py", root);
-        return buf;
-    }
-    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++)
-        if (access(cands[i], R_OK) == 0)
-            return cands[i];
-    return cands[0];
-}
-
 /* Starts the double (plain HTTP on loopback); reads "LISTENING <port>". */
 static pid_t start_double(int *port)
 {
@@ -81,8 +59,8 @@ static pid_t start_double(int *port)
             dup2(lfd, 2);
         close(fds[0]);
         close(fds[1]);
-        const char *argv[] = {python(),       double_script(),   "--token", ROOT_TOKEN,
-                              "--create-key", "transit/phantom", NULL};
+        const char *argv[] = {fx_python(),    fx_openbao_double(), "--token", ROOT_TOKEN,
+                              "--create-key", "transit/phantom",   NULL};
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -134,18 +112,6 @@ static int transit_key_exists(const char *name)
     return call_double("GET", path, NULL, NULL, 0) == 200;
 }
 
-static size_t count_in_file(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    size_t n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -158,7 +124,8 @@ static int setup(void **state)
     snprintf(g.audit, sizeof g.audit, "%s/keyring.json.audit.jsonl", g.dir);
     g.pid = start_double(&g.port);
     if (g.pid < 0) {
-        fprintf(stderr, "cannot start the Transit double (%s %s)\n", python(), double_script());
+        fprintf(stderr, "cannot start the Transit double (%s %s)\n", fx_python(),
+                fx_openbao_double());
         return -1;
     }
     snprintf(g.addr, sizeof g.addr, "http://127.0.0.1:%d", g.port);
@@ -273,10 +240,10 @@ static void test_tenant_transit_keys(void **state)
     assert_false(transit_key_exists("phantom-tenant-acme"));
     assert_true(transit_key_exists("phantom-tenant-beta"));
     assert_true(transit_key_exists("phantom"));
-    assert_int_equal(count_in_file(g.audit, "\"event\":\"kek.delete\",\"outcome\":\"ok\""), 1);
+    assert_int_equal(fx_count_lines(g.audit, "\"event\":\"kek.delete\",\"outcome\":\"ok\""), 1);
     /* again: nothing left, the missing key is fine */
     assert_int_equal(keys_cmd("shred", "--tenant", "acme", "--yes"), 0);
-    assert_int_equal(count_in_file(g.audit, "(no such key)"), 1);
+    assert_int_equal(fx_count_lines(g.audit, "(no such key)"), 1);
     assert_int_equal(keys_cmd("check", NULL, NULL, NULL), 0); /* beta and plain still unwrap */
     ph_schema_free(schema);
     ph_keys_config_free(&kc);
