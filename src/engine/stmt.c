@@ -100,19 +100,28 @@ bool eng_stmt_protected_params(const eng_stmt *st)
 
 /* ---- maps ---------------------------------------------------------------------------- */
 
-/* Eight bytes per step (the plan and shape maps are keyed by whole
- * statements: a byte-at-a-time hash was a visible share of a lookup). */
+/* Names (statements, portals) are hashed byte by byte; past 16 bytes (the
+ * plan and shape maps are keyed by whole statements, where a byte-at-a-time
+ * hash was a visible share of a lookup) eight bytes per step. */
 static size_t hash(const char *s)
 {
+    uint64_t h = 1469598103934665603u, w;
+    size_t i = 0;
+    for (; i < 16 && s[i]; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
+    if (i < 16)
+        return (size_t)h;
+    s += 16;
     size_t n = strlen(s);
-    uint64_t h = 0x9e3779b97f4a7c15u ^ n, w;
+    h ^= n;
     for (; n >= 8; s += 8, n -= 8) {
         memcpy(&w, s, 8);
         h = (h ^ w) * 0xbf58476d1ce4e5b9u;
         h ^= h >> 31;
     }
     w = 0;
-    memcpy(&w, s, n);
+    for (i = 0; i < n; i++)
+        w |= (uint64_t)(unsigned char)s[i] << (8 * i);
     h = (h ^ w) * 0x94d049bb133111ebu;
     return (size_t)(h ^ (h >> 29));
 }
