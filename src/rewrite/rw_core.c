@@ -382,12 +382,6 @@ int rw_mentions_text(rw_ctx *c, int start, int len)
 
 /* ---- encrypting and splicing ----------------------------------------------------- */
 
-static int is_ident_byte(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '_' || ch == '$' || ch >= 0x80;
-}
-
 /* Writes '\x<hex>'::bytea for ct[0..len) at p; returns the end. */
 static char *put_bytea(char *p, const uint8_t *ct, size_t len)
 {
@@ -543,13 +537,13 @@ static int splice_edits(rw_ctx *c)
         size_t tl = strlen(e->text);
         memcpy(out + o, c->sql + prev, (size_t)e->start - prev);
         o += (size_t)e->start - prev;
-        if (o > 0 && is_ident_byte((unsigned char)out[o - 1]) &&
-            is_ident_byte((unsigned char)e->text[0]))
+        if (o > 0 && rw_ident_cont((unsigned char)out[o - 1]) &&
+            rw_ident_cont((unsigned char)e->text[0]))
             out[o++] = ' ';
         memcpy(out + o, e->text, tl);
         o += tl;
-        if ((size_t)e->end < c->len && is_ident_byte((unsigned char)e->text[tl - 1]) &&
-            is_ident_byte((unsigned char)c->sql[e->end]))
+        if ((size_t)e->end < c->len && rw_ident_cont((unsigned char)e->text[tl - 1]) &&
+            rw_ident_cont((unsigned char)c->sql[e->end]))
             out[o++] = ' ';
         prev = (size_t)e->end;
     }
