@@ -135,6 +135,11 @@ bool eng_stmt_protected_params(const eng_stmt *st);
 /* Name -> object maps (values are refcounted stmts or portals). */
 #define ENG_SHORT_NAME 24 /* names shorter than this are kept inline */
 
+/* A copy of name: in inl when it fits, else its own allocation; NULL when
+ * out of memory. eng_name_free gives it up (an inline one needs nothing). */
+char *eng_name_dup(char inl[ENG_SHORT_NAME], const char *name);
+void eng_name_free(char *name, const char inl[ENG_SHORT_NAME]);
+
 typedef struct eng_map_ent {
     char *name; /* inl, or its own allocation */
     void *val;

@@ -192,21 +192,14 @@ eng_ex *eng_ex_push(ph_session *s, eng_ex_kind kind)
 
 int eng_ex_name(eng_ex *x, const char *name)
 {
-    size_t n = strlen(name);
-    if (n < sizeof x->name_buf) {
-        memcpy(x->name_buf, name, n + 1);
-        x->name = x->name_buf;
-        return 0;
-    }
-    return (x->name = strdup(name)) ? 0 : -1;
+    return (x->name = eng_name_dup(x->name_buf, name)) ? 0 : -1;
 }
 
 /* Gives up what x holds; x itself stays allocated. */
 static void ex_release(eng_ex *x)
 {
     eng_plan_unref(x->plan);
-    if (x->name != x->name_buf)
-        free(x->name);
+    eng_name_free(x->name, x->name_buf);
     eng_stmt_unref(x->stmt);
     eng_stmt_unref(x->prev);
     eng_portal_unref(x->portal);

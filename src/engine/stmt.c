@@ -132,6 +132,21 @@ void eng_map_init(eng_map *m, void (*unref)(void *))
     m->unref = unref;
 }
 
+char *eng_name_dup(char inl[ENG_SHORT_NAME], const char *name)
+{
+    size_t n = strlen(name);
+    if (n >= ENG_SHORT_NAME)
+        return strdup(name);
+    memcpy(inl, name, n + 1);
+    return inl;
+}
+
+void eng_name_free(char *name, const char inl[ENG_SHORT_NAME])
+{
+    if (name != inl)
+        free(name);
+}
+
 #define ENG_MAP_SPARE 8
 
 /* An entry named name (a spare one when there is one), or NULL. */
@@ -144,11 +159,7 @@ static eng_map_ent *ent_new(eng_map *m, const char *name)
     } else if (!(e = malloc(sizeof *e))) {
         return NULL;
     }
-    size_t n = strlen(name);
-    if (n < sizeof e->inl) {
-        memcpy(e->inl, name, n + 1);
-        e->name = e->inl;
-    } else if (!(e->name = strdup(name))) {
+    if (!(e->name = eng_name_dup(e->inl, name))) {
         free(e);
         return NULL;
     }
@@ -158,8 +169,7 @@ static eng_map_ent *ent_new(eng_map *m, const char *name)
 /* Frees e's name and keeps e as a spare (or frees it). Not its value. */
 static void ent_free(eng_map *m, eng_map_ent *e)
 {
-    if (e->name != e->inl)
-        free(e->name);
+    eng_name_free(e->name, e->inl);
     if (m->nspare >= ENG_MAP_SPARE) {
         free(e);
         return;
